@@ -1,0 +1,1 @@
+"""Click commands, one module each; assembled by the top-level cli.py."""

@@ -1,0 +1,1 @@
+"""edgeavs TVM kernels and schedules (TVMScript / TIR written for edgeavs)."""

@@ -1,0 +1,1 @@
+"""Target descriptions (YAML) shipped with edgeavs; loaded by edgeavs.targets."""
