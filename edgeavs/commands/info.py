@@ -1,0 +1,57 @@
+"""``edgeavs info``: parameters per part and MACs at 224 for a LightAVSeg variant."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgeavs.model.config import VARIANTS
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,} ({n / 1e6:.2f}M)"
+
+
+@click.command()
+@click.option("--variant", "-v", default="large", show_default=True,
+              type=click.Choice(list(VARIANTS), case_sensitive=False), help="Model size.")
+@click.option("--fusion", default="lightavseg", show_default=True,
+              help="Audio-visual interaction (lightavseg, or a baseline once available).")
+@click.option("--visual-weights", type=click.Path(dir_okay=False),
+              help="Official SeaFormer ImageNet checkpoint to load (strictly).")
+@click.option("--audio-weights", type=click.Path(dir_okay=False),
+              help="Official PANNs MobileNetV2_mAP=0.383.pth to load (strictly).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="An edgeavs checkpoint (its variant must match --variant).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(variant, fusion, visual_weights, audio_weights, checkpoint, as_json):
+    """Parameter counts per part and MACs at 224×224 (torch's flop counter)."""
+    from edgeavs.model import build_model, load_audio_weights, load_checkpoint, load_visual_weights
+    from edgeavs.model.summary import summary
+
+    if checkpoint:
+        model = load_checkpoint(checkpoint, variant=variant)
+    else:
+        model = build_model(variant, fusion=fusion, seed=0)
+    if visual_weights:
+        load_visual_weights(model, visual_weights)
+    if audio_weights:
+        load_audio_weights(model, audio_weights)
+    s = summary(model)
+    if as_json:
+        click.echo(json.dumps(s))
+        return
+    p = s["params"]
+    click.echo(f"LightAVSeg-{s['variant']} (fusion: {s['fusion']})")
+    click.echo(f"  visual backbone (SeaFormer)   {_fmt(p['visual'])}")
+    click.echo(f"  audio encoder (PANNs MNetV2)  {_fmt(p['audio'])}")
+    click.echo(f"    learned weights             {_fmt(p['audio_learned'])}")
+    click.echo(f"    conv-STFT + mel (fixed)     {_fmt(p['audio_stft_mel'])}")
+    click.echo(f"  interaction (enc + dec)       {_fmt(p['interaction'])}")
+    click.echo(f"  head                          {_fmt(p['head'])}")
+    click.echo(f"  total                         {_fmt(p['total'])}")
+    click.echo(f"  trainable                     {_fmt(p['trainable'])}")
+    click.echo(f"MACs at 224x224: {s['macs_224'] / 1e9:.3f} G "
+               f"(visual {s['macs']['visual'] / 1e9:.3f}, audio {s['macs']['audio'] / 1e9:.3f}, "
+               f"interaction {s['macs']['interaction'] / 1e6:.2f} M, head {s['macs']['head'] / 1e9:.3f})")

@@ -1,0 +1,119 @@
+"""MAC counts with torch's own flop counter (``torch.utils.flop_counter``).
+
+``model_macs`` is the plain counter (convolutions and matmuls; MACs = FLOPs / 2), per part.
+``interaction_macs`` counts the audio-visual interaction alone, with its element-wise work
+included (max pools, broadcast adds and gates, one op per element, counted as one MAC), and
+splits it into the ``spatial`` part, whose tensors span the H×W map, and the ``global`` part
+on 1×1 maps. LightAVSeg's claim is that the spatial part is linear in pixels and the global
+part constant; TPAVI's spatial part is quadratic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode, conv_flop, bmm_flop, mm_flop
+
+aten = torch.ops.aten
+
+
+def _numel(shape) -> int:
+    return int(math.prod(shape)) if shape is not None else 0
+
+
+def _is_spatial(shape) -> bool:
+    return shape is not None and len(shape) == 4 and shape[2] * shape[3] > 1
+
+
+class _Tally:
+    """Custom flop functions that also sort each count into spatial / global."""
+
+    def __init__(self):
+        self.spatial = 0
+        self.global_ = 0
+
+    def _add(self, flops: int, spatial: bool) -> int:
+        if spatial:
+            self.spatial += flops
+        else:
+            self.global_ += flops
+        return flops
+
+    def mapping(self) -> dict:
+        def elementwise(*args, out_shape=None, **kwargs):
+            # Two "FLOPs" per element so that FLOPs / 2 counts one MAC-equivalent per element.
+            return self._add(2 * _numel(out_shape), _is_spatial(out_shape))
+
+        def maxpool(x_shape, *args, out_shape=None, **kwargs):
+            return self._add(2 * _numel(x_shape), _is_spatial(x_shape))
+
+        def conv(*args, out_shape=None, **kwargs):
+            # The stock formulas are shape-wrapped: they take the output as ``out_val``.
+            return self._add(conv_flop(*args, out_val=out_shape, **kwargs), _is_spatial(out_shape))
+
+        def matmul(fn):
+            def count(*args, out_shape=None, **kwargs):
+                return self._add(fn(*args, out_val=out_shape, **kwargs), True)
+            return count
+
+        # Keys are overload packets: the counter looks ops up by ``func._overloadpacket``.
+        m = {aten.adaptive_max_pool2d: maxpool,
+             aten.convolution: conv,
+             aten.mm: matmul(mm_flop),
+             aten.bmm: matmul(bmm_flop)}
+        for op in (aten.add, aten.mul, aten.sub, aten.div, aten.hardtanh, aten.relu,
+                   aten.clamp, aten.sigmoid):
+            m[op] = elementwise
+        return m
+
+
+def _inputs(model, size, batch: int = 1):
+    h, w = size
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(batch, 3, h, w, generator=g),
+            torch.randn(batch, model.cfg.audio.sample_rate, generator=g))
+
+
+def model_macs(model, size=(224, 224)) -> dict:
+    """MACs per part at ``size`` (plain counter: convs and matmuls)."""
+    frames, wave = _inputs(model, size)
+    was = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(frames, wave)
+    model.train(was)
+    counts = fc.get_flop_counts()
+    root = type(model).__name__
+
+    def part(name):
+        # A part's count is the sum over its direct children that ran (the backbone runs
+        # stage by stage, so ``visual`` itself is never called as a whole).
+        prefix = f"{root}.{name}"
+        if prefix in counts:
+            return sum(counts[prefix].values()) // 2
+        under = [k for k in counts if k.startswith(prefix + ".")]
+        tops = [k for k in under if not any(k.startswith(o + ".") for o in under)]
+        return sum(sum(counts[k].values()) for k in tops) // 2
+
+    out = {"total": sum(counts["Global"].values()) // 2}
+    for name in ("visual", "audio", "encoder", "decoder", "head"):
+        out[name] = part(name)
+    out["interaction"] = out.pop("encoder") + out.pop("decoder")
+    return out
+
+
+def interaction_macs(model, size=(224, 224)) -> dict:
+    """The interaction's MACs with element-wise work, split into spatial and global."""
+    frames, wave = _inputs(model, size)
+    was = model.training
+    model.eval()
+    tally = _Tally()
+    with torch.no_grad():
+        aux = model(frames, wave, return_aux=True)
+        a0 = model.audio(wave)[:, :, None, None]
+        with FlopCounterMode(display=False, custom_mapping=tally.mapping()):
+            model.run_interaction(aux["pyramid"], a0)
+    model.train(was)
+    return {"total": (tally.spatial + tally.global_) // 2, "spatial": tally.spatial // 2,
+            "global": tally.global_ // 2}
