@@ -1,20 +1,40 @@
-"""The one module through which edgeavs imports Apache TVM (0.27).
+"""The one place edgeavs imports Apache TVM.
 
-TVM renames things between releases (0.27: tir -> tirx, MetaSchedule under tvm.s_tir, targets only
-from dicts, ``Var.name``, ``.ty``); keeping every import here means the next rename touches one
-file. Importing this module imports TVM (not torch).
+TVM 0.27 renamed a lot (``tvm.tir`` -> ``tvm.tirx``, MetaSchedule and dlight under ``tvm.s_tir``, targets only
+from a JSON dict, ``relax.Constant`` -> ``tvm.ir.GenericConst``, ``Var.name``, ``.ty``). Every other edgeavs
+module imports the TVM names it needs from here, so the next rename touches this file only.
+
+Re-exported: ``tvm``, ``relax``, ``tirx``, ``te``, ``s_tir``, ``topi``, ``ir``, ``runtime``, ``dpl`` (the Relax
+dataflow pattern language), the TVMScript namespaces ``R``, ``T``, ``I``, ``Constant`` and the small helpers
+below (target creation, SIMD facts of a target, building and running a module on the host).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Mapping
+
 import tvm
-from tvm import relax
+from tvm import ir, relax, runtime, s_tir, te, tirx, topi
+from tvm.relax import dpl
 from tvm.relax import transform as relax_transform
-from tvm.target import Target
+from tvm.script import ir as I  # noqa: E741
+from tvm.script import relax as R
+from tvm.script import tirx as T
 from tvm.target import codegen as _codegen
 
-__all__ = ["tvm", "relax", "relax_transform", "Target", "tvm_version", "llvm_version",
-           "llvm_host_cpu", "llvm_host_triple", "llvm_is_valid_cpu", "llvm_vector_width"]
+Constant = tvm.ir.GenericConst
+"""Relax constant node class (``relax.Constant`` before 0.27)."""
+
+Target = tvm.target.Target
+IRModule = tvm.IRModule
+PrimFunc = tirx.PrimFunc
+module_pass = tvm.transform.module_pass
+Sequential = tvm.transform.Sequential
+PassContext = tvm.transform.PassContext
+assert_structural_equal = tvm.ir.assert_structural_equal
+VirtualMachine = relax.VirtualMachine
+cpu = tvm.cpu
 
 
 def tvm_version() -> str:
@@ -40,5 +60,88 @@ def llvm_is_valid_cpu(cpu: str, triple: str) -> bool:
 
 
 def llvm_vector_width(target_dict: dict) -> int:
-    """SIMD register width in bits that LLVM reports for a target dict."""
+    """SIMD register width in bits that LLVM reports for a target dict (see ``simd_info`` for schedules)."""
     return int(_codegen.llvm_get_vector_width(Target(target_dict)))
+
+
+def make_target(spec: Mapping[str, Any] | str | Target) -> Target:
+    """A ``tvm.target.Target`` from a TVM target dict (``{"kind": "llvm", "mcpu": ..., "num-cores": 2}``).
+
+    A bare kind string (``"llvm"``) is accepted as ``{"kind": "llvm"}``. ``mattr`` must be a list in 0.27.
+    """
+    if isinstance(spec, Target):
+        return spec
+    if isinstance(spec, str):
+        spec = {"kind": spec}
+    spec = dict(spec)
+    if isinstance(spec.get("mattr"), str):
+        spec["mattr"] = [a for a in spec["mattr"].split(",") if a]
+    return Target(spec)
+
+
+def host_target(num_cores: int | None = None) -> Target:
+    """The host CPU as an llvm target (``mcpu`` from LLVM's host detection)."""
+    spec: dict[str, Any] = {"kind": "llvm", "mcpu": llvm_host_cpu()}
+    if num_cores:
+        spec["num-cores"] = int(num_cores)
+    return make_target(spec)
+
+
+@dataclass(frozen=True)
+class SimdInfo:
+    """What a CPU kernel schedule needs to know about the target."""
+
+    vector_bits: int
+    """Width of one SIMD register in bits (128 NEON/SSE, 256 AVX2, 512 AVX-512)."""
+    num_vector_registers: int
+    """Architectural SIMD registers (16 on x86 up to AVX2, 32 on AVX-512 and AArch64)."""
+    num_cores: int
+    """Threads the schedule may assume (the target's ``num-cores``, else 1)."""
+
+    def lanes(self, dtype_bits: int = 32) -> int:
+        return max(1, self.vector_bits // dtype_bits)
+
+
+def simd_info(target: Mapping[str, Any] | str | Target | None = None) -> SimdInfo:
+    """SIMD width and register count of an llvm target, from its features (not from the build host).
+
+    A target without ``mcpu``/``mattr`` is treated as the baseline of its architecture (SSE2 / NEON): LLVM only
+    emits what the target names, so a wider assumption would only produce split vectors.
+    """
+    tgt = make_target(target if target is not None else host_target())
+    cores = int(tgt.attrs.get("num-cores", 1) or 1)
+    triple = str(tgt.attrs.get("mtriple", "") or "")
+
+    def has(feature: str) -> bool:
+        try:
+            return bool(_codegen.llvm_cpu_has_features(feature, tgt))
+        except Exception:  # noqa: BLE001 - non-llvm kinds or an LLVM without that backend
+            return False
+
+    if triple.startswith(("aarch64", "arm64")) or has("neon"):
+        return SimdInfo(vector_bits=128, num_vector_registers=32, num_cores=cores)
+    if has("avx512f"):
+        return SimdInfo(vector_bits=512, num_vector_registers=32, num_cores=cores)
+    if has("avx2") or has("avx"):
+        return SimdInfo(vector_bits=256, num_vector_registers=16, num_cores=cores)
+    return SimdInfo(vector_bits=128, num_vector_registers=16, num_cores=cores)
+
+
+def build_prim_func(func: PrimFunc, target: Mapping[str, Any] | str | Target | None = None):
+    """Compile one PrimFunc for ``target`` (default: the host) and return the runtime module."""
+    tgt = make_target(target if target is not None else host_target())
+    return tvm.compile(func, target=tgt)
+
+
+def to_tvm(array) -> runtime.Tensor:
+    """A numpy array as a TVM runtime tensor on the host CPU."""
+    return runtime.tensor(array, device=tvm.cpu())
+
+
+__all__ = [
+    "tvm", "ir", "relax", "relax_transform", "runtime", "s_tir", "te", "tirx", "topi", "dpl", "I", "R", "T",
+    "Constant", "Target", "IRModule", "PrimFunc", "module_pass", "Sequential", "PassContext",
+    "assert_structural_equal", "VirtualMachine", "cpu",
+    "tvm_version", "llvm_version", "llvm_host_cpu", "llvm_host_triple", "llvm_is_valid_cpu",
+    "llvm_vector_width", "make_target", "host_target", "SimdInfo", "simd_info", "build_prim_func", "to_tvm",
+]
