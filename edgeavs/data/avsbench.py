@@ -1,0 +1,238 @@
+"""AVSBench S4 (single source) and MS3 (multi-source) readers, as the official loaders lay them out.
+
+On disk (SPEC §7; paths below are relative to the task folder, ``ROOT/Single-source`` or
+``ROOT/Multi-sources`` as in the official ``avsbench_data`` tree; ``ROOT`` may also be the task
+folder itself)::
+
+    S4   s4_meta_data.csv                        0 name, 1 start, 2 category, 3 split
+         s4_data/visual_frames/{split}/{category}/{name}/{name}_{1..5}.png
+         s4_data/audio_wav/{split}/{category}/{name}.wav
+         s4_data/gt_masks/{split}/{category}/{name}/{name}_{k}.png    train: k = 1 only
+    MS3  ms3_meta_data.csv                       0 video id, 1 split
+         ms3_data/visual_frames/{name}/{name}.mp4_{1..5}.png          (no split folder)
+         ms3_data/audio_wav/{split}/{name}.wav
+         ms3_data/gt_masks/{split}/{name}/{name}_{1..5}.png           palette PNG, fg = index != 0
+
+The CSV is read with the ``csv`` module by column position; a header row is skipped (the first
+row when its split column is not a split name). Audio is read at whatever rate the WAV holds
+(16 kHz for AVSBench) and resampled to 32 kHz (:mod:`edgeavs.io.audio`), then cut into one
+window per frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from edgeavs.errors import EdgeAVSError
+from edgeavs.io.audio import MODEL_SAMPLE_RATE, load_audio, split_windows
+from edgeavs.io.frames import load_frame, load_mask, normalize
+
+TASKS = ("s4", "ms3")
+SPLITS = ("train", "val", "test")
+N_FRAMES = 5
+
+
+@dataclass(frozen=True)
+class _Layout:
+    folder: str       # task folder under ROOT
+    csv_name: str
+    data_dir: str     # under the task folder
+    split_col: int
+    category_col: int | None
+
+
+_LAYOUTS = {
+    "s4": _Layout("Single-source", "s4_meta_data.csv", "s4_data", split_col=3, category_col=2),
+    "ms3": _Layout("Multi-sources", "ms3_meta_data.csv", "ms3_data", split_col=1, category_col=None),
+}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip's metadata and the files it references (``masks[k]`` is None where none exists)."""
+
+    name: str
+    category: str
+    split: str
+    frames: tuple[str, ...]
+    audio: str
+    masks: tuple[str | None, ...]
+
+
+def _layout(task: str) -> _Layout:
+    if task not in _LAYOUTS:
+        raise EdgeAVSError(f"--task: unknown task {task!r}, expected one of {', '.join(TASKS)}")
+    return _LAYOUTS[task]
+
+
+def task_dir(root, task: str) -> str:
+    """The folder holding ``{task}_meta_data.csv`` and ``{task}_data/``: ``ROOT/<folder>`` or ``ROOT``."""
+    lay = _layout(task)
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise EdgeAVSError(f"{root}: dataset root not found")
+    for cand in (os.path.join(root, lay.folder), root):
+        if os.path.isfile(os.path.join(cand, lay.csv_name)):
+            return cand
+    raise EdgeAVSError(f"{os.path.join(root, lay.folder, lay.csv_name)}: metadata CSV not found")
+
+
+def _clip_paths(base: str, task: str, name: str, category: str, split: str) -> Clip:
+    lay = _LAYOUTS[task]
+    data = os.path.join(base, lay.data_dir)
+    ks = range(1, N_FRAMES + 1)
+    if task == "s4":
+        fdir = os.path.join(data, "visual_frames", split, category, name)
+        frames = tuple(os.path.join(fdir, f"{name}_{k}.png") for k in ks)
+        audio = os.path.join(data, "audio_wav", split, category, f"{name}.wav")
+        mdir = os.path.join(data, "gt_masks", split, category, name)
+        with_mask = (1,) if split == "train" else tuple(ks)
+    else:
+        fdir = os.path.join(data, "visual_frames", name)
+        frames = tuple(os.path.join(fdir, f"{name}.mp4_{k}.png") for k in ks)
+        audio = os.path.join(data, "audio_wav", split, f"{name}.wav")
+        mdir = os.path.join(data, "gt_masks", split, name)
+        with_mask = tuple(ks)
+    masks = tuple(os.path.join(mdir, f"{name}_{k}.png") if k in with_mask else None for k in ks)
+    return Clip(name, category, split, frames, audio, masks)
+
+
+def read_meta(root, task: str) -> list[Clip]:
+    """All clips listed in the task's metadata CSV, in file order, with their file paths."""
+    lay = _layout(task)
+    base = task_dir(root, task)
+    csv_path = os.path.join(base, lay.csv_name)
+    ncols = max(lay.split_col, lay.category_col or 0) + 1
+    clips: list[Clip] = []
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            for lineno, row in enumerate(csv.reader(fh), start=1):
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) < ncols:
+                    raise EdgeAVSError(
+                        f"{csv_path}: line {lineno} has {len(row)} columns, expected at least {ncols}")
+                split = row[lay.split_col].strip()
+                if split not in SPLITS:
+                    if lineno == 1:
+                        continue  # header row
+                    raise EdgeAVSError(
+                        f"{csv_path}: line {lineno} has split {split!r}, expected train, val or test")
+                name = row[0].strip()
+                category = row[lay.category_col].strip() if lay.category_col is not None else ""
+                if not name or (lay.category_col is not None and not category):
+                    raise EdgeAVSError(f"{csv_path}: line {lineno} has an empty name or category")
+                clips.append(_clip_paths(base, task, name, category, split))
+    except UnicodeDecodeError:
+        raise EdgeAVSError(f"{csv_path}: not a UTF-8 text CSV") from None
+    except csv.Error as exc:
+        raise EdgeAVSError(f"{csv_path}: malformed CSV ({exc})") from None
+    if not clips:
+        raise EdgeAVSError(f"{csv_path}: no clips listed")
+    return clips
+
+
+def _check_png(path: str) -> None:
+    if not os.path.isfile(path):
+        raise EdgeAVSError(f"{path}: missing")
+    try:
+        with Image.open(path) as img:
+            ok = img.format == "PNG" and img.width > 0 and img.height > 0
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        ok = False
+    if not ok:
+        raise EdgeAVSError(f"{path}: unreadable (not a PNG image)")
+
+
+def _check_wav(path: str) -> None:
+    if not os.path.isfile(path):
+        raise EdgeAVSError(f"{path}: missing")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError as exc:
+        raise EdgeAVSError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
+        raise EdgeAVSError(f"{path}: unreadable (not a WAV file)")
+
+
+def check_dataset(root, task: str) -> dict[str, int]:
+    """Validate that every file the metadata CSV references exists and has a PNG/WAV header.
+
+    Returns the number of clips per split (``{"train": n, "val": n, "test": n}``). Cheap: images
+    are opened for their header only, WAVs are checked for the RIFF/WAVE magic. The first
+    missing or unreadable file raises a one-line :class:`EdgeAVSError` naming it.
+    """
+    counts = {s: 0 for s in SPLITS}
+    for clip in read_meta(root, task):
+        for p in clip.frames:
+            _check_png(p)
+        _check_wav(clip.audio)
+        for p in clip.masks:
+            if p is not None:
+                _check_png(p)
+        counts[clip.split] += 1
+    return counts
+
+
+class _AVSBenchClips(Dataset):
+    task = ""
+
+    def __init__(self, root, split: str = "train", size=224):
+        if split not in SPLITS:
+            raise EdgeAVSError(f"split: unknown split {split!r}, expected one of {', '.join(SPLITS)}")
+        self.root = os.fspath(root)
+        self.split = split
+        self.size = size
+        self.clips = [c for c in read_meta(root, self.task) if c.split == split]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict:
+        """One clip: ``frames (5,3,H,W)`` normalised, ``audio (5,32000)``, ``masks (5,1,H,W)``
+        in {0,1}, ``valid (5,)`` bool (frames that have a ground-truth mask; zeros elsewhere),
+        ``name`` and ``category`` (``""`` for MS3)."""
+        clip = self.clips[index]
+        frames = np.stack([normalize(load_frame(p, self.size)) for p in clip.frames])
+        h, w = frames.shape[-2:]
+        audio = split_windows(load_audio(clip.audio, MODEL_SAMPLE_RATE), N_FRAMES, MODEL_SAMPLE_RATE)
+        masks = np.zeros((N_FRAMES, 1, h, w), np.float32)
+        valid = np.zeros(N_FRAMES, bool)
+        for k, p in enumerate(clip.masks):
+            if p is not None:
+                masks[k, 0] = load_mask(p, (h, w))
+                valid[k] = True
+        return {
+            "frames": torch.from_numpy(frames),
+            "audio": torch.from_numpy(audio),
+            "masks": torch.from_numpy(masks),
+            "valid": torch.from_numpy(valid),
+            "name": clip.name,
+            "category": clip.category,
+        }
+
+
+class S4Dataset(_AVSBenchClips):
+    """AVSBench S4 (single sounding source). Train clips have only mask 1 (``valid[0]``)."""
+
+    task = "s4"
+
+
+class MS3Dataset(_AVSBenchClips):
+    """AVSBench MS3 (multiple sources). Every split has all five masks."""
+
+    task = "ms3"
+
+
+def make_dataset(root, task: str, split: str = "train", size=224) -> _AVSBenchClips:
+    """The Dataset for ``task`` (``"s4"`` or ``"ms3"``)."""
+    _layout(task)
+    return (S4Dataset if task == "s4" else MS3Dataset)(root, split=split, size=size)
