@@ -138,3 +138,10 @@ def test_cli_check(s4_root, tmp_path):
     r = CliRunner().invoke(main, ["data", "check", str(missing), "--task", "s4"])
     assert r.exit_code == 1
     assert r.output == f"Error: {missing}: dataset root not found\n"
+
+
+def test_data_folder_directly_under_root(s4_copy):
+    # Some copies keep s4_data/ beside Single-source/ instead of inside it.
+    shutil.move(str(s4_copy / "Single-source" / "s4_data"), str(s4_copy / "s4_data"))
+    assert check_dataset(s4_copy, "s4") == {"train": 3, "val": 1, "test": 1}
+    assert read_meta(s4_copy, "s4")[0].audio.startswith(str(s4_copy / "s4_data"))

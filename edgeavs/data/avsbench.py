@@ -2,7 +2,7 @@
 
 On disk (SPEC §7; paths below are relative to the task folder, ``ROOT/Single-source`` or
 ``ROOT/Multi-sources`` as in the official ``avsbench_data`` tree; ``ROOT`` may also be the task
-folder itself)::
+folder itself; ``{task}_data/`` may also sit directly under ``ROOT``)::
 
     S4   s4_meta_data.csv                        0 name, 1 start, 2 category, 3 split
          s4_data/visual_frames/{split}/{category}/{name}/{name}_{1..5}.png
@@ -84,9 +84,7 @@ def task_dir(root, task: str) -> str:
     raise EdgeAVSError(f"{os.path.join(root, lay.folder, lay.csv_name)}: metadata CSV not found")
 
 
-def _clip_paths(base: str, task: str, name: str, category: str, split: str) -> Clip:
-    lay = _LAYOUTS[task]
-    data = os.path.join(base, lay.data_dir)
+def _clip_paths(data: str, task: str, name: str, category: str, split: str) -> Clip:
     ks = range(1, N_FRAMES + 1)
     if task == "s4":
         fdir = os.path.join(data, "visual_frames", split, category, name)
@@ -109,6 +107,11 @@ def read_meta(root, task: str) -> list[Clip]:
     lay = _layout(task)
     base = task_dir(root, task)
     csv_path = os.path.join(base, lay.csv_name)
+    # {task}_data/ beside the CSV (official tree); some copies keep it directly under ROOT
+    data = os.path.join(base, lay.data_dir)
+    beside_root = os.path.join(os.fspath(root), lay.data_dir)
+    if not os.path.isdir(data) and os.path.isdir(beside_root):
+        data = beside_root
     ncols = max(lay.split_col, lay.category_col or 0) + 1
     clips: list[Clip] = []
     try:
@@ -129,7 +132,7 @@ def read_meta(root, task: str) -> list[Clip]:
                 category = row[lay.category_col].strip() if lay.category_col is not None else ""
                 if not name or (lay.category_col is not None and not category):
                     raise EdgeAVSError(f"{csv_path}: line {lineno} has an empty name or category")
-                clips.append(_clip_paths(base, task, name, category, split))
+                clips.append(_clip_paths(data, task, name, category, split))
     except UnicodeDecodeError:
         raise EdgeAVSError(f"{csv_path}: not a UTF-8 text CSV") from None
     except csv.Error as exc:
