@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -144,3 +146,9 @@ def test_cli_synth(tmp_path):
     r = CliRunner().invoke(main, ["data", "synth", str(out), "--task", "s4", "--clips", "5"])
     assert r.exit_code == 1
     assert r.output.strip() == f"Error: {out}: output exists and is not an empty directory"
+
+
+def test_synth_does_not_import_torch():
+    code = "import sys, edgeavs.data.synth; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -116,6 +116,12 @@ def test_truncated(wav16, tmp_path, cut):
     assert "truncated" in _err(t)
 
 
+def test_riff_but_not_wave(tmp_path):
+    p = tmp_path / "video.wav"
+    p.write_bytes(b"RIFF" + struct.pack("<I", 4) + b"AVI ")
+    assert "not a WAV file" in _err(p)
+
+
 def test_truncated_header(wav16, tmp_path):
     p, _ = wav16
     t = tmp_path / "t.wav"
@@ -211,9 +217,11 @@ def test_split_windows_exact_and_padded():
     assert w.shape == (2, 4) and (w == 1).all()
 
 
-def test_split_windows_bad_count():
+def test_split_windows_bad_input():
     with pytest.raises(EdgeAVSError, match="n_windows"):
         split_windows(np.zeros(10), 0)
+    with pytest.raises(EdgeAVSError, match="1-D"):
+        split_windows(np.zeros((2, 10)), 2, window=10)
 
 
 def test_no_torch_import():

@@ -3,10 +3,13 @@
 Attributes load lazily so that ``import edgeavs.data`` does not pull torch in.
 """
 
+TASKS = ("s4", "ms3")
+SPLITS = ("train", "val", "test")
+N_FRAMES = 5  # AVSBench clips: five frames, one per second
+
 _EXPORTS = {
     "S4Dataset": "avsbench", "MS3Dataset": "avsbench", "make_dataset": "avsbench",
     "check_dataset": "avsbench", "read_meta": "avsbench", "Clip": "avsbench",
-    "TASKS": "avsbench", "SPLITS": "avsbench",
     "make_synthetic": "synth", "CATEGORIES": "synth",
 }
 
@@ -19,4 +22,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'edgeavs.data' has no attribute {name!r}")
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS) + ["N_FRAMES", "SPLITS", "TASKS"]

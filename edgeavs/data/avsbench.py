@@ -30,13 +30,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from edgeavs.data import N_FRAMES, SPLITS, TASKS
 from edgeavs.errors import EdgeAVSError
 from edgeavs.io.audio import MODEL_SAMPLE_RATE, load_audio, split_windows
 from edgeavs.io.frames import load_frame, load_mask, normalize
 
-TASKS = ("s4", "ms3")
-SPLITS = ("train", "val", "test")
-N_FRAMES = 5
 
 
 @dataclass(frozen=True)

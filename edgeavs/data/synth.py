@@ -29,11 +29,11 @@ import numpy as np
 from PIL import Image
 from scipy.io import wavfile
 
+from edgeavs.data import N_FRAMES, SPLITS, TASKS
 from edgeavs.errors import EdgeAVSError
 
 AUDIO_RATE = 16000
 DURATION_S = 5
-N_FRAMES = 5
 DEFAULT_CLIPS = {"s4": 48, "ms3": 24}
 
 # name, RGB colour, sound description (the synthesis is in _sound)
@@ -255,8 +255,6 @@ def make_synthetic(out, task: str = "s4", clips: int | None = None, seed: int = 
     temporary folder beside ``out`` and renamed into place, so ``out`` is either complete or
     absent; an existing non-empty ``out`` is refused. Returns the number of clips per split.
     """
-    from edgeavs.data.avsbench import SPLITS, TASKS
-
     if task not in TASKS:
         raise EdgeAVSError(f"--task: unknown task {task!r}, expected one of {', '.join(TASKS)}")
     clips = DEFAULT_CLIPS[task] if clips is None else clips

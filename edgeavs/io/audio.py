@@ -75,6 +75,8 @@ def read_wav(path) -> tuple[np.ndarray, int]:
             rate, data = wavfile.read(path, mmap=False)
         except ValueError as exc:
             msg = " ".join(str(exc).split())
+            if "not a wav file" in msg.lower():
+                raise EdgeAVSError(f"{path}: not a WAV file ({msg})") from None
             if "end of file" in msg.lower():
                 raise EdgeAVSError(f"{path}: truncated WAV file ({msg})") from None
             if "format" in msg.lower() or "bit depth" in msg.lower() or "data type" in msg.lower():
@@ -90,6 +92,8 @@ def read_wav(path) -> tuple[np.ndarray, int]:
 
     if data.size == 0:
         raise EdgeAVSError(f"{path}: WAV file has no samples")
+    if rate <= 0:
+        raise EdgeAVSError(f"{path}: invalid sample rate {rate} Hz in the WAV header")
     if data.dtype == np.uint8:
         x = (data.astype(np.float32) - 128.0) / 128.0
     elif data.dtype in _INT_SCALE:
@@ -172,7 +176,9 @@ def split_windows(x: np.ndarray, n_windows: int, window: int = MODEL_SAMPLE_RATE
     if int(window) != window or window < 1:
         raise EdgeAVSError(f"split_windows: window must be an integer >= 1, got {window!r}")
     n_windows, window = int(n_windows), int(window)
-    x = np.asarray(x, dtype=np.float32).reshape(-1)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 1:
+        raise EdgeAVSError(f"split_windows: expected a 1-D signal, got shape {tuple(x.shape)}")
     total = n_windows * window
     out = np.zeros(total, dtype=np.float32)
     n = min(total, x.shape[0])
