@@ -12,7 +12,7 @@ def data():
     """AVSBench datasets: check a tree, synthesise a demo set."""
 
 
-@data.command()
+@data.command(short_help="Check an AVSBench tree; print clips per split.")
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--task", type=_TASK, required=True, help="AVSBench subset: s4 or ms3.")
 def check(root, task):
@@ -24,7 +24,7 @@ def check(root, task):
     click.echo(f"{task}: " + ", ".join(f"{s} {n}" for s, n in counts.items()) + f" ({total} clips, all files OK)")
 
 
-@data.command()
+@data.command(short_help="Write a synthetic dataset in the AVSBench layout.")
 @click.argument("out", type=click.Path(path_type=str))
 @click.option("--task", type=_TASK, required=True, help="Layout to write: s4 or ms3.")
 @click.option("--clips", type=click.IntRange(min=3), default=None,
