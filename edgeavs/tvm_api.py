@@ -145,3 +145,35 @@ __all__ = [
     "tvm_version", "llvm_version", "llvm_host_cpu", "llvm_host_triple", "llvm_is_valid_cpu",
     "llvm_vector_width", "make_target", "host_target", "SimdInfo", "simd_info", "build_prim_func", "to_tvm",
 ]
+
+
+# ---- used by edgeavs.compiler (importers are lazy: the torch one imports torch)
+
+def from_exported_program(*args, **kwargs):
+    """``tvm.relax.frontend.torch.from_exported_program``."""
+    from tvm.relax.frontend.torch import from_exported_program as _f
+
+    return _f(*args, **kwargs)
+
+
+def from_onnx(*args, **kwargs):
+    """``tvm.relax.frontend.onnx.from_onnx``."""
+    from tvm.relax.frontend.onnx import from_onnx as _f
+
+    return _f(*args, **kwargs)
+
+
+def library_exporter(link: str, cross_cc: str | None = None):
+    """The ``fcompile`` for ``Executable.export_library``: None (host cc), a cross compiler, or
+    the Android NDK (``TVM_NDK_CC``)."""
+    if link == "host":
+        return None
+    if link == "cross":
+        from tvm.support import cc
+
+        return cc.cross_compiler(cross_cc)
+    if link == "ndk":
+        from tvm.support import ndk
+
+        return ndk.create_shared
+    raise ValueError(f"unknown link mode {link!r}")
