@@ -155,9 +155,13 @@ class PANNsMobileNetV2(nn.Module):
         self._init_weights()
 
     def _init_weights(self):
+        # He-normal over fan-in rather than PANNs' Xavier: the encoder is meant to carry the
+        # AudioSet weights, and an untrained one (tests, compile without a checkpoint) must
+        # still give a non-degenerate A_0 — with Xavier the activations vanish (~1e-11 at
+        # the last block) and the audio path would be numerically invisible.
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
