@@ -1,0 +1,1 @@
+"""edgeavs fusion passes (Relax, before LegalizeOps) and their pattern table."""

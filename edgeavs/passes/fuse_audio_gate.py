@@ -1,0 +1,133 @@
+"""FuseAudioGate: global max pool -> 1x1 conv (+ bias) -> h-sigmoid -> x audio vector, as one kernel.
+
+LightAVSeg's gate (SPEC §4) ``a * hsig(Conv1x1(P(V)))`` appears once per pyramid level in the reciprocal encoder
+and once per level in the fusion decoder. Unfused it is five kernels, four of them on (N, C, 1, 1) tensors; fused,
+the max reduction over H x W (the only O(pixels) part) and the tiny gate run in one call to
+``kernels.audio_gate``.
+"""
+
+from __future__ import annotations
+
+from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
+                                     run_fusion, static_shape)
+from edgeavs.passes.hsigmoid import hsigmoid_pattern
+from edgeavs.tvm_api import IRModule, Target, dpl, module_pass, relax
+from kernels.audio_gate import AudioGateWorkload, audio_gate_kernel
+
+NAME = "edgeavs.audio_gate"
+
+
+def _conv1x1_ok(call, weight_shape) -> bool:
+    attrs = call.attrs
+    return (len(weight_shape) == 4 and weight_shape[2:] == (1, 1) and int(attrs.groups) == 1
+            and [int(p) for p in attrs.padding] == [0, 0, 0, 0]
+            and [int(d) for d in attrs.dilation] == [1, 1]
+            and str(attrs.data_layout) == "NCHW" and str(attrs.kernel_layout) == "OIHW"
+            and str(attrs.out_layout) == "NCHW" and str(attrs.out_dtype) in ("", "float32", "void", "None"))
+
+
+def _pattern():
+    """The chain's pattern, its annotations (the sub-patterns the rewrite reads) and the check."""
+    v = dpl.wildcard()
+    pool = dpl.is_op("relax.max")(v)
+    weight = dpl.is_const()
+    conv = dpl.is_op("relax.nn.conv2d")(pool, weight)
+    bias = dpl.is_const()
+    biased = dpl.is_op("relax.add")(conv, bias)
+    hs = hsigmoid_pattern(biased | conv)
+    audio = dpl.wildcard()
+    root = dpl.is_op("relax.multiply")(audio, hs.output)
+    annotations = {"v": v, "pool": pool, "weight": weight, "conv": conv, "bias": bias, "biased": biased,
+                   "audio": audio, "root": root}
+
+    def check(m: dict, ctx: MatchContext) -> str | None:
+        form = hs.form(m, ctx.mod)
+        if form is None:
+            return None
+        vshape, out_shape = static_shape(m[v]), static_shape(m[root])
+        wshape = static_shape(m[weight])
+        if vshape is None or out_shape is None or wshape is None or len(vshape) != 4:
+            return None
+        if dtype_of(m[v]) != "float32" or dtype_of(m[root]) != "float32":
+            return None
+        pattrs = m[pool].attrs
+        axes = sorted(int(a) % 4 for a in (pattrs.axis or []))
+        if axes != [2, 3] or not bool(pattrs.keepdims):
+            return None
+        if not _conv1x1_ok(m[conv], wshape) or wshape[1] != vshape[1]:
+            return None
+        n, o = vshape[0], wshape[0]
+        if out_shape != (n, o, 1, 1) or static_shape(m[audio]) != (n, o, 1, 1):
+            return None
+        if bias in m:
+            b = const_array(m[bias])
+            if b is None or b.size != o or (b.ndim == 4 and b.shape != (1, o, 1, 1)):
+                return None
+        return "bias+" + form if bias in m else form
+
+    return root, annotations, check
+
+
+def _rewrite_fn(ann: dict, target):
+    def rewrite(orig, m, ctx, kernels):
+        if not interior_single_use(ctx, m, orig, [ann["v"], ann["audio"]]):
+            return None
+        n, c, h, w = static_shape(m[ann["v"]])
+        weight = m[ann["weight"]]
+        o = static_shape(weight)[0]
+        if ann["bias"] in m:
+            bias = relax.const(const_array(m[ann["bias"]]).reshape(o).astype("float32"))
+        else:
+            import numpy as np
+
+            bias = relax.const(np.zeros((o,), "float32"))
+        wl = AudioGateWorkload(n=n, c=c, h=h, w=w, o=o)
+        gv = kernels.get(("audio_gate", wl, str(target)), "edgeavs_audio_gate",
+                         lambda: audio_gate_kernel(wl, target))
+        return relax.call_tir(gv, [m[ann["v"]], weight, bias, m[ann["audio"]]],
+                              out_ty=relax.TensorType((n, o, 1, 1), "float32"))
+
+    return rewrite
+
+
+def _resolve_target(target):
+    if target is not None:
+        return target
+    return Target.current(allow_none=True)
+
+
+@module_pass(opt_level=0, name="FuseAudioGate")
+class FuseAudioGate:
+    """Rewrite every ``a * hsig(conv1x1(max_{H,W}(v)) [+ b])`` into ``R.call_tir`` of ``kernels.audio_gate``.
+
+    Preconditions: weights are Relax constants (after BindParams, FoldBatchnormToConv2D,
+    DecomposeOpsForInference, CanonicalizeBindings, FoldConstant); static shapes; fp32. Place it before
+    LegalizeOps. All three h-sigmoid import forms are matched (``edgeavs.passes.hsigmoid``). A chain whose
+    intermediates have other users is counted but left alone.
+
+    Parameters
+    ----------
+    target : dict | str | tvm.target.Target, optional
+        Target the kernel's default schedule is derived from; default the current target, else the host.
+
+    After running, ``self.stats`` (``FusionStats``) holds how many chains were found and fused.
+    """
+
+    def __init__(self, target=None):
+        self.target = target
+        self.stats = FusionStats()
+
+    def transform_module(self, mod: IRModule, _ctx) -> IRModule:
+        root, ann, check = _pattern()
+        self.stats = FusionStats()
+        mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target)), self.stats)
+        return mod
+
+
+def count_matches(mod: IRModule) -> int:
+    """Audio-gate chains present (unfused) in ``mod``."""
+    root, _, check = _pattern()
+    return run_fusion(mod, root, check, None)[1].found
+
+
+__all__ = ["NAME", "FuseAudioGate", "count_matches"]

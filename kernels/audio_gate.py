@@ -1,0 +1,116 @@
+"""The audio gate in one kernel: global max pool -> 1x1 conv + bias -> h-sigmoid -> x audio vector.
+
+``out[n, o] = a[n, o] * hsig(b[o] + sum_c w[o, c] * max_{h,w} v[n, c, h, w])`` with ``v`` (N, C, H, W),
+``w`` (O, C, 1, 1), ``b`` (O,), ``a`` and ``out`` (N, O, 1, 1). The max reduction over H x W is the only O(pixels)
+part: it reads ``v`` once, with ``lanes`` running maxima per channel in one SIMD register (a manual rfactor over
+the width), threads over N x C. The C x O gate GEMV and the epilogue run on the pooled (N, C) vector.
+
+Knobs (``AudioGateConfig``): ``lanes`` (SIMD width of the pool; shrunk to divide W so no guard is needed),
+``parallel_pool`` (threads over N x C), ``unroll_gemv`` (unroll factor of the gate's reduction over C).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeavs.tvm_api import PrimFunc, te
+from kernels.common import TargetLike, finish, hsig, lanes_dividing, largest_divisor, schedule_of, vector_lanes
+
+CHAIN = "edgeavs.audio_gate"
+
+
+@dataclass(frozen=True)
+class AudioGateWorkload:
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class AudioGateConfig:
+    lanes: int = 8
+    parallel_pool: bool = True
+    unroll_gemv: int = 4
+
+
+def fallback_config(wl: AudioGateWorkload, target: TargetLike = None) -> AudioGateConfig:
+    """Target-derived default: one SIMD register of running maxima, threads only when there is work for them."""
+    lanes = lanes_dividing(wl.w, vector_lanes(target))
+    work = wl.n * wl.c * wl.h * wl.w
+    return AudioGateConfig(lanes=lanes, parallel_pool=work >= 16384,
+                           unroll_gemv=largest_divisor(wl.c, 8) or 1)
+
+
+def knob_space(wl: AudioGateWorkload, target: TargetLike = None) -> dict[str, list]:
+    full = vector_lanes(target)
+    lanes = sorted({lanes_dividing(wl.w, v) for v in (1, 2, 4, 8, 16) if v <= full})
+    return {"lanes": lanes, "parallel_pool": [False, True],
+            "unroll_gemv": [u for u in (1, 2, 4, 8) if wl.c % u == 0]}
+
+
+def compute(wl: AudioGateWorkload, lanes: int):
+    """TE compute; ``lanes`` must divide W (the pool keeps ``lanes`` partial maxima per channel)."""
+    if wl.w % lanes:
+        raise ValueError(f"audio_gate: lanes={lanes} does not divide W={wl.w}")
+    v = te.placeholder((wl.n, wl.c, wl.h, wl.w), wl.dtype, name="v")
+    w = te.placeholder((wl.o, wl.c, 1, 1), wl.dtype, name="w")
+    b = te.placeholder((wl.o,), wl.dtype, name="b")
+    a = te.placeholder((wl.n, wl.o, 1, 1), wl.dtype, name="a")
+    rh = te.reduce_axis((0, wl.h), name="rh")
+    rw = te.reduce_axis((0, wl.w // lanes), name="rw")
+    part = te.compute((wl.n, wl.c, lanes),
+                      lambda n, c, l: te.max(v[n, c, rh, rw * lanes + l], axis=[rh, rw]), name="pool_part")
+    rl = te.reduce_axis((0, lanes), name="rl")
+    pooled = te.compute((wl.n, wl.c), lambda n, c: te.max(part[n, c, rl], axis=rl), name="pool")
+    rc = te.reduce_axis((0, wl.c), name="rc")
+    gate = te.compute((wl.n, wl.o), lambda n, o: te.sum(w[o, rc, 0, 0] * pooled[n, rc], axis=rc), name="gate")
+    out = te.compute((wl.n, wl.o, 1, 1), lambda n, o, i, j: a[n, o, i, j] * hsig(gate[n, o] + b[o], wl.dtype),
+                     name="audio_gate")
+    return [v, w, b, a, out]
+
+
+def schedule(wl: AudioGateWorkload, cfg: AudioGateConfig) -> PrimFunc:
+    sch = schedule_of(compute(wl, cfg.lanes))
+    part = sch.get_sblock("pool_part")
+    n, c, l, rh, rw = sch.get_loops(part)
+    nc = sch.fuse(n, c)
+    sch.reorder(nc, rh, rw, l)
+    if cfg.lanes > 1:
+        sch.vectorize(l)
+    if cfg.parallel_pool:
+        sch.parallel(nc)
+    pool = sch.get_sblock("pool")
+    sch.reverse_compute_at(pool, nc)
+    sch.decompose_reduction(part, rh)
+    gate = sch.get_sblock("gate")
+    _, _, rc = sch.get_loops(gate)
+    if cfg.unroll_gemv > 1 and wl.c % cfg.unroll_gemv == 0:
+        _, rci = sch.split(rc, [None, cfg.unroll_gemv])
+        sch.unroll(rci)
+    return finish(sch.mod["main"], CHAIN, cfg)
+
+
+def audio_gate_kernel(wl: AudioGateWorkload, target: TargetLike = None,
+                      config: AudioGateConfig | None = None) -> PrimFunc:
+    """The fixed-shape scheduled PrimFunc for ``wl`` (``config`` defaults to ``fallback_config``)."""
+    cfg = config or fallback_config(wl, target)
+    if wl.w % cfg.lanes:
+        cfg = AudioGateConfig(lanes=lanes_dividing(wl.w, cfg.lanes), parallel_pool=cfg.parallel_pool,
+                              unroll_gemv=cfg.unroll_gemv)
+    return schedule(wl, cfg)
+
+
+def reference(v, w, b, a):
+    """numpy reference of the unfused chain."""
+    import numpy as np
+
+    pooled = v.max(axis=(2, 3))
+    gate = pooled @ w[:, :, 0, 0].T + b[None, :]
+    return a * (np.clip(gate + 3.0, 0.0, 6.0) / 6.0)[:, :, None, None]
+
+
+__all__ = ["CHAIN", "AudioGateWorkload", "AudioGateConfig", "fallback_config", "knob_space", "compute",
+           "schedule", "audio_gate_kernel", "reference"]
