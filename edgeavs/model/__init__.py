@@ -13,11 +13,15 @@ from edgeavs.model.weights import (
     save_checkpoint,
 )
 
-FUSIONS = ("lightavseg",)
+FUSIONS = ("lightavseg", "tpavi", "avsegformer")
 
 
 def build_model(variant: str = "large", fusion: str = "lightavseg", seed: int | None = None):
     """Build LightAVSeg-``variant`` (tiny/small/base/large) with random weights.
+
+    ``fusion`` picks the audio-visual interaction: ``lightavseg`` (ours, SPEC §4), or a
+    SPEC §9 baseline, ``tpavi`` (AVSBench) or ``avsegformer``, which keep the same backbone,
+    audio encoder and head (:class:`edgeavs.model.baseline.BaselineAVSeg`).
 
     ``seed`` makes the initialisation reproducible (compile and verify rebuild the same
     random-init model from it). Load official weights with :func:`load_visual_weights` /
@@ -30,9 +34,14 @@ def build_model(variant: str = "large", fusion: str = "lightavseg", seed: int | 
         raise EdgeAVSError(f"unknown fusion {fusion!r}; choose one of: {', '.join(FUSIONS)}")
     if seed is not None:
         torch.manual_seed(seed)
-    from edgeavs.model.lightavseg import LightAVSeg
+    if fusion == "lightavseg":
+        from edgeavs.model.lightavseg import LightAVSeg
 
-    model = LightAVSeg(cfg)
+        model = LightAVSeg(cfg)
+    else:
+        from edgeavs.model.baseline import BaselineAVSeg
+
+        model = BaselineAVSeg(cfg, fusion)
     model.fusion = fusion
     return model
 

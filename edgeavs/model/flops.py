@@ -6,6 +6,16 @@ included (max pools, broadcast adds and gates, one op per element, counted as on
 splits it into the ``spatial`` part, whose tensors span the H×W map, and the ``global`` part
 on 1×1 maps. LightAVSeg's claim is that the spatial part is linear in pixels and the global
 part constant; TPAVI's spatial part is quadratic.
+
+Baselines (SPEC §9) work on token sequences ``(B, L, C)`` whose shape alone does not say
+whether L counts pixels or queries. Their modules therefore carry a ``flop_scope`` label —
+``"tokens"`` (pixel tokens: linear in N), ``"pairwise"`` (a token×token matrix: quadratic)
+or ``"global"`` (queries, audio) — and the innermost labelled module decides; outside any
+label a tensor is spatial when it is a 4-D map with H·W > 1. ``pairwise`` is reported as
+its own sub-count of ``spatial``. ``"neck"`` labels a baseline's per-level channel adapter
+to 256 channels (AVSBench's dilated-conv ``conv1..4``, AVSegFormer's ``in_proj``): it runs
+before the interaction proper, is linear in pixels, and is reported as ``neck``, outside
+``total``.
 """
 
 from __future__ import annotations
@@ -13,7 +23,14 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, conv_flop, bmm_flop, mm_flop
+from torch.utils.flop_counter import (
+    FlopCounterMode,
+    addmm_flop,
+    baddbmm_flop,
+    bmm_flop,
+    conv_flop,
+    mm_flop,
+)
 
 aten = torch.ops.aten
 
@@ -32,13 +49,39 @@ class _Tally:
     def __init__(self):
         self.spatial = 0
         self.global_ = 0
+        self.pairwise = 0
+        self.neck = 0
+        self._scopes: list[str] = []
 
     def _add(self, flops: int, spatial: bool) -> int:
+        scope = self._scopes[-1] if self._scopes else None
+        if scope == "neck":
+            self.neck += flops
+            return flops
+        if scope is not None:
+            spatial = scope in ("tokens", "pairwise")
+        if scope == "pairwise":
+            self.pairwise += flops
         if spatial:
             self.spatial += flops
         else:
             self.global_ += flops
         return flops
+
+    def attach(self, model) -> list:
+        """Track the ``flop_scope`` labels of ``model``'s modules while it runs."""
+        handles = []
+        for m in model.modules():
+            scope = getattr(m, "flop_scope", None)
+            if scope is None:
+                continue
+            handles.append(m.register_forward_pre_hook(
+                lambda mod, args, s=scope: self._scopes.append(s)))
+            handles.append(m.register_forward_hook(self._leave))
+        return handles
+
+    def _leave(self, mod, args, out) -> None:
+        self._scopes.pop()  # returns None: a forward hook's return value replaces the output
 
     def mapping(self) -> dict:
         def elementwise(*args, out_shape=None, **kwargs):
@@ -54,17 +97,28 @@ class _Tally:
 
         def matmul(fn):
             def count(*args, out_shape=None, **kwargs):
-                return self._add(fn(*args, out_val=out_shape, **kwargs), True)
+                return self._add(fn(*args, out_val=out_shape, **kwargs), _is_spatial(out_shape))
             return count
+
+        def first_output(*args, out_shape=None, **kwargs):
+            # Norms return (out, stats...): count the normalised output, one op per element.
+            shape = out_shape[0] if isinstance(out_shape, (tuple, list)) and out_shape and \
+                isinstance(out_shape[0], (tuple, list, torch.Size)) else out_shape
+            return self._add(2 * _numel(shape), _is_spatial(shape))
 
         # Keys are overload packets: the counter looks ops up by ``func._overloadpacket``.
         m = {aten.adaptive_max_pool2d: maxpool,
              aten.convolution: conv,
              aten.mm: matmul(mm_flop),
-             aten.bmm: matmul(bmm_flop)}
+             aten.addmm: matmul(addmm_flop),
+             aten.bmm: matmul(bmm_flop),
+             aten.baddbmm: matmul(baddbmm_flop)}
         for op in (aten.add, aten.mul, aten.sub, aten.div, aten.hardtanh, aten.relu,
-                   aten.clamp, aten.sigmoid):
+                   aten.clamp, aten.sigmoid, aten._softmax, aten.gelu, aten.exp):
             m[op] = elementwise
+        for op in (aten.native_layer_norm, aten.native_group_norm,
+                   aten._native_batch_norm_legit_no_training):
+            m[op] = first_output
         return m
 
 
@@ -97,14 +151,17 @@ def model_macs(model, size=(224, 224)) -> dict:
         return sum(sum(counts[k].values()) for k in tops) // 2
 
     out = {"total": sum(counts["Global"].values()) // 2}
-    for name in ("visual", "audio", "encoder", "decoder", "head"):
+    for name in ("visual", "audio", "head"):
         out[name] = part(name)
-    out["interaction"] = out.pop("encoder") + out.pop("decoder")
+    parts = getattr(model, "interaction_parts", ("encoder", "decoder"))
+    out["interaction"] = sum(part(name) for name in parts)
     return out
 
 
 def interaction_macs(model, size=(224, 224)) -> dict:
-    """The interaction's MACs with element-wise work, split into spatial and global."""
+    """The interaction's MACs with element-wise work, split into spatial and global;
+    ``pairwise`` is the part of ``spatial`` spent on token×token matrices and ``neck`` a
+    baseline's channel adapter, not in ``total`` (both 0 for LightAVSeg)."""
     frames, wave = _inputs(model, size)
     was = model.training
     model.eval()
@@ -112,8 +169,14 @@ def interaction_macs(model, size=(224, 224)) -> dict:
     with torch.no_grad():
         aux = model(frames, wave, return_aux=True)
         a0 = model.audio(wave)[:, :, None, None]
-        with FlopCounterMode(display=False, custom_mapping=tally.mapping()):
-            model.run_interaction(aux["pyramid"], a0)
+        handles = tally.attach(model)
+        try:
+            with FlopCounterMode(display=False, custom_mapping=tally.mapping()):
+                model.run_interaction(aux["pyramid"], a0)
+        finally:
+            for h in handles:
+                h.remove()
     model.train(was)
     return {"total": (tally.spatial + tally.global_) // 2, "spatial": tally.spatial // 2,
-            "global": tally.global_ // 2}
+            "global": tally.global_ // 2, "pairwise": tally.pairwise // 2,
+            "neck": tally.neck // 2}
