@@ -177,3 +177,12 @@ def library_exporter(link: str, cross_cc: str | None = None):
 
         return ndk.create_shared
     raise ValueError(f"unknown link mode {link!r}")
+
+
+def __getattr__(name: str):
+    # Lazy: MetaSchedule pulls in xgboost and friends, which only tuning needs.
+    if name == "meta_schedule":
+        from tvm.s_tir import meta_schedule as _ms
+
+        return _ms
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
