@@ -1,0 +1,155 @@
+"""FuseHsigGate: ``y * [bilinear upsample](hsig(Conv1x1_BN([ReLU6](x))))`` as one kernel.
+
+Two places in LightAVSeg: SeaFormer's Sea attention output ``hsig(proj(xx)) * detail`` (``proj`` = ReLU6 then a
+1x1 Conv+BN, absorbed as the kernel's prologue) and every LightHead fusion block
+``local * interpolate(hsig(global_act(x_g)), bilinear)`` (the upsample is absorbed: the gate is computed at the
+coarse resolution inside the kernel). Unfused, the conv output, the h-sigmoid's 3-4 elementwise results and the
+upsampled gate each make a pass over memory; fused, only ``x``, ``y`` and the output do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
+                                     run_fusion, static_shape)
+from edgeavs.passes.fuse_audio_gate import _conv1x1_ok, _resolve_target
+from edgeavs.passes.hsigmoid import _is, hsigmoid_pattern
+from edgeavs.tvm_api import IRModule, dpl, module_pass, relax
+from kernels.hsig_gate import HsigGateWorkload, hsig_gate_kernel
+
+NAME = "edgeavs.hsig_gate"
+
+
+def _resize_ok(call) -> bool:
+    attrs = call.attrs
+    roi = [float(r) for r in attrs.roi] if attrs.roi is not None else []
+    return (str(attrs.layout) == "NCHW" and str(attrs.method) == "linear"
+            and str(attrs.coordinate_transformation_mode) == "half_pixel"
+            and all(r == 0.0 for r in roi) and str(attrs.out_dtype) in ("", "None", "void", "float32"))
+
+
+def _pattern():
+    """The chain's pattern, its annotations (the sub-patterns the rewrite reads) and the check."""
+    x = dpl.wildcard()
+    lo, hi = dpl.wildcard(), dpl.wildcard()
+    relu6 = dpl.is_op("relax.clip")(x, lo, hi)
+    weight = dpl.is_const()
+    conv_r = dpl.is_op("relax.nn.conv2d")(relu6, weight)
+    conv_p = dpl.is_op("relax.nn.conv2d")(x, weight)
+    conv = conv_r | conv_p
+    bias = dpl.is_const()
+    biased = dpl.is_op("relax.add")(conv, bias)
+    hs = hsigmoid_pattern(biased | conv)
+    resize = dpl.is_op("relax.image.resize2d")(hs.output, dpl.wildcard())
+    y = dpl.wildcard()
+    root = dpl.is_op("relax.multiply")(resize | hs.output, y)
+    ann = {"x": x, "relu6": relu6, "weight": weight, "conv_r": conv_r, "conv": conv, "bias": bias,
+           "resize": resize, "y": y, "root": root, "lo": lo, "hi": hi}
+
+    def check(m: dict, ctx: MatchContext) -> str | None:
+        form = hs.form(m, ctx.mod)
+        if form is None:
+            return None
+        conv_call = m[conv]
+        xin = conv_call.args[0]
+        xshape, wshape = static_shape(xin), static_shape(m[weight])
+        gshape, out_shape = static_shape(conv_call), static_shape(m[root])
+        if None in (xshape, wshape, gshape, out_shape) or len(xshape) != 4 or len(out_shape) != 4:
+            return None
+        if dtype_of(m[root]) != "float32" or dtype_of(xin) != "float32":
+            return None
+        if not _conv1x1_ok(conv_call, wshape) or [int(s) for s in conv_call.attrs.strides] != [1, 1]:
+            return None
+        producer = ctx.resolve(xin)
+        if isinstance(producer, relax.Call) and getattr(producer.op, "name", "") == "relax.max":
+            return None  # the audio gate's pool: FuseAudioGate's chain
+        n, co = gshape[0], gshape[1]
+        if static_shape(m[y]) != out_shape or out_shape[:2] != (n, co):
+            return None
+        if resize in m:
+            if not _resize_ok(m[resize]):
+                return None
+        elif out_shape != gshape:
+            return None
+        if bias in m:
+            b = const_array(m[bias])
+            if b is None or b.size != co or (b.ndim == 4 and b.shape != (1, co, 1, 1)):
+                return None
+        if relu6 in m and not (_is(m[lo], 0.0) and _is(m[hi], 6.0)):
+            return None
+        variant = form
+        if resize in m:
+            variant = "upsample+" + variant
+        if relu6 in m:
+            variant = "relu6+" + variant
+        return variant
+
+    return root, ann, check
+
+
+def _rewrite_fn(ann: dict, target):
+    def rewrite(orig, m, ctx: MatchContext, kernels):
+        in_relu6 = ann["relu6"] in m and ctx.single_use(m[ann["relu6"]])
+        if ann["relu6"] in m and in_relu6:
+            data = m[ann["x"]]
+            inputs = [ann["x"], ann["y"]]
+        else:
+            data = m[ann["conv"]].args[0]
+            inputs = [ann["x"], ann["relu6"], ann["y"]]
+        bound = ctx.var_of(data)
+        data = bound if bound is not None else data
+        if not interior_single_use(ctx, m, orig, inputs):
+            return None
+        n, ci, hg, wg = static_shape(data)
+        weight = m[ann["weight"]]
+        co = static_shape(weight)[0]
+        if ann["bias"] in m:
+            bias = relax.const(const_array(m[ann["bias"]]).reshape(co).astype("float32"))
+        else:
+            bias = relax.const(np.zeros((co,), "float32"))
+        _, _, h, w = static_shape(orig)
+        wl = HsigGateWorkload(n=n, ci=ci, hg=hg, wg=wg, co=co, h=h, w=w, in_relu6=bool(in_relu6))
+        gv = kernels.get(("hsig_gate", wl, str(target)), "edgeavs_hsig_gate", lambda: hsig_gate_kernel(wl, target))
+        return relax.call_tir(gv, [data, weight, bias, m[ann["y"]]],
+                              out_ty=relax.TensorType((n, co, h, w), "float32"))
+
+    return rewrite
+
+
+@module_pass(opt_level=0, name="FuseHsigGate")
+class FuseHsigGate:
+    """Rewrite every ``y * [resize2d_bilinear](hsig(conv1x1([relu6](x)) [+ b]))`` into ``R.call_tir`` of
+    ``kernels.hsig_gate``.
+
+    Preconditions: weights are Relax constants and BN is folded (after BindParams, FoldBatchnormToConv2D,
+    DecomposeOpsForInference, CanonicalizeBindings, FoldConstant); static shapes; fp32. Place it before
+    LegalizeOps, after FuseAudioGate (a gate on a global max pool is left to that pass). The ReLU6 before the conv
+    is absorbed only when nothing else uses it. All h-sigmoid import forms are matched.
+
+    Parameters
+    ----------
+    target : dict | str | tvm.target.Target, optional
+        Target the kernel's default schedule is derived from; default the current target, else the host.
+
+    After running, ``self.stats`` (``FusionStats``) holds how many chains were found and fused.
+    """
+
+    def __init__(self, target=None):
+        self.target = target
+        self.stats = FusionStats()
+
+    def transform_module(self, mod: IRModule, _ctx) -> IRModule:
+        root, ann, check = _pattern()
+        self.stats = FusionStats()
+        mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target)), self.stats)
+        return mod
+
+
+def count_matches(mod: IRModule) -> int:
+    """h-sigmoid gated products present (unfused) in ``mod``."""
+    root, _, check = _pattern()
+    return run_fusion(mod, root, check, None)[1].found
+
+
+__all__ = ["NAME", "FuseHsigGate", "count_matches"]

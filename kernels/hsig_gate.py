@@ -1,0 +1,224 @@
+"""The h-sigmoid gated product in one kernel: ``y * [upsample](hsig(Conv1x1(x) + b))``.
+
+``x`` (N, CI, Hg, Wg) — optionally through ReLU6 first (SeaFormer's ``proj = ReLU6 -> Conv_BN``) — a 1x1 conv
+``w`` (CO, CI, 1, 1) with the folded-BN bias ``b`` (CO,), h-sigmoid, then the product with ``y`` (N, CO, H, W).
+Without upsampling (Sea attention: ``hsig(proj(xx)) * detail``) ``(Hg, Wg) == (H, W)`` and the conv is a GEMM over
+NCHW whose epilogue is the gate and the product: the conv output never reaches memory. With upsampling (the
+LightHead fusion block: ``local * interpolate(hsig(global_act(x_g)))``, bilinear, half-pixel) the gate is computed
+at the coarse resolution into a scratch buffer inside the kernel and upsampled on the fly in the product: the
+upsampled gate never reaches memory either.
+
+GEMM schedule (TVM-NOTES "hand schedules"): pixels (H x W fused, contiguous in NCHW) are tiled by ``tile_px`` and
+output channels by ``tile_co``; a ``tile_co x tile_px`` accumulator block lives in registers (``tile_px / lanes``
+vectors per row), the reduction over CI runs outside it, the pixel axis is vectorised, tiles are ordered pixel-tile
+outer / channel-tile inner so the input tile stays in L1, and threads split the (batch, pixel-tile) loop.
+
+Knobs (``HsigGateConfig``): ``tile_co``, ``tile_px``, ``lanes``, ``parallel``; ``fallback_config`` derives them
+from the target (accumulators ``tile_co * tile_px / lanes`` fit the SIMD register file with a few to spare, tiles
+that divide the extents so no ``T.where`` guard appears).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeavs.tvm_api import PrimFunc, te, tirx
+from kernels.common import (TargetLike, finish, hsig, lanes_dividing, largest_divisor, pixel_tile,
+                            schedule_of, target_simd)
+
+CHAIN = "edgeavs.hsig_gate"
+
+
+@dataclass(frozen=True)
+class HsigGateWorkload:
+    n: int
+    ci: int
+    hg: int
+    wg: int
+    co: int
+    h: int
+    w: int
+    in_relu6: bool = False
+    dtype: str = "float32"
+
+    @property
+    def upsample(self) -> bool:
+        return (self.hg, self.wg) != (self.h, self.w)
+
+
+@dataclass(frozen=True)
+class HsigGateConfig:
+    tile_co: int = 6
+    tile_px: int = 16
+    lanes: int = 8
+    parallel: bool = True
+
+
+def fallback_config(wl: HsigGateWorkload, target: TargetLike = None) -> HsigGateConfig:
+    """Register-blocked GEMM tile from the SIMD width and register count (TOPI ``_fallback_schedule`` style)."""
+    simd = target_simd(target)
+    lanes = simd.lanes()
+    pixels = wl.hg * wl.wg
+    vecs = 2 if simd.num_vector_registers <= 16 else 3
+    tile_px = pixel_tile(pixels, lanes, vecs)
+    if pixels % tile_px:
+        # No tile of at least half the preferred size divides the pixels (7x7 = 49): a smaller dividing tile
+        # (scalar if need be) beats a T.where guard, which also blocks vectorisation.
+        tile_px = largest_divisor(pixels, lanes * vecs) or 1
+    acc_budget = simd.num_vector_registers - 4
+    per_row = max(1, -(-tile_px // lanes))
+    want_co = max(1, min(12, acc_budget // per_row))
+    tile_co = largest_divisor(wl.co, want_co) or 1
+    px_tiles = wl.n * -(-pixels // tile_px)
+    return HsigGateConfig(tile_co=tile_co, tile_px=tile_px, lanes=lanes_dividing(tile_px, lanes),
+                          parallel=simd.num_cores > 1 and px_tiles >= simd.num_cores)
+
+
+def knob_space(wl: HsigGateWorkload, target: TargetLike = None) -> dict[str, list]:
+    lanes = target_simd(target).lanes()
+    pixels = wl.hg * wl.wg
+    return {
+        "tile_co": [t for t in (1, 2, 3, 4, 6, 8, 12) if t <= wl.co],
+        "tile_px": sorted({min(pixels, lanes * v) for v in (1, 2, 3, 4)}),
+        "lanes": [v for v in (1, 2, 4, 8, 16) if v <= lanes],
+        "parallel": [False, True],
+    }
+
+
+def _bilinear_source(out_idx, in_size: int, out_size: int):
+    """TOPI resize2d "linear" + "half_pixel": the float source coordinate, its floor and fraction."""
+    scale = tirx.const(float(in_size) / float(out_size), "float32")
+    src = (out_idx.astype("float32") + tirx.const(0.5, "float32")) * scale - tirx.const(0.5, "float32")
+    lo = te.floor(src).astype("int32")
+    return lo, src - lo.astype("float32")
+
+
+def compute(wl: HsigGateWorkload):
+    x = te.placeholder((wl.n, wl.ci, wl.hg, wl.wg), wl.dtype, name="x")
+    w = te.placeholder((wl.co, wl.ci, 1, 1), wl.dtype, name="w")
+    b = te.placeholder((wl.co,), wl.dtype, name="b")
+    y = te.placeholder((wl.n, wl.co, wl.h, wl.w), wl.dtype, name="y")
+    wg = wl.wg
+
+    def xin(n, k, p):
+        v = x[n, k, p // wg, p % wg]
+        if wl.in_relu6:
+            v = te.min(te.max(v, tirx.const(0.0, wl.dtype)), tirx.const(6.0, wl.dtype))
+        return v
+
+    k = te.reduce_axis((0, wl.ci), name="k")
+    conv = te.compute((wl.n, wl.co, wl.hg * wl.wg),
+                      lambda n, o, p: te.sum(w[o, k, 0, 0] * xin(n, k, p), axis=k), name="conv")
+    if not wl.upsample:
+        out = te.compute((wl.n, wl.co, wl.h, wl.w),
+                         lambda n, o, i, j: y[n, o, i, j] * hsig(conv[n, o, i * wl.w + j] + b[o], wl.dtype),
+                         name="hsig_gate")
+        return [x, w, b, y, out]
+
+    gate = te.compute((wl.n, wl.co, wl.hg * wl.wg), lambda n, o, p: hsig(conv[n, o, p] + b[o], wl.dtype),
+                      name="gate")
+
+    def up(n, o, i, j):
+        i0, fi = _bilinear_source(i, wl.hg, wl.h)
+        j0, fj = _bilinear_source(j, wl.wg, wl.w)
+
+        def at(ii, jj):
+            ii = te.max(te.min(ii, wl.hg - 1), 0)
+            jj = te.max(te.min(jj, wl.wg - 1), 0)
+            return gate[n, o, ii * wl.wg + jj]
+
+        one = tirx.const(1.0, "float32")
+        top = at(i0, j0) * (one - fj) + at(i0, j0 + 1) * fj
+        bottom = at(i0 + 1, j0) * (one - fj) + at(i0 + 1, j0 + 1) * fj
+        return top * (one - fi) + bottom * fi
+
+    out = te.compute((wl.n, wl.co, wl.h, wl.w), lambda n, o, i, j: y[n, o, i, j] * up(n, o, i, j),
+                     name="hsig_gate")
+    return [x, w, b, y, out]
+
+
+def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pixels: int) -> None:
+    """Register-tile ``conv`` under the pixel/channel tiles of its elementwise ``consumer``."""
+    loops = sch.get_loops(consumer)
+    if fused_hw:
+        n, o, i, j = loops
+        p = sch.fuse(i, j)
+    else:
+        n, o, p = loops
+    po, pi = sch.split(p, [None, cfg.tile_px])
+    oo, oi = sch.split(o, [None, cfg.tile_co])
+    sch.reorder(n, po, oo, oi, pi)
+    vector = cfg.lanes > 1 and cfg.tile_px % cfg.lanes == 0 and (pixels % cfg.tile_px == 0)
+    if vector:
+        _, cpi = sch.split(pi, [None, cfg.lanes])
+        sch.vectorize(cpi)
+    if cfg.parallel:
+        npo = sch.fuse(n, po)
+        sch.parallel(npo)
+    sch.compute_at(conv, oo)
+    outer = [sch.get(lp).same_as(sch.get(oo)) for lp in sch.get_loops(consumer)].index(True) + 1
+    inner = sch.get_loops(conv)[outer:]
+    c_k = inner[-1]
+    c_o, c_p = inner[-3], inner[-2]
+    sch.reorder(c_k, *inner[:-1])
+    if vector:
+        pv, pl = sch.split(c_p, [None, cfg.lanes])
+        sch.vectorize(pl)
+        sch.unroll(pv)
+    sch.unroll(c_o)
+    sch.decompose_reduction(conv, c_k)
+
+
+def schedule(wl: HsigGateWorkload, cfg: HsigGateConfig) -> PrimFunc:
+    sch = schedule_of(compute(wl))
+    conv = sch.get_sblock("conv")
+    out = sch.get_sblock("hsig_gate")
+    if not wl.upsample:
+        _schedule_gemm(sch, out, conv, cfg, fused_hw=True, pixels=wl.h * wl.w)
+    else:
+        gate = sch.get_sblock("gate")
+        _schedule_gemm(sch, gate, conv, cfg, fused_hw=False, pixels=wl.hg * wl.wg)
+        n, o, i, j = sch.get_loops(out)
+        no = sch.fuse(n, o)
+        lanes = lanes_dividing(wl.w, cfg.lanes)
+        if lanes > 1:
+            _, jl = sch.split(j, [None, lanes])
+            sch.vectorize(jl)
+        if cfg.parallel:
+            sch.parallel(no)
+    return finish(sch.mod["main"], CHAIN, cfg)
+
+
+def hsig_gate_kernel(wl: HsigGateWorkload, target: TargetLike = None,
+                     config: HsigGateConfig | None = None) -> PrimFunc:
+    """The fixed-shape scheduled PrimFunc for ``wl`` (``config`` defaults to ``fallback_config``)."""
+    return schedule(wl, config or fallback_config(wl, target))
+
+
+def reference(x, w, b, y, in_relu6: bool = False):
+    """numpy reference of the unfused chain (bilinear upsample with PyTorch's align_corners=False)."""
+    import numpy as np
+
+    if in_relu6:
+        x = np.clip(x, 0.0, 6.0)
+    g = np.einsum("ok,nkhw->nohw", w[:, :, 0, 0], x) + b[None, :, None, None]
+    g = np.clip(g + 3.0, 0.0, 6.0) / 6.0
+    hg, wg = g.shape[2:]
+    h, wo = y.shape[2:]
+    if (hg, wg) != (h, wo):
+        def src(n_out, n_in):
+            s = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+            s = np.maximum(s, 0.0)
+            lo = np.minimum(np.floor(s).astype(int), n_in - 1)
+            hi = np.minimum(lo + 1, n_in - 1)
+            return lo, hi, s - lo
+        i0, i1, fi = src(h, hg)
+        j0, j1, fj = src(wo, wg)
+        top = g[:, :, i0][:, :, :, j0] * (1 - fj) + g[:, :, i0][:, :, :, j1] * fj
+        bot = g[:, :, i1][:, :, :, j0] * (1 - fj) + g[:, :, i1][:, :, :, j1] * fj
+        g = top * (1 - fi)[:, None] + bot * fi[:, None]
+    return y * g
+
+
+__all__ = ["CHAIN", "HsigGateWorkload", "HsigGateConfig", "fallback_config", "knob_space", "compute",
+           "schedule", "hsig_gate_kernel", "reference"]
