@@ -1,0 +1,49 @@
+"""``edgeavs evaluate``: AVSBench M_J and M_F of a checkpoint on a split."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(path_type=str),
+              help="AVSBench root (or a folder written by `edgeavs data synth`).")
+@click.option("--task", required=True, type=click.Choice(["s4", "ms3"]), help="AVSBench subset.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--checkpoint", required=True, type=click.Path(path_type=str),
+              help="An edgeavs checkpoint (best.pt / last.pt of a run).")
+@click.option("--shuffle-audio", is_flag=True,
+              help="Give every clip another clip's audio (fixed-seed derangement): the no-sound control.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the --shuffle-audio derangement.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Clips per batch.")
+@click.option("--size", type=click.IntRange(32, 1024), default=None,
+              help="Frame size (default: the size the checkpoint was trained at, else 224).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N clips.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--dump-inputs", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also write the first --dump-clips clips' model inputs (frames, waveform) to this "
+                   ".npz, for `edgeavs verify --inputs`.")
+@click.option("--dump-clips", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Clips (5 frames each) for --dump-inputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def evaluate(data, task, split, checkpoint, shuffle_audio, seed, batch_size, size, limit, device,
+             num_workers, dump_inputs, dump_clips, as_json):
+    """Evaluate CHECKPOINT on a split: M_J (mean IoU) and M_F (F-measure, β² = 0.3) as AVSBench does."""
+    from edgeavs.evaluate import evaluate as run_evaluation
+
+    result = run_evaluation(data, task, checkpoint, split=split, shuffle_audio=shuffle_audio, seed=seed,
+                            batch_size=batch_size, size=size, device=device, num_workers=num_workers,
+                            limit=limit, dump_path=dump_inputs, dump_clips=dump_clips,
+                            progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{task} {split}: M_J {result['M_J']:.4f}  M_F {result['M_F']:.4f}  "
+               f"({result['clips']} clips, {result['frames']} frames"
+               f"{', audio shuffled' if shuffle_audio else ''})")
+    if "inputs" in result:
+        click.echo(f"wrote {result['inputs']['frames']} frames of inputs to {result['inputs']['path']}")

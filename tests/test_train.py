@@ -1,0 +1,172 @@
+"""Training: a short run writes its files and lowers the loss; resume is exact; torchrun/gloo; CLI errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli import main
+from edgeavs.model import load_checkpoint
+from edgeavs.train import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def s4_root(tmp_path_factory):
+    """5 tiny S4 clips: 3 train (mask 1 only), 1 val, 1 test."""
+    from edgeavs.data.synth import make_synthetic
+
+    root = tmp_path_factory.mktemp("synth") / "s4"
+    counts = make_synthetic(root, task="s4", clips=5, seed=0, size=SIZE)
+    assert counts == {"train": 3, "val": 1, "test": 1}
+    return str(root)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # deterministic and polite on a shared machine
+    yield
+    torch.set_num_threads(n)
+
+
+def _cfg(root, out, **kw):
+    base = dict(data=root, out=str(out), task="s4", variant="tiny", size=SIZE, batch_size=2, seed=0,
+                num_workers=0, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _lines(path):
+    return [json.loads(line) for line in open(path, encoding="utf-8")]
+
+
+def test_short_run_writes_checkpoints_and_metrics_and_lowers_the_loss(s4_root, tmp_path):
+    run = tmp_path / "run"
+    summary = train(_cfg(s4_root, run, epochs=4, batch_size=3, lr=1e-3))  # one step of all 3 clips per epoch
+    assert summary["epochs_done"] == 4 and summary["steps"] == 4
+    assert {p.name for p in run.iterdir()} == {"last.pt", "best.pt", "metrics.jsonl"}
+    lines = _lines(run / "metrics.jsonl")
+    assert [r["epoch"] for r in lines] == [1, 2, 3, 4]
+    for r in lines:
+        assert {"train_loss", "train_dice", "train_bce", "train_msa", "val_M_J", "val_M_F", "time_s"} <= set(r)
+        assert r["train_loss"] == pytest.approx(r["train_dice"] + r["train_bce"] + 0.5 * r["train_msa"], rel=1e-5)
+        assert 0.0 <= r["val_M_J"] <= 1.0 and 0.0 <= r["val_M_F"] <= 1.0
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    best = load_checkpoint(run / "best.pt")
+    assert best.cfg.name == "tiny"
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert last["epoch"] == 4 and last["config"]["size"] == SIZE
+    best_epoch = max(lines, key=lambda r: r["val_M_J"])["epoch"]
+    assert torch.load(run / "best.pt", weights_only=True)["epoch"] == best_epoch == summary["best_epoch"]
+    # the frozen audio encoder did not move
+    fresh = torch.load(run / "last.pt", weights_only=True)["state_dict"]
+    from edgeavs.model import build_model
+
+    init = build_model("tiny", seed=0).state_dict()
+    assert all(torch.equal(fresh[k], init[k]) for k in init if k.startswith("audio."))
+    assert not all(torch.equal(fresh[k], init[k]) for k in init if k.startswith("head."))
+
+
+def _same_state(a, b):
+    sa, sb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    for k in sa["state_dict"]:
+        assert torch.equal(sa["state_dict"][k], sb["state_dict"][k]), k
+    oa, ob = sa["optimizer"]["state"], sb["optimizer"]["state"]
+    assert oa.keys() == ob.keys()
+    for k in oa:
+        for name in oa[k]:
+            assert torch.equal(oa[k][name], ob[k][name]), (k, name)
+    assert (sa["epoch"], sa["global_step"]) == (sb["epoch"], sb["global_step"])
+
+
+def test_resume_continues_exactly(s4_root, tmp_path):
+    # 3 train clips, batch 2: two steps per epoch
+    train(_cfg(s4_root, tmp_path / "straight", epochs=2))
+    train(_cfg(s4_root, tmp_path / "split", epochs=1))
+    train(TrainConfig(data=s4_root, out=str(tmp_path / "split"), epochs=2, resume=True,
+                      num_workers=0, progress=False))
+    _same_state(tmp_path / "straight" / "last.pt", tmp_path / "split" / "last.pt")
+    assert [r["epoch"] for r in _lines(tmp_path / "split" / "metrics.jsonl")] == [1, 2]
+    # stopped inside epoch 2 (after 3 steps), then resumed: still the same weights
+    train(_cfg(s4_root, tmp_path / "mid", epochs=2, max_steps=3))
+    mid = torch.load(tmp_path / "mid" / "last.pt", weights_only=True)
+    assert (mid["epoch"], mid["step_in_epoch"]) == (1, 1)
+    train(TrainConfig(data=s4_root, out=str(tmp_path / "mid"), resume=True, num_workers=0, progress=False))
+    _same_state(tmp_path / "straight" / "last.pt", tmp_path / "mid" / "last.pt")
+    records = _lines(tmp_path / "mid" / "metrics.jsonl")
+    assert [(r["epoch"], r["complete"]) for r in records] == [(1, True), (2, False), (2, True)]
+
+
+def test_cli_refuses_existing_run_and_empty_resume_and_missing_data(s4_root, tmp_path):
+    runner = CliRunner()
+    base = ["train", "--task", "s4", "--variant", "tiny", "--size", str(SIZE), "--num-workers", "0",
+            "--no-progress"]
+    missing = tmp_path / "nowhere"
+    r = runner.invoke(main, base + ["--data", str(missing), "-o", str(tmp_path / "r0")])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == f"Error: {missing}: dataset root not found"
+    assert not (tmp_path / "r0").exists()
+
+    r = runner.invoke(main, base + ["--data", s4_root, "-o", str(tmp_path / "r1"), "--resume"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == f"Error: {tmp_path / 'r1'}: nothing to resume (no last.pt)"
+
+    run = tmp_path / "r2"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("{}\n")
+    r = runner.invoke(main, base + ["--data", s4_root, "-o", str(run)])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == (
+        f"Error: {run}: already holds a training run (metrics.jsonl); "
+        "pass --resume to continue it or choose another -o")
+
+    r = runner.invoke(main, ["train", "--data", s4_root, "--task", "s4", "-o", str(tmp_path / "r3")])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == "Error: --variant: required for a new run (tiny, small, base or large)"
+
+    r = runner.invoke(main, base + ["--data", s4_root, "-o", str(tmp_path / "r4"), "--precision", "bf16",
+                                    "--device", "cpu"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == (
+        "Error: --precision bf16: mixed precision is for CUDA only; the CPU trains in fp32")
+
+
+def test_cli_run_then_resume_with_a_conflicting_option(s4_root, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    args = ["train", "--data", s4_root, "--task", "s4", "--size", str(SIZE), "--num-workers", "0",
+            "--no-progress", "-o", str(run), "--batch-size", "3"]
+    r = runner.invoke(main, args + ["--variant", "tiny", "--epochs", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    assert summary["epochs_done"] == 1 and summary["steps"] == 1
+    r = runner.invoke(main, args + ["--variant", "small", "--resume", "--epochs", "2"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == (
+        "Error: --variant: this run was started with tiny, not small; leave the option out to resume it")
+
+
+def test_torchrun_two_processes_on_gloo(s4_root, tmp_path):
+    run = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "edgeavs.train", "--data", s4_root, "--task", "s4", "--variant", "tiny",
+           "--size", str(SIZE), "--batch-size", "2", "--epochs", "1", "--num-workers", "0",
+           "--device", "cpu", "--no-progress", "--json", "-o", str(run)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # 3 clips over 2 ranks: DistributedSampler pads to 2 per rank, one step of 2 clips each
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["world_size"] == 2 and summary["steps"] == 1
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert last["world_size"] == 2 and len(last["rng"]) == 2 and last["epoch"] == 1
+    assert len(_lines(run / "metrics.jsonl")) == 1
+    assert (run / "best.pt").is_file()
+    assert not any(p.name.startswith(".") for p in run.iterdir())  # no leftover temporary files
