@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edgeavs.model.config import VARIANTS
+from edgeavs.model.config import FUSIONS, VARIANTS
 
 
 def _fmt(n: int) -> str:
@@ -17,7 +17,8 @@ def _fmt(n: int) -> str:
 @click.option("--variant", "-v", default="large", show_default=True,
               type=click.Choice(list(VARIANTS), case_sensitive=False), help="Model size.")
 @click.option("--fusion", default="lightavseg", show_default=True,
-              help="Audio-visual interaction (lightavseg, or a baseline once available).")
+              type=click.Choice(list(FUSIONS), case_sensitive=False),
+              help="Audio-visual interaction: ours, or a SPEC §9 baseline (same backbone and head).")
 @click.option("--visual-weights", type=click.Path(dir_okay=False),
               help="Official SeaFormer ImageNet checkpoint to load (strictly).")
 @click.option("--audio-weights", type=click.Path(dir_okay=False),

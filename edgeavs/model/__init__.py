@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from edgeavs.model.config import VARIANTS, VariantConfig, get_variant
+from edgeavs.model.config import FUSIONS, VARIANTS, VariantConfig, get_variant
 from edgeavs.model.weights import (
     load_audio_weights,
     load_checkpoint,
@@ -12,8 +12,6 @@ from edgeavs.model.weights import (
     read_checkpoint,
     save_checkpoint,
 )
-
-FUSIONS = ("lightavseg", "tpavi", "avsegformer")
 
 
 def build_model(variant: str = "large", fusion: str = "lightavseg", seed: int | None = None):

@@ -146,6 +146,9 @@ VARIANTS: dict[str, VariantConfig] = {
     "large": VariantConfig("large", _L, HeadConfig(192, (128, 160, 192))),
 }
 
+# Audio-visual interactions build_model accepts: ours (SPEC §4) and the SPEC §9 baselines.
+FUSIONS = ("lightavseg", "tpavi", "avsegformer")
+
 # Short names accepted everywhere a variant is named.
 ALIASES = {"t": "tiny", "s": "small", "b": "base", "l": "large"}
 

@@ -64,9 +64,13 @@ class Affinity(nn.Module):
 
     flop_scope = "pairwise"
 
+    @staticmethod
+    def matrix(theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+        """``f[b, i, j] = θ_i · φ_j / N``: ``(B, N, N)``."""
+        return torch.matmul(theta.transpose(1, 2), phi) / theta.shape[-1]
+
     def forward(self, theta: torch.Tensor, phi: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        n = theta.shape[-1]
-        f = torch.matmul(theta.transpose(1, 2), phi) / n  # (B, N, N)
+        f = self.matrix(theta, phi)
         return torch.matmul(f, g.transpose(1, 2)).transpose(1, 2)  # (B, C', N)
 
 

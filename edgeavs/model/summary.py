@@ -13,7 +13,8 @@ def param_counts(model) -> dict:
     named = dict(model.audio.named_parameters())
     stft_mel = sum(named[n].numel() for n in model.audio.frozen_tensor_names())
     audio = _count(model.audio)
-    interaction = sum(_count(getattr(model, n)) for n in ("encoder", "decoder"))
+    parts = getattr(model, "interaction_parts", ("encoder", "decoder"))
+    interaction = sum(_count(getattr(model, n)) for n in parts)
     return {
         "total": _count(model),
         "visual": _count(model.visual),
