@@ -1,0 +1,104 @@
+"""``edgeavs segment``: overlay the sounding pixels on a video (see :mod:`edgeavs.segment`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgeavs.errors import EdgeAVSError
+
+HELP = """Segment VIDEO: mark, on every frame, the pixels that make the sound.
+
+\b
+Decodes any container/codec FFmpeg reads (PyAV), frame by frame: memory stays flat
+whatever the video's length. Audio is mixed to mono and resampled to 32 kHz with
+libswresample (av.AudioResampler), which keeps its filter state across packets, so the
+streamed result equals resampling the whole track.
+
+\b
+Each frame at time t sees the frame resized to the model's input and the causal audio
+window of --window seconds ending at t (zero-padded at the start of the video). The model
+takes exactly 1 s (32000 samples at 32 kHz): a shorter --window is the last --window
+seconds with silence before them; longer windows are refused.
+
+\b
+Writes OUT (default VIDEO_seg.mp4 beside VIDEO): the video with the mask (sigmoid >
+--threshold) blended in magenta at --alpha, same frame rate and duration, with the
+original audio re-encoded to AAC. Outputs appear complete or not at all.
+
+\b
+--artifact runs a compiled artifact (edgeavs compile) on TVM's runtime alone, without
+torch; --checkpoint runs an edgeavs checkpoint in PyTorch eager at --resolution.
+"""
+
+
+@click.command("segment", help=HELP, short_help="Overlay the sounding pixels on a video.")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--artifact", type=click.Path(path_type=Path), help="Compiled artifact directory.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="edgeavs checkpoint (PyTorch).")
+@click.option("--variant", help="With --checkpoint: the variant it must hold.")
+@click.option("--resolution", default="224", show_default=True,
+              help="With --checkpoint: model input, N or HxW (an artifact's is fixed).")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path),
+              help="Overlay video to write (.mp4).")
+@click.option("--masks", "masks_dir", type=click.Path(path_type=Path),
+              help="Also write one PNG mask per inferred frame into this new directory.")
+@click.option("--fps", type=float,
+              help="Run the model at most F times per second of video; frames in between "
+                   "reuse the last mask (the output keeps every frame).")
+@click.option("--window", type=float, default=1.0, show_default=True,
+              help="Seconds of audio ending at each frame, in (0, 1].")
+@click.option("--threshold", type=float, default=0.5, show_default=True,
+              help="Mask = sigmoid(logits) > threshold.")
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="Overlay opacity.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write a summary: frames, model latency (median, p90), end-to-end fps, "
+                   "real-time factor (wall/video time), model fingerprint.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for the model (default: the runtime's own choice).")
+@click.option("--silent-audio", is_flag=True,
+              help="Accept a video without audio and run on silence. Off by default: the "
+                   "model segments what makes the sound, so on silence its masks are meaningless.")
+def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fps, window,
+            threshold, alpha, json_path, threads, silent_audio):
+    from edgeavs.segment import Segmenter, check_masks_dir, check_output_path
+    from edgeavs.video import MediaReader
+
+    if (artifact is None) == (checkpoint is None):
+        raise EdgeAVSError("pass exactly one of --artifact DIR or --checkpoint FILE")
+    if artifact is not None and variant is not None:
+        raise EdgeAVSError("--variant goes with --checkpoint; an artifact's variant is in its manifest")
+    if out is None:
+        out = video.with_name(f"{video.stem}_seg.mp4")
+    seg_args = dict(window=window, threshold=threshold, alpha=alpha, fps=fps)
+    Segmenter(None, **seg_args)  # option ranges, before anything is loaded
+    check_output_path(out, "output")
+    if json_path is not None:
+        check_output_path(json_path, "--json")
+    if masks_dir is not None:
+        check_masks_dir(masks_dir)
+    MediaReader(video, allow_silent=silent_audio).close()  # fail fast on a bad input
+
+    if artifact is not None:
+        from edgeavs.segment import ArtifactPredictor
+
+        predictor = ArtifactPredictor(artifact, threads=threads)
+    else:
+        from edgeavs.compiler.build import parse_resolution
+        from edgeavs.segment import TorchPredictor
+
+        predictor = TorchPredictor(checkpoint, variant=variant, resolution=parse_resolution(resolution),
+                                   threads=threads)
+    summary = Segmenter(predictor, **seg_args).run(video, out=out, masks_dir=masks_dir,
+                                                   json_path=json_path, silent_audio=silent_audio)
+    lat = summary["model_latency_ms"]
+    click.echo(f"{summary['frames']} frames ({summary['inferred_frames']} inferred), model "
+               f"{lat['median']:.1f} ms median / {lat['p90']:.1f} ms p90, "
+               f"{summary['end_to_end_fps']:.1f} frames/s end to end, "
+               f"real-time factor {summary['real_time_factor']:.2f}")
+    click.echo(f"wrote {out}")
+    if masks_dir is not None:
+        click.echo(f"wrote {masks_dir}/ ({summary['inferred_frames']} PNG masks)")
+    if json_path is not None:
+        click.echo(f"wrote {json_path}")

@@ -1,0 +1,345 @@
+"""Segment a video: for each frame, which pixels make the sound.
+
+:class:`Segmenter` streams a video through a *predictor* (``predictor(frames, waveform) ->
+logits``, numpy in and out): decode one frame, cut the causal audio window ending at its time,
+infer, overlay, encode; it never holds the whole video, its audio or its masks.
+
+Two predictors:
+
+- :class:`ArtifactPredictor`: a compiled artifact (``edgeavs compile``) on TVM's runtime
+  alone. This module imports no torch at module level and the artifact path never does, so
+  ``edgeavs segment --artifact`` runs in a torch-free process.
+- :class:`TorchPredictor`: an edgeavs checkpoint in PyTorch eager (imports torch when built).
+
+The audio window (``window`` seconds, at most 1.0)
+    The model takes exactly 32000 samples, one second at 32 kHz, and was trained on whole
+    seconds. The window is causal, the ``window`` seconds *ending at the frame's time* (so it
+    can run live), zero-padded at the start of the video; a window shorter than 1 s keeps its
+    last ``window`` seconds and puts silence before them (the model still sees 32000 samples,
+    nothing is stretched). Longer windows are refused: they do not fit the input.
+
+Outputs are written beside their final path and renamed at the end, so a failure or Ctrl-C
+leaves no half-written video or mask folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edgeavs.errors import EdgeAVSError
+from edgeavs.io.frames import normalize
+from edgeavs.video import (MODEL_RATE, MediaReader, OverlayWriter, container_format, overlay,
+                           resize_map, resize_rgb)
+
+WAVEFORM_SAMPLES = 32000
+OVERLAY_COLOUR = (255, 0, 255)
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------- predictors
+
+class ArtifactPredictor:
+    """A compiled artifact: input size and fingerprint from its manifest; torch-free."""
+
+    kind = "artifact"
+
+    def __init__(self, directory, threads: int | None = None):
+        from edgeavs.compiler.artifact import MANIFEST, load_artifact
+
+        if threads:
+            # read by TVM's thread pool when it starts, i.e. at the first run
+            os.environ["TVM_NUM_THREADS"] = str(int(threads))
+        self.model = load_artifact(directory)
+        m = self.model.manifest
+        frames = next(i for i in m["inputs"] if i["name"] == "frames")
+        self.input_size = (int(frames["shape"][2]), int(frames["shape"][3]))
+        self.variant = m.get("variant")
+        self.fingerprint = _sha256(Path(directory) / MANIFEST)
+        self.details = {"artifact": str(directory), "manifest_sha256": self.fingerprint,
+                        "target_fingerprint": m.get("target_fingerprint"),
+                        "target": m.get("target_name"), "variant": self.variant,
+                        "resolution": list(self.input_size), "weights": m.get("weights")}
+
+    def __call__(self, frames: np.ndarray, waveform: np.ndarray) -> np.ndarray:
+        return self.model.run(frames, waveform)
+
+
+class TorchPredictor:
+    """An edgeavs checkpoint run in PyTorch eager at ``resolution`` (any multiple of 32)."""
+
+    kind = "checkpoint"
+
+    def __init__(self, checkpoint, variant: str | None = None, resolution=224, threads: int | None = None):
+        import torch
+
+        from edgeavs.model import load_checkpoint
+        from edgeavs.model.config import get_variant
+
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise EdgeAVSError(f"checkpoint {checkpoint} not found")
+        h, w = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+        model = load_checkpoint(path, variant=variant).eval()
+        k = get_variant(model.cfg.name).size_multiple
+        if h <= 0 or w <= 0 or h % k or w % k:
+            raise EdgeAVSError(f"--resolution {h}x{w}: LightAVSeg-{model.cfg.name} needs sides that "
+                               f"are positive multiples of {k}")
+        if threads:
+            torch.set_num_threads(int(threads))
+        self._torch = torch
+        self.model = model
+        self.input_size = (int(h), int(w))
+        self.variant = model.cfg.name
+        self.fingerprint = _sha256(path)
+        self.details = {"checkpoint": str(checkpoint), "checkpoint_sha256": self.fingerprint,
+                        "variant": self.variant, "resolution": list(self.input_size)}
+
+    def __call__(self, frames: np.ndarray, waveform: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(np.ascontiguousarray(frames, np.float32)),
+                             torch.from_numpy(np.ascontiguousarray(waveform, np.float32)))
+        return out.numpy()
+
+
+# ---------------------------------------------------------------------- staging outputs
+
+def check_output_path(path, what: str = "output") -> Path:
+    path = Path(path)
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise EdgeAVSError(f"{what} {path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise EdgeAVSError(f"{what} {path}: is a directory, expected a file name")
+    return path
+
+
+def check_masks_dir(path) -> Path:
+    path = Path(path)
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise EdgeAVSError(f"--masks {path}: directory {parent} does not exist")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise EdgeAVSError(f"--masks {path}: exists and is not an empty directory")
+    return path
+
+
+class _Staged:
+    """Temp file/dir beside each output; :meth:`commit` renames them all, :meth:`discard`
+    removes them."""
+
+    def __init__(self):
+        self.items: list[tuple[Path, Path]] = []
+
+    def file(self, dest: Path) -> Path:
+        dest = dest.absolute()
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp" + dest.suffix, dir=dest.parent)
+        os.close(fd)
+        self.items.append((Path(tmp), dest))
+        return Path(tmp)
+
+    def dir(self, dest: Path) -> Path:
+        dest = dest.absolute()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        self.items.append((tmp, dest))
+        return tmp
+
+    def commit(self):
+        for tmp, dest in self.items:
+            if tmp.is_dir():
+                os.chmod(tmp, 0o777 & ~_umask())
+                if dest.is_dir():
+                    dest.rmdir()  # checked empty up front
+            else:
+                os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, dest)
+        self.items = []
+
+    def discard(self):
+        for tmp, _ in self.items:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                try:
+                    tmp.unlink()
+                except FileNotFoundError:
+                    pass
+        self.items = []
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------------- the pipeline
+
+class Segmenter:
+    """Stream a video through ``predictor``; see the module docstring for the audio window.
+
+    ``fps``: run the model at most ``fps`` times per second of video (``None``: every frame);
+    frames in between are written with the latest mask, so the output keeps the input's frame
+    rate and duration, and ``masks_dir`` gets one PNG per *inferred* frame.
+    """
+
+    def __init__(self, predictor, window: float = 1.0, threshold: float = 0.5, alpha: float = 0.5,
+                 fps: float | None = None, colour=OVERLAY_COLOUR):
+        if not 0.0 < window <= 1.0:
+            raise EdgeAVSError(f"--window {window:g}: must be in (0, 1] seconds (the model takes "
+                               "1 s of audio; a shorter window is zero-padded at the start)")
+        if fps is not None and not fps > 0:
+            raise EdgeAVSError(f"--fps {fps:g}: must be > 0")
+        if not 0.0 <= threshold <= 1.0:
+            raise EdgeAVSError(f"--threshold {threshold:g}: must be in [0, 1]")
+        if not 0.0 <= alpha <= 1.0:
+            raise EdgeAVSError(f"--alpha {alpha:g}: must be in [0, 1]")
+        self.predictor = predictor
+        self.window = float(window)
+        self.window_samples = int(round(self.window * MODEL_RATE))
+        self.threshold = float(threshold)
+        self.alpha = float(alpha)
+        self.fps = fps
+        self.colour = colour
+
+    def waveform(self, reader: MediaReader, t: float) -> np.ndarray:
+        """The model's ``(32000,)`` input at time ``t``: the window, silence before it."""
+        w = reader.window(t, self.window_samples)
+        if w.size == WAVEFORM_SAMPLES:
+            return w
+        out = np.zeros(WAVEFORM_SAMPLES, np.float32)
+        out[WAVEFORM_SAMPLES - w.size:] = w
+        return out
+
+    def predict(self, rgb: np.ndarray, waveform: np.ndarray) -> tuple[np.ndarray, float]:
+        """Mask at the frame's own size, and the predictor's latency in seconds."""
+        x = normalize(resize_rgb(rgb, self.predictor.input_size))[None]
+        t0 = time.perf_counter()
+        logits = self.predictor(x, waveform[None])
+        latency = time.perf_counter() - t0
+        logits = np.asarray(logits, np.float32)[0, 0]
+        # sigmoid(l) > p  <=>  l > logit(p): threshold the resized logits, no sigmoid needed
+        p = min(max(self.threshold, 1e-7), 1 - 1e-7)
+        cut = np.log(p / (1 - p))
+        mask = resize_map(logits, rgb.shape[:2]) > cut
+        return mask, latency
+
+    def run(self, video, out=None, masks_dir=None, json_path=None, silent_audio: bool = False,
+            progress: bool | None = None) -> dict:
+        """Segment ``video``; write any of ``out`` (overlay video with the original audio),
+        ``masks_dir`` (PNG per inferred frame), ``json_path`` (the summary). Returns the summary."""
+        out = check_output_path(out, "output") if out is not None else None
+        json_path = check_output_path(json_path, "--json") if json_path is not None else None
+        masks_dir = check_masks_dir(masks_dir) if masks_dir is not None else None
+        staged = _Staged()
+        writer = None
+        try:
+            with MediaReader(video, self.window_samples, allow_silent=silent_audio) as reader:
+                info = reader.info
+                if out is not None:
+                    writer = OverlayWriter(staged.file(out), info, container_format(out) or "mp4")
+                mdir = staged.dir(masks_dir) if masks_dir is not None else None
+                summary = self._loop(reader, writer, mdir, progress)
+            if writer is not None:
+                writer.close()
+                writer = None
+            summary.update({"video": str(video), "output": str(out) if out else None,
+                            "masks": str(masks_dir) if masks_dir else None})
+            if json_path is not None:
+                tmp = staged.file(json_path)
+                tmp.write_text(json.dumps(summary, indent=2) + "\n")
+            staged.commit()
+            return summary
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            staged.discard()
+            raise
+
+    def _loop(self, reader: MediaReader, writer, mdir, progress) -> dict:
+        from tqdm import tqdm
+
+        info = reader.info
+        if progress is None:
+            progress = sys.stderr.isatty()
+        bar = tqdm(total=info.frames or None, unit="frame", disable=not progress, file=sys.stderr,
+                   leave=False, dynamic_ncols=True)
+        latencies: list[float] = []
+        period = 1.0 / self.fps if self.fps else None
+        next_tick = None
+        mask = None
+        t_first = t_last = None
+        n = 0
+        wall0 = time.perf_counter()
+        try:
+            for kind, item in reader:
+                if kind == "audio":
+                    if writer is not None:
+                        writer.write_audio(item, info.start_time)
+                    continue
+                if t_first is None:
+                    t_first = item.time
+                t_last = item.time
+                rgb = item.rgb()
+                if period is None or next_tick is None or item.time >= next_tick - 1e-6:
+                    mask, lat = self.predict(rgb, self.waveform(reader, item.time))
+                    latencies.append(lat)
+                    if period is not None:
+                        next_tick = (next_tick if next_tick is not None else item.time) + period
+                        while next_tick <= item.time + 1e-6:
+                            next_tick += period
+                    if mdir is not None:
+                        Image.fromarray(mask.astype(np.uint8) * 255).save(
+                            mdir / f"mask_{item.index:06d}.png", format="PNG")
+                if writer is not None:
+                    writer.write_video(overlay(rgb, mask, self.colour, self.alpha), item.pts - info.start_pts)
+                n += 1
+                bar.update(1)
+        finally:
+            bar.close()
+        wall = time.perf_counter() - wall0
+        duration = (t_last - t_first + 1.0 / float(info.rate)) if n else 0.0
+        lat_ms = np.asarray(latencies) * 1000.0
+        pred = self.predictor
+        return {
+            "frames": n,
+            "inferred_frames": len(latencies),
+            "width": info.width, "height": info.height, "fps": float(info.rate),
+            "duration_s": round(duration, 4),
+            "audio": info.has_audio,
+            "window_s": self.window, "threshold": self.threshold,
+            "model_latency_ms": {"median": round(float(np.median(lat_ms)), 3) if n else None,
+                                 "p90": round(float(np.percentile(lat_ms, 90)), 3) if n else None},
+            "end_to_end_fps": round(n / wall, 3) if wall > 0 else None,
+            "wall_s": round(wall, 3),
+            # processing time / video time: < 1 is faster than real time
+            "real_time_factor": round(wall / duration, 4) if duration > 0 else None,
+            "predictor": pred.kind,
+            "fingerprint": pred.fingerprint,
+            "model": pred.details,
+        }
+
+
+def segment_video(video, predictor, out=None, masks_dir=None, json_path=None, *, fps=None,
+                  window=1.0, threshold=0.5, alpha=0.5, silent_audio=False, progress=None) -> dict:
+    """Function form of :class:`Segmenter`; returns the summary dict."""
+    seg = Segmenter(predictor, window=window, threshold=threshold, alpha=alpha, fps=fps)
+    return seg.run(video, out=out, masks_dir=masks_dir, json_path=json_path,
+                   silent_audio=silent_audio, progress=progress)
