@@ -1,0 +1,211 @@
+"""A small in-process TVM RPC server for an AArch64 guest (qemu user mode) or a Linux board.
+
+Why not ``python -m tvm.exec.rpc_server``: its worker is a ``PopenWorker`` that re-executes
+``sys.executable``; under qemu-user that is an AArch64 ELF the (x86) kernel cannot exec
+(ENOEXEC). This server speaks the same wire protocol (so ``tvm.rpc.connect`` and
+``edgeavs verify --rpc HOST:PORT`` work unchanged) and serves each session in a forked child
+(``fork`` works under qemu-user; ``exec`` does not), so a crashing model (SIGILL from an
+instruction the CPU lacks) ends that session only and is reported on stderr.
+
+It needs only the TVM *runtime* (``libtvm_runtime.so``; the compiler library is not shipped
+to the guest) and the standard library: it never imports edgeavs, so it runs as a plain
+script::
+
+    python3 rpc_server.py --host 127.0.0.1 --port 0 [--key KEY] [--tracker HOST:PORT]
+
+Once listening it prints exactly one line ``edgeavs-rpc-server listening on HOST:PORT``
+(the real port when ``--port 0``) to stdout and flushes it; the emulator launcher waits for
+that line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import time
+
+READY = "edgeavs-rpc-server listening on"
+
+
+def _log(msg: str) -> None:
+    sys.stderr.write(f"[rpc-server {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("peer closed the connection during the handshake")
+        buf += chunk
+    return buf
+
+
+def _handshake(conn: socket.socket, key: str, base, server_key: str | None = None) -> bool:
+    """TVM's RPC greeting: magic, then ``client:<key> [opts]``; we answer ``server:<key>``.
+
+    An empty server key accepts every client key (a private server on loopback)."""
+    (magic,) = struct.unpack("<i", _recv_exact(conn, 4))
+    if magic != base.RPC_MAGIC:
+        return False
+    (keylen,) = struct.unpack("<i", _recv_exact(conn, 4))
+    words = _recv_exact(conn, keylen).decode("utf-8").split()
+    client_key = words[0] if words else ""
+    if not client_key.startswith("client:") or (key and client_key != "client:" + key):
+        conn.sendall(struct.pack("<i", base.RPC_CODE_MISMATCH))
+        _log(f"rejected key {client_key!r}")
+        return False
+    server_key = ("server:" + (key if server_key is None else server_key)).encode("utf-8")
+    conn.sendall(struct.pack("<i", base.RPC_CODE_SUCCESS))
+    conn.sendall(struct.pack("<i", len(server_key)))
+    conn.sendall(server_key)
+    return True
+
+
+def _install_session_functions(workdir: str) -> None:
+    """The globals the client calls: where uploads go, and loading an uploaded module."""
+    import tvm_ffi
+    from tvm.runtime import load_module
+
+    @tvm_ffi.register_global_func("tvm.rpc.server.workpath", override=True)
+    def _workpath(path):
+        return os.path.join(workdir, path)
+
+    @tvm_ffi.register_global_func("tvm.rpc.server.load_module", override=True)
+    def _load(file_name):
+        path = os.path.join(workdir, file_name)
+        _log(f"load_module {file_name}")
+        return load_module(path)
+
+
+def _serve_session(conn: socket.socket, workdir: str) -> None:
+    """Run one RPC session to its end in this process (a forked child)."""
+    from tvm.rpc import _ffi_api
+
+    os.chdir(workdir)
+    _install_session_functions(workdir)
+    _ffi_api.ServerLoop(conn.fileno())
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"killed by {name}"
+    return f"exit code {os.WEXITSTATUS(status)}"
+
+
+def _register_with_tracker(tracker: str, key: str, port: int, custom_addr: str | None):
+    """Announce this server to a TVM RPC tracker (``[PUT, key, (port, matchkey), addr]``)."""
+    import json
+
+    from tvm.rpc import base
+
+    host, _, tport = tracker.rpartition(":")
+    sock = socket.create_connection((host, int(tport)))
+    sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+    (magic,) = struct.unpack("<i", _recv_exact(sock, 4))
+    if magic != base.RPC_TRACKER_MAGIC:
+        raise RuntimeError(f"{tracker} is not a TVM RPC tracker")
+
+    def call(msg):
+        data = json.dumps(msg).encode("utf-8")
+        sock.sendall(struct.pack("<i", len(data)) + data)
+        (n,) = struct.unpack("<i", _recv_exact(sock, 4))
+        return json.loads(_recv_exact(sock, n).decode("utf-8"))
+
+    call([base.TrackerCode.UPDATE_INFO, {"key": "server:" + key, "addr": (custom_addr, port)}])
+    matchkey = f"{key}:{os.getpid()}"
+    call([base.TrackerCode.PUT, key, (port, matchkey), custom_addr])
+    return sock, matchkey, call
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | None = None,
+          custom_addr: str | None = None, fork: bool = True, once: bool = False) -> None:
+    """Listen on ``host:port`` and serve RPC sessions one after another until killed."""
+    from tvm.rpc import base
+
+    # A session killed by SIGILL/SIGSEGV must not leave a qemu core file behind.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listen.bind((host, port))
+    listen.listen(4)
+    port = listen.getsockname()[1]
+    expected_key = key
+    tracker_call = None
+    if tracker:
+        if not key:
+            raise SystemExit("rpc_server: --tracker needs --key")
+        _, expected_key, tracker_call = _register_with_tracker(tracker, key, port, custom_addr)
+    print(f"{READY} {host}:{port}", flush=True)
+
+    while True:
+        conn, addr = listen.accept()
+        try:
+            ok = _handshake(conn, expected_key, base, server_key=key)
+        except (ConnectionError, OSError, struct.error) as exc:
+            _log(f"handshake with {addr} failed: {exc}")
+            ok = False
+        if not ok:
+            conn.close()
+            continue
+        _log(f"session from {addr[0]}:{addr[1]}")
+        workdir = tempfile.mkdtemp(prefix="edgeavs-rpc-")
+        if not fork:
+            try:
+                _serve_session(conn, workdir)
+            finally:
+                conn.close()
+                os.chdir("/")
+                shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            pid = os.fork()
+            if pid == 0:  # child: serve, then leave without running the parent's cleanup
+                code = 0
+                try:
+                    listen.close()
+                    _serve_session(conn, workdir)
+                except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
+                    _log(f"session error: {type(exc).__name__}: {exc}")
+                    code = 1
+                finally:
+                    os._exit(code)
+            conn.close()
+            _, status = os.waitpid(pid, 0)
+            shutil.rmtree(workdir, ignore_errors=True)
+            _log(f"session ended ({_describe_status(status)})")
+        if tracker_call is not None:  # a tracker hands out a match key once: offer it again
+            tracker_call([base.TrackerCode.PUT, key, (port, expected_key), custom_addr])
+        if once:
+            return
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
+    ap.add_argument("--key", default="", help="device key (empty: accept any client)")
+    ap.add_argument("--tracker", help="HOST:PORT of a TVM RPC tracker to register with")
+    ap.add_argument("--custom-addr", help="address the tracker hands to clients")
+    ap.add_argument("--no-fork", action="store_true", help="serve sessions in this process")
+    ap.add_argument("--once", action="store_true", help="exit after the first session")
+    args = ap.parse_args(argv)
+    serve(args.host, args.port, args.key, args.tracker, args.custom_addr,
+          fork=not args.no_fork, once=args.once)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
