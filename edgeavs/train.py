@@ -11,7 +11,11 @@ the same command on K processes. What a run does:
 - After every epoch: M_J/M_F on the validation split (rank 0, fp32), one line appended to
   ``RUN_DIR/metrics.jsonl``, ``RUN_DIR/last.pt`` written atomically (model, optimizer, scaler,
   progress and every rank's RNG states) and ``RUN_DIR/best.pt`` when val M_J improved. Both load
-  with :func:`edgeavs.load_checkpoint`.
+  with :func:`edgeavs.load_checkpoint`. A metrics record: ``epoch`` (1-based), ``complete`` (False
+  for an epoch cut short by ``max_steps``/``time_budget_s``), ``steps`` (optimizer steps so far),
+  ``lr``, ``train_loss``/``train_dice``/``train_bce``/``train_msa`` (means over the epoch's
+  batches and ranks), ``val_M_J``, ``val_M_F``, ``val_clips``, ``time_s`` (the epoch's wall time,
+  validation included) and ``best``.
 - ``resume=True`` continues from ``last.pt`` exactly: the sample order is a function of (seed,
   epoch) (``DistributedSampler``, also with one process), a run stopped inside an epoch
   (``max_steps``/``time_budget_s``) skips the batches it already did, and the RNG states are
@@ -241,6 +245,20 @@ class _SkipSampler(Sampler):
         return max(0, len(self.sampler) - self.skip)
 
 
+def _audio_in_fp32(model) -> None:
+    """Run the frozen audio encoder outside autocast: its STFT power spectrum overflows fp16
+    (and the log-mel front end loses precision in bf16). The interaction still runs in AMP.
+    An instance attribute, so the module's weights and state-dict keys are untouched."""
+    audio = model.audio
+    forward = audio.forward
+
+    def fp32_forward(waveform):
+        with torch.autocast(waveform.device.type, enabled=False):
+            return forward(waveform.float())
+
+    audio.forward = fp32_forward
+
+
 def _to_float(out: dict) -> dict:
     conv = (lambda t: t.float())
     return {k: ([conv(t) for t in v] if isinstance(v, list) else conv(v)) for k, v in out.items()}
@@ -291,6 +309,8 @@ def _train(cfg: TrainConfig, ctx: _Dist) -> dict:
     opt = torch.optim.AdamW(params, lr=run["lr"], weight_decay=run["weight_decay"])
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if amp_dtype is not None:
+        _audio_in_fp32(model)
 
     epoch, step_in_epoch, global_step = 0, 0, 0
     best_mj, best_epoch = -1.0, None
@@ -368,8 +388,9 @@ def _train(cfg: TrainConfig, ctx: _Dist) -> dict:
             sums = [s + v for s, v in zip(sums, vals + [1.0])]
             bar.update(1)
             bar.set_postfix(loss=f"{vals[0]:.4f}", refresh=False)
-            over_time = cfg.time_budget_s is not None and time.monotonic() - t_start >= cfg.time_budget_s
-            if (cfg.max_steps is not None and global_step >= cfg.max_steps) or ctx.any(over_time):
+            over_time = (cfg.time_budget_s is not None
+                         and ctx.any(time.monotonic() - t_start >= cfg.time_budget_s))  # ranks agree
+            if (cfg.max_steps is not None and global_step >= cfg.max_steps) or over_time:
                 stop = True
                 break
         bar.close()
@@ -379,13 +400,15 @@ def _train(cfg: TrainConfig, ctx: _Dist) -> dict:
         stop = stop or epoch >= run["epochs"]
 
         totals = ctx.sum(sums)
-        record = {"epoch": epoch if complete else epoch + 1, "complete": complete, "steps": global_step}
+        record = {"epoch": epoch if complete else epoch + 1, "complete": complete, "steps": global_step,
+                  "lr": opt.param_groups[0]["lr"]}
         nb = max(totals[4], 1.0)
         record.update({f"train_{k}": totals[i] / nb for i, k in enumerate(("loss", "dice", "bce", "msa"))})
         epoch_sums = [0.0] * 5 if complete else sums
         if ctx.main:
             val = evaluate_model(model, val_ds, batch_size=cfg.val_batch_size or run["batch_size"],
-                                 device=device, progress=cfg.progress, desc=f"{cfg.val_split}")
+                                 device=device, num_workers=cfg.num_workers, progress=cfg.progress,
+                                 desc=cfg.val_split)
             model.train()
             record.update({"val_M_J": val["M_J"], "val_M_F": val["M_F"], "val_clips": val["clips"],
                            "time_s": round(time.monotonic() - t_epoch, 3)})
@@ -407,7 +430,7 @@ def _train(cfg: TrainConfig, ctx: _Dist) -> dict:
     return {"run_dir": str(out), "epochs_done": epoch, "step_in_epoch": step_in_epoch,
             "steps": global_step, "best_M_J": best_mj if best_epoch is not None else None,
             "best_epoch": best_epoch, "last": last_record, "precision": precision,
-            "world_size": ctx.world, "seconds": round(time.monotonic() - t_start, 3)}
+            "world_size": ctx.world, "rank": ctx.rank, "seconds": round(time.monotonic() - t_start, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,15 +158,40 @@ def test_torchrun_two_processes_on_gloo(s4_root, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "edgeavs.train", "--data", s4_root, "--task", "s4", "--variant", "tiny",
-           "--size", str(SIZE), "--batch-size", "2", "--epochs", "1", "--num-workers", "0",
+           "--size", str(SIZE), "--batch-size", "1", "--epochs", "1", "--num-workers", "0",
            "--device", "cpu", "--no-progress", "--json", "-o", str(run)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # 3 clips over 2 ranks: DistributedSampler pads to 2 per rank, one step of 2 clips each
+    # 3 clips over 2 ranks: DistributedSampler pads to 2 per rank, two steps of one clip each
+    # (two steps: DDP fails on the second one if a gradient reduction was left unfinished)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["world_size"] == 2 and summary["steps"] == 1
+    assert summary["world_size"] == 2 and summary["steps"] == 2
     last = torch.load(run / "last.pt", weights_only=True)
     assert last["world_size"] == 2 and len(last["rng"]) == 2 and last["epoch"] == 1
     assert len(_lines(run / "metrics.jsonl")) == 1
     assert (run / "best.pt").is_file()
     assert not any(p.name.startswith(".") for p in run.iterdir())  # no leftover temporary files
+
+
+def test_mixed_precision_path_keeps_the_audio_encoder_in_fp32():
+    """The AMP code path, exercised with CPU bf16 autocast (a CUDA run uses the same code)."""
+    from edgeavs.losses import total_loss
+    from edgeavs.model import build_model
+    from edgeavs.train import _audio_in_fp32, _resolve_precision, _to_float
+
+    assert _resolve_precision("auto", torch.device("cpu")) == "fp32"
+    model = build_model("tiny", seed=0).train()
+    a0_ref = model.audio(torch.randn(2, 32000, generator=torch.Generator().manual_seed(1)))
+    _audio_in_fp32(model)
+    assert "audio.fc1.weight" in model.state_dict()  # keys untouched
+    frames, audio = torch.randn(5, 3, 64, 64), torch.randn(5, 32000)
+    masks = (torch.rand(5, 1, 64, 64) > 0.5).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a0 = model.audio(torch.randn(2, 32000, generator=torch.Generator().manual_seed(1)))
+        out = model(frames, audio, return_aux=True)
+    assert a0.dtype == torch.float32 and torch.equal(a0, a0_ref)
+    assert out["logits"].dtype == torch.bfloat16
+    terms = total_loss(_to_float(out), masks, torch.ones(5, dtype=torch.bool))
+    terms["loss"].backward()
+    assert torch.isfinite(terms["loss"])
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

@@ -61,8 +61,8 @@ def train(data, task, variant, run_dir, epochs, batch_size, lr, weight_decay, ms
                       max_steps=max_steps, time_budget_s=None if time_budget is None else time_budget * 60,
                       progress=progress)
     summary = run_training(cfg)
-    if summary["world_size"] > 1 and int(__import__("os").environ.get("RANK", "0")) != 0:
-        return
+    if summary["rank"] != 0:
+        return  # under torchrun, rank 0 reports
     if as_json:
         click.echo(json.dumps(summary))
         return
