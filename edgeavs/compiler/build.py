@@ -1,0 +1,195 @@
+"""``compile_artifact``: a LightAVSeg variant -> an artifact directory (see ``artifact.py``).
+
+torch and TVM share this process (unavoidable: the importer needs both); nothing is timed here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import time
+from pathlib import Path
+
+from edgeavs.errors import EdgeAVSError
+
+VIA = ("export", "onnx")
+DEFAULT_VARIANT = "large"
+DEFAULT_SEED = 0
+"""Random-init artifacts (no checkpoint) use this seed; see ``edgeavs.reference.build_reference_model``."""
+
+
+def parse_resolution(text) -> tuple[int, int]:
+    """``224`` or ``HxW`` (e.g. ``224x320``) -> ``(H, W)``."""
+    if isinstance(text, (tuple, list)):
+        h, w = (int(v) for v in text)
+        return h, w
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*", str(text))
+    if not m:
+        raise EdgeAVSError(f"resolution {text!r} is not N or HxW (e.g. 224 or 224x320)")
+    h = int(m.group(1))
+    w = int(m.group(2)) if m.group(2) else h
+    return h, w
+
+
+def check_resolution(resolution, variant: str) -> tuple[int, int]:
+    from edgeavs.model.config import get_variant
+
+    h, w = parse_resolution(resolution)
+    cfg = get_variant(variant)
+    k = cfg.size_multiple
+    if h <= 0 or w <= 0 or h % k or w % k:
+        raise EdgeAVSError(f"resolution {h}x{w}: LightAVSeg-{cfg.name} needs sides that are "
+                           f"positive multiples of {k}")
+    return h, w
+
+
+def resolve_weights(variant: str | None, checkpoint=None, seed: int = DEFAULT_SEED):
+    """``(variant, weights)``: the variant to build and the manifest's weights record."""
+    from edgeavs.model.config import get_variant
+
+    if checkpoint is None:
+        name = get_variant(variant or DEFAULT_VARIANT).name
+        return name, {"storage": "bound", "source": "random-init", "seed": int(seed)}
+    from edgeavs.compiler.artifact import file_sha256
+    from edgeavs.model import read_checkpoint
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise EdgeAVSError(f"checkpoint {checkpoint} not found")
+    ck_variant = read_checkpoint(path)["variant"]
+    if variant is not None and get_variant(variant).name != ck_variant:
+        raise EdgeAVSError(f"{checkpoint}: checkpoint is LightAVSeg-{ck_variant}, not the "
+                           f"requested variant {get_variant(variant).name}")
+    return ck_variant, {"storage": "bound", "source": "checkpoint",
+                        "checkpoint_sha256": file_sha256(path),
+                        "checkpoint_path": str(path.absolute())}
+
+
+def build_torch_model(variant: str, weights: dict, checkpoint=None):
+    from edgeavs.reference import build_reference_model
+
+    if weights["source"] == "checkpoint":
+        return build_reference_model(variant, checkpoint=checkpoint or weights["checkpoint_path"])
+    return build_reference_model(variant, seed=weights["seed"])
+
+
+def import_model(model, resolution, via: str, aux: bool = False, workdir=None):
+    """Import the inference graph of ``model`` to Relax: ``(mod, params, output_names)``."""
+    from edgeavs.compiler import frontend
+
+    h, w = resolution
+    inputs = frontend.example_inputs(h, w)
+    graph = frontend.inference_graph(model, aux=aux)
+    names = frontend.aux_names(model, *inputs) if aux else ["logits"]
+    if via == "export":
+        mod, params = frontend.import_export(graph, inputs)
+    elif via == "onnx":
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            path = frontend.export_onnx(graph, inputs, Path(tmp) / "model.onnx",
+                                        output_names=[n.replace(".", "_") for n in names])
+            mod, params = frontend.import_onnx(path)
+    else:
+        raise EdgeAVSError(f"unknown import route {via!r}; choose one of: {', '.join(VIA)}")
+    return mod, params, names
+
+
+def compile_artifact(out, *, target="host", variant: str | None = None, checkpoint=None,
+                     resolution="224", via: str = "export", dump_ir=None,
+                     seed: int = DEFAULT_SEED, aux: bool = False, fusion: bool = True,
+                     log=None) -> dict:
+    """Compile LightAVSeg to the artifact directory ``out`` and return its manifest.
+
+    ``target``: a name from ``targets/`` or a YAML path (or a loaded ``Target``).
+    ``checkpoint``: an edgeavs checkpoint; without it, random init with ``seed``.
+    ``aux``: also output every named intermediate (per-layer verification).
+    The directory appears complete or not at all (built beside it, then renamed).
+    """
+    from edgeavs import __version__
+    from edgeavs.compiler.artifact import LIBRARY, staging_dir, write_manifest
+    from edgeavs.targets import Target, load_target
+
+    t_start = time.perf_counter()
+    say = log or (lambda _msg: None)
+    if via not in VIA:
+        raise EdgeAVSError(f"unknown import route {via!r}; choose one of: {', '.join(VIA)}")
+    tgt = target if isinstance(target, Target) else load_target(target)
+    variant, weights = resolve_weights(variant, checkpoint, seed)
+    h, w = check_resolution(resolution, variant)
+    out = Path(out)
+
+    from edgeavs.compiler.pipeline import run_pipeline
+    from edgeavs.tvm_api import llvm_version, tvm, tvm_version
+
+    with staging_dir(out) as tmp:
+        say(f"LightAVSeg-{variant} {h}x{w}, weights: {weights['source']}, via {via}, "
+            f"target {tgt.name} ({tgt.mcpu}, {tgt.num_cores} cores)")
+        model = build_torch_model(variant, weights, checkpoint)
+        t0 = time.perf_counter()
+        mod, params, out_names = import_model(model, (h, w), via, aux=aux, workdir=tmp)
+        t_import = time.perf_counter() - t0
+        say(f"  import           {t_import:7.2f} s")
+        del model
+        tvm_target = tgt.to_tvm()
+        mod, report = run_pipeline(mod, tvm_target, params, dump_dir=dump_ir, fusion=fusion, log=say)
+        t0 = time.perf_counter()
+        try:
+            ex = tvm.compile(mod, target=tvm_target, relax_pipeline=None)
+            ex.export_library(str(tmp / LIBRARY), fcompile=_exporter(tgt))
+        except EdgeAVSError:
+            raise
+        except Exception as exc:
+            lines = str(exc).strip().splitlines()
+            raise EdgeAVSError(f"code generation failed: {lines[-1] if lines else type(exc).__name__}") from exc
+        t_codegen = time.perf_counter() - t0
+        say(f"  codegen+link     {t_codegen:7.2f} s")
+        outputs = _output_specs(mod, out_names)
+        manifest = {
+            "edgeavs": __version__,
+            "tvm": tvm_version(),
+            "llvm": llvm_version(),
+            "target": tgt.tvm_dict(),
+            "target_fingerprint": tgt.fingerprint(),
+            "target_name": tgt.name,
+            "link": tgt.link,
+            "variant": variant,
+            "resolution": [h, w],
+            "via": via,
+            "aux": bool(aux),
+            "weights": weights,
+            "inputs": [{"name": "frames", "shape": [1, 3, h, w], "dtype": "float32"},
+                       {"name": "waveform", "shape": [1, 32000], "dtype": "float32"}],
+            "outputs": outputs,
+            "library": LIBRARY,
+            "fusion": report["fusion"],
+            "compile_seconds": {"import": round(t_import, 3), **report["phase_seconds"],
+                                "codegen": round(t_codegen, 3),
+                                "total": round(time.perf_counter() - t_start, 3)},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        manifest = write_manifest(tmp, manifest)
+    return manifest
+
+
+def _exporter(tgt):
+    from edgeavs.tvm_api import library_exporter
+
+    return library_exporter(tgt.link, tgt.cross_cc)
+
+
+def _output_specs(mod, names):
+    """Names, shapes and dtypes of ``main``'s outputs (static shapes)."""
+    from edgeavs.tvm_api import relax
+
+    ret = mod["main"].ret_struct_info if hasattr(mod["main"], "ret_struct_info") else None
+    ty = getattr(mod["main"], "ret_ty", None) or ret
+    fields = list(ty.fields) if isinstance(ty, relax.TupleType if hasattr(relax, "TupleType")
+                                           else relax.TupleStructInfo) else [ty]
+    if len(fields) != len(names):
+        raise EdgeAVSError(f"the compiled graph has {len(fields)} outputs, expected {len(names)}")
+    specs = []
+    for name, f in zip(names, fields):
+        shape = [int(d) for d in f.shape] if getattr(f, "shape", None) is not None else None
+        specs.append({"name": name, "shape": shape, "dtype": str(f.dtype)})
+    return specs

@@ -1,0 +1,190 @@
+"""The Relax pipeline: ONE ordered list of phases, from an imported module to VM-ready code.
+
+    bind-weights         BindParams: weights become constants (bound into the .so)
+    fold-batchnorm       FoldBatchnormToConv2D (needs the weights bound)
+    decompose            DecomposeOpsForInference (remaining BN -> mul/add, dropout away)
+    canonicalize         CanonicalizeBindings, DeadCodeElimination
+    fold-constants       FoldConstantsNumpy (the weight arithmetic, in numpy), FoldConstant, DCE
+    edgeavs-fusion       our pattern passes (edgeavs.passes: FuseAudioGate, FuseChannelBias,
+                         FuseHSigGate), when importable; their match counts form the fusion report
+    legalize             library dispatch + LegalizeOps (ops -> TIR PrimFuncs)
+    fuse-ops             AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
+    lower                TVM's CPU dataflow-lowering and finalisation passes (memory planning,
+                         VM shape lowering)
+
+The result goes to ``tvm.compile(mod, target, relax_pipeline=None)`` for code generation. With
+``dump_dir`` the module is written as TVMScript after every phase (``NN-<phase>.py``).
+This is TVM's default CPU pipeline with the front half of TVM-NOTES ("Host pipeline") and our
+fusion slot in front of legalisation; dlight CPU rules are deliberately absent (10x slower).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from edgeavs.compiler.fold_constants import FoldConstantsNumpy
+from edgeavs.errors import EdgeAVSError
+
+# The fusion passes we expect from edgeavs.passes, in the order they run: the audio gate
+# chain first (it contains an h_sigmoid), then the bias chains, then any h_sigmoid left.
+FUSION_PASS_NAMES = ("FuseAudioGate", "FuseChannelBias", "FuseHSigGate")
+
+
+@dataclass
+class PipelineContext:
+    target: object  # tvm.target.Target
+    params: dict = field(default_factory=dict)
+    fusion: bool = True
+    fusion_report: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    passes: Callable[[PipelineContext], list]
+    module_pass: bool = False  # the factory returns a module-level function mod -> mod
+
+
+def _t():
+    from edgeavs.tvm_api import relax, relax_transform
+
+    return relax, relax_transform
+
+
+def _bind(ctx):
+    _, T = _t()
+    return [T.BindParams("main", ctx.params)] if ctx.params else []
+
+
+def _fusion(ctx):
+    """The slot for edgeavs.passes: run each pass, record how many chains it matched."""
+    if not ctx.fusion:
+        ctx.fusion_report = {"enabled": False}
+        return []
+    passes = load_fusion_passes()
+    if passes is None:
+        ctx.fusion_report = {"enabled": True, "available": False}
+        return []
+    ctx.fusion_report = {"enabled": True, "available": True, "chains": {}}
+
+    def run(mod):
+        for name, factory in passes:
+            p = factory()
+            mod = p(mod)
+            found = _match_count(p, mod, name)
+            ctx.fusion_report["chains"][name] = {"found": found, "fused": found}
+        return mod
+
+    return [run]
+
+
+def load_fusion_passes():
+    """``[(name, factory)]`` from edgeavs.passes, or None when that package is absent."""
+    try:
+        import edgeavs.passes as passes
+    except ModuleNotFoundError as exc:
+        if exc.name in ("edgeavs.passes",):
+            return None
+        raise
+    names = getattr(passes, "FUSION_PASSES", FUSION_PASS_NAMES)
+    out = []
+    for name in names:
+        factory = getattr(passes, name, None) if isinstance(name, str) else name
+        if factory is None:
+            continue
+        out.append((name if isinstance(name, str) else getattr(name, "__name__", str(name)), factory))
+    return out
+
+
+def _match_count(p, mod, name):
+    for attr in ("num_matches", "matches", "match_count", "count"):
+        value = getattr(p, attr, None)
+        if isinstance(value, int):
+            return value
+        if callable(value):
+            try:
+                return int(value())
+            except TypeError:
+                pass
+    # Fall back to counting the composite functions the pass left in the module.
+    n = 0
+    for gv, func in mod.functions.items():
+        attrs = getattr(func, "attrs", None)
+        comp = attrs.get("Composite", None) if attrs is not None and hasattr(attrs, "get") else None
+        if comp is not None and name.lower().replace("fuse", "") in str(comp).lower().replace("_", ""):
+            n += 1
+    return n
+
+
+def _legalize(ctx):
+    relax, T = _t()
+    return list(relax.pipeline.library_dispatch_passes(ctx.target)) + [T.LegalizeOps()]
+
+
+def _fuse_ops(ctx):
+    _, T = _t()
+    return [T.AnnotateTIROpPattern(), T.FoldConstant(), T.FuseOps(), T.FuseTIR()]
+
+
+def _lower(ctx):
+    """TVM's CPU dataflow lowering and finalisation, spelled out (0.27's cpu_generic)."""
+    _, T = _t()
+    return [T.RewriteDataflowReshape(), T.ToNonDataflow(), T.RemovePurityChecking(),
+            T.CallTIRRewrite(), T.StaticPlanBlockMemory(), T.LowerAllocTensor(),
+            T.KillAfterLastUse(), T.LowerRuntimeBuiltin(), T.ComputePrimValue(),
+            T.VMShapeLower(), T.AttachGlobalSymbol()]
+
+
+PIPELINE: list[Phase] = [
+    Phase("bind-weights", _bind),
+    Phase("fold-batchnorm", lambda c: [_t()[1].FoldBatchnormToConv2D()]),
+    Phase("decompose", lambda c: [_t()[1].DecomposeOpsForInference()]),
+    Phase("canonicalize", lambda c: [_t()[1].CanonicalizeBindings(), _t()[1].DeadCodeElimination()]),
+    Phase("fold-constants", lambda c: [FoldConstantsNumpy(), _t()[1].FoldConstant(),
+                                       _t()[1].DeadCodeElimination()]),
+    Phase("edgeavs-fusion", _fusion),
+    Phase("legalize", _legalize),
+    Phase("fuse-ops", _fuse_ops),
+    Phase("lower", _lower),
+]
+
+
+def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion: bool = True,
+                 log=None):
+    """Run :data:`PIPELINE` on ``mod`` under ``target``. Returns ``(mod, report)`` where the
+    report has the fusion counts and the seconds spent per phase."""
+    ctx = PipelineContext(target=target, params=dict(params or {}), fusion=fusion)
+    if dump_dir is not None:
+        dump_dir = Path(dump_dir)
+        dump_dir.mkdir(parents=True, exist_ok=True)
+        _dump(mod, dump_dir / "00-imported.py")
+    seconds = {}
+    with target:
+        for i, phase in enumerate(PIPELINE, start=1):
+            t0 = time.perf_counter()
+            for p in phase.passes(ctx):
+                try:
+                    mod = p(mod)
+                except EdgeAVSError:
+                    raise
+                except Exception as exc:  # TVM errors are long; keep the first line
+                    first = str(exc).strip().splitlines()
+                    raise EdgeAVSError(f"pipeline phase {phase.name} failed: "
+                                       f"{first[-1] if first else type(exc).__name__}") from exc
+            seconds[phase.name] = round(time.perf_counter() - t0, 3)
+            if log:
+                log(f"  {phase.name:<16} {seconds[phase.name]:7.2f} s")
+            if dump_dir is not None:
+                _dump(mod, dump_dir / f"{i:02d}-{phase.name}.py")
+    return mod, {"fusion": ctx.fusion_report, "phase_seconds": seconds}
+
+
+def _dump(mod, path: Path):
+    try:
+        text = mod.script(show_meta=False)
+    except TypeError:
+        text = mod.script()
+    path.write_text(text)
