@@ -127,7 +127,9 @@ class KernelTable:
     """New PrimFuncs added by a pass, deduplicated by (chain, workload, config), named by a BlockBuilder."""
 
     def __init__(self, mod: IRModule):
-        self._bb = relax.BlockBuilder(mod)
+        # BlockBuilder adds to (mutates) the module it is given: give it a copy.
+        self._bb = relax.BlockBuilder(IRModule(dict(mod.functions_items()), attrs=mod.attrs,
+                                               global_infos=mod.global_infos))
         self._by_key: dict = {}
         self.added = 0
 
