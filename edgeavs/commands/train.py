@@ -9,13 +9,13 @@ import click
 _VARIANT = click.Choice(["tiny", "small", "base", "large"])
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data", required=True, type=click.Path(path_type=str),
               help="AVSBench root (or a folder written by `edgeavs data synth`).")
 @click.option("--task", required=True, type=click.Choice(["s4", "ms3"]), help="AVSBench subset.")
 @click.option("--variant", type=_VARIANT, default=None,
               help="LightAVSeg size; required for a new run.")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(path_type=str),
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(path_type=str), metavar="RUN_DIR",
               help="Run directory: last.pt, best.pt, metrics.jsonl.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Total epochs (60); on --resume, raise it to train longer.")
