@@ -1,17 +1,11 @@
 """M_J and M_F against hand-computed cases and against a literal transcription of AVSBench's loops."""
 
-import math
-
 import pytest
 import torch
 
 from edgeavs.metrics import MeanFScore, MeanIoU, SegMetrics, frame_f_curves, frame_iou, thresholds
 
 BIG = 30.0  # sigmoid(30) rounds to 1.0 in float32, sigmoid(-30) to ~1e-13
-
-
-def logit(p: float) -> float:
-    return math.log(p / (1 - p))
 
 
 def frames_from(probs, gts):
