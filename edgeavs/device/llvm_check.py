@@ -99,6 +99,7 @@ def load_checked_target(name_or_path):
     """``edgeavs.targets.load_target`` followed by :func:`check_target`."""
     from edgeavs.targets import load_target
 
-    target = load_target(name_or_path)
+    with _quiet_stderr():  # loading already asks LLVM (vector width): keep its warnings
+        target = load_target(name_or_path)
     check_target(target)
     return target
