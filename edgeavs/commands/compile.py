@@ -1,0 +1,46 @@
+"""``edgeavs compile``: LightAVSeg -> a TVM artifact directory."""
+
+from __future__ import annotations
+
+import click
+
+_VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
+
+
+@click.command("compile", short_help="Compile LightAVSeg with TVM into an artifact directory.")
+@click.option("--target", default="host", show_default=True, metavar="NAME|YAML",
+              help="A target from targets/ (e.g. host) or the path to a target YAML.")
+@click.option("--variant", type=click.Choice(_VARIANTS, case_sensitive=False), default=None,
+              help="Model size (default: the checkpoint's variant, else large).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="An edgeavs checkpoint; without it, random init with seed 0.")
+@click.option("--resolution", default="224", show_default=True, metavar="N|HxW",
+              help="Input size; sides must be multiples of 32.")
+@click.option("--via", type=click.Choice(["export", "onnx"]), default="export", show_default=True,
+              help="Import route: torch.export, or ONNX (dynamo, opset 18).")
+@click.option("--dump-ir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Write the Relax module after every pipeline phase into this directory.")
+@click.option("-o", "--output", "output", type=click.Path(path_type=str), default=None,
+              help="Artifact directory (default: artifacts/<variant>-<H>x<W>-<target>).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the artifact path.")
+def compile_cmd(target, variant, checkpoint, resolution, via, dump_ir, output, quiet):
+    """Compile LightAVSeg for TARGET into an artifact directory: model.so (weights bound in)
+    and manifest.json (versions, target fingerprint, shapes, file hashes, fusion report)."""
+    from edgeavs.compiler.build import compile_artifact, parse_resolution, resolve_weights
+    from edgeavs.targets import load_target
+
+    tgt = load_target(target)
+    resolved, _ = resolve_weights(variant, checkpoint)
+    if output is None:
+        h, w = parse_resolution(resolution)
+        output = f"artifacts/{resolved}-{h}x{w}-{tgt.name}"
+    log = None if quiet else (lambda m: click.echo(m, err=True))
+    manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,
+                                resolution=resolution, via=via, dump_ir=dump_ir, log=log)
+    if not quiet:
+        chains = (manifest.get("fusion") or {}).get("chains") or {}
+        fused = ", ".join(f"{k} {v.get('fused', 0)}" for k, v in chains.items()) or "none"
+        click.echo(f"compiled LightAVSeg-{manifest['variant']} {manifest['resolution'][0]}x"
+                   f"{manifest['resolution'][1]} for {tgt.name} in "
+                   f"{manifest['compile_seconds']['total']:.1f} s (fused chains: {fused})", err=True)
+    click.echo(output)

@@ -1,0 +1,29 @@
+"""``edgeavs export-onnx``: the inference graph as an ONNX file (dynamo exporter, opset 18)."""
+
+from __future__ import annotations
+
+import click
+
+from edgeavs.commands.compile import _VARIANTS
+
+
+@click.command("export-onnx", short_help="Export LightAVSeg's inference graph to ONNX.")
+@click.option("--variant", type=click.Choice(_VARIANTS, case_sensitive=False), default=None,
+              help="Model size (default: the checkpoint's variant, else large).")
+@click.option("--resolution", default="224", show_default=True, metavar="N|HxW",
+              help="Input size; sides must be multiples of 32.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="An edgeavs checkpoint; without it, random init with seed 0.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=str),
+              required=True, help="The .onnx file to write.")
+def export_onnx(variant, resolution, checkpoint, output):
+    """Write ``(frames, waveform) -> logits`` as ONNX (torch.onnx.export, dynamo=True, opset 18),
+    batch 1, the same graph ``edgeavs compile --via onnx`` imports."""
+    from edgeavs.compiler import frontend
+    from edgeavs.compiler.build import build_torch_model, check_resolution, resolve_weights
+
+    resolved, weights = resolve_weights(variant, checkpoint)
+    h, w = check_resolution(resolution, resolved)
+    model = build_torch_model(resolved, weights, checkpoint)
+    frontend.export_onnx(frontend.inference_graph(model), frontend.example_inputs(h, w), output)
+    click.echo(output)

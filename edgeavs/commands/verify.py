@@ -1,0 +1,35 @@
+"""``edgeavs verify``: an artifact against its PyTorch model (exit 0 pass, 1 numeric failure)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("verify", short_help="Compare a compiled artifact with its PyTorch model.")
+@click.argument("artifact", type=click.Path(path_type=str))
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="The checkpoint the artifact was compiled from (default: the path in its manifest).")
+@click.option("--seeds", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Number of random input cases.")
+@click.option("--inputs", type=click.Path(dir_okay=False, exists=True, path_type=str), default=None,
+              help="An .npz of real inputs: frames (N,3,H,W), waveform (N,32000).")
+@click.option("--per-layer", is_flag=True,
+              help="Also compare every backbone/encoder/decoder level by MSE and SNR.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Write the JSON report here.")
+@click.pass_context
+def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report):
+    """Run ARTIFACT and the PyTorch reference (separate process) on the same inputs; compare
+    every output (max abs, max rel, rel-L2) against the tolerance table in edgeavs.verify."""
+    from edgeavs.verify import VerifyUsageError, format_report, verify_artifact, write_report
+
+    try:
+        result = verify_artifact(artifact, checkpoint=checkpoint, seeds=seeds, inputs=inputs,
+                                 per_layer=per_layer, log=lambda m: click.echo(m, err=True))
+    except VerifyUsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(format_report(result))
+    if report:
+        write_report(result, report)
+    if not result["passed"]:
+        ctx.exit(1)
