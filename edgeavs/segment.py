@@ -123,9 +123,8 @@ class TorchPredictor:
 
 def check_output_path(path, what: str = "output") -> Path:
     path = Path(path)
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise EdgeAVSError(f"{what} {path}: directory {parent} does not exist")
+    if not path.absolute().parent.is_dir():
+        raise EdgeAVSError(f"{what} {path}: directory {path.parent} does not exist")
     if path.is_dir():
         raise EdgeAVSError(f"{what} {path}: is a directory, expected a file name")
     return path
@@ -133,9 +132,8 @@ def check_output_path(path, what: str = "output") -> Path:
 
 def check_masks_dir(path) -> Path:
     path = Path(path)
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise EdgeAVSError(f"--masks {path}: directory {parent} does not exist")
+    if not path.absolute().parent.is_dir():
+        raise EdgeAVSError(f"--masks {path}: directory {path.parent} does not exist")
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise EdgeAVSError(f"--masks {path}: exists and is not an empty directory")
     return path

@@ -198,10 +198,10 @@ class MediaReader:
 
     # ------------------------------------------------------------------ iteration
 
-    def _fail(self, what, exc=None) -> EdgeAVSError:
+    def _fail(self, exc=None) -> EdgeAVSError:
         detail = f" ({_msg(exc)})" if exc is not None else ""
-        return EdgeAVSError(f"{self.path}: corrupt or truncated {what}: decoding stopped at frame "
-                            f"{self.frames_decoded}{detail}")
+        return EdgeAVSError(f"{self.path}: corrupt or truncated file: decoding stopped at video "
+                            f"frame {self.frames_decoded}{detail}")
 
     def __iter__(self):
         streams = [self.vstream] + ([self.astream] if self.astream is not None else [])
@@ -230,7 +230,7 @@ class MediaReader:
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError as exc:
-                    raise self._fail("audio" if is_audio else "video", exc) from None
+                    raise self._fail(exc) from None
                 if packet.pts is None and packet.size == 0:  # the flush packet at the end
                     if is_audio:
                         audio_done = True
@@ -260,7 +260,7 @@ class MediaReader:
                         f"{self.path}: video runs more than {MAX_LAG_S:g} s ahead of the audio in the "
                         "file; remux it with interleaved streams (ffmpeg -i IN -c copy OUT.mp4)")
         except av.error.FFmpegError as exc:
-            raise self._fail("file", exc) from None
+            raise self._fail(exc) from None
         if not audio_done:
             push_audio(resampler.resample(None))
             audio_done = True
@@ -271,16 +271,16 @@ class MediaReader:
         """A cut file often just ends early; compare with what the container declares."""
         info = self.info
         if self.frames_decoded == 0:
-            raise self._fail("video")
+            raise self._fail()
         if info.frames and self.frames_decoded < info.frames:
-            raise EdgeAVSError(f"{self.path}: corrupt or truncated video: decoding stopped at frame "
-                               f"{self.frames_decoded} of {info.frames}")
+            raise EdgeAVSError(f"{self.path}: corrupt or truncated file: decoding stopped at video "
+                               f"frame {self.frames_decoded} of {info.frames}")
         if not info.frames and info.duration and last_time is not None:
             start = float(self.vstream.start_time * self.vstream.time_base) \
                 if self.vstream.start_time is not None else 0.0
             if last_time + 2.0 / float(info.rate) < start + info.duration - 0.5:
-                raise EdgeAVSError(f"{self.path}: corrupt or truncated video: decoding stopped at frame "
-                                   f"{self.frames_decoded} ({last_time:.2f} s of "
+                raise EdgeAVSError(f"{self.path}: corrupt or truncated file: decoding stopped at video "
+                                   f"frame {self.frames_decoded} ({last_time:.2f} s of "
                                    f"{info.duration:.2f} s)")
 
 
