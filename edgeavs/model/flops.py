@@ -20,6 +20,7 @@ before the interaction proper, is linear in pixels, and is reported as ``neck``,
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -129,12 +130,22 @@ def _inputs(model, size, batch: int = 1):
             torch.randn(batch, model.cfg.audio.sample_rate, generator=g))
 
 
-def model_macs(model, size=(224, 224)) -> dict:
+def _maybe_fake(fake: bool):
+    """``fake=True`` runs the count on fake tensors (shapes only, no arithmetic): the same
+    counts, without computing a 720p affinity matrix just to count it."""
+    if not fake:
+        return contextlib.nullcontext()
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    return FakeTensorMode(allow_non_fake_inputs=True)
+
+
+def model_macs(model, size=(224, 224), fake: bool = False) -> dict:
     """MACs per part at ``size`` (plain counter: convs and matmuls)."""
-    frames, wave = _inputs(model, size)
     was = model.training
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+    with _maybe_fake(fake), torch.no_grad(), FlopCounterMode(display=False) as fc:
+        frames, wave = _inputs(model, size)
         model(frames, wave)
     model.train(was)
     counts = fc.get_flop_counts()
@@ -158,15 +169,15 @@ def model_macs(model, size=(224, 224)) -> dict:
     return out
 
 
-def interaction_macs(model, size=(224, 224)) -> dict:
+def interaction_macs(model, size=(224, 224), fake: bool = False) -> dict:
     """The interaction's MACs with element-wise work, split into spatial and global;
     ``pairwise`` is the part of ``spatial`` spent on token×token matrices and ``neck`` a
     baseline's channel adapter, not in ``total`` (both 0 for LightAVSeg)."""
-    frames, wave = _inputs(model, size)
     was = model.training
     model.eval()
     tally = _Tally()
-    with torch.no_grad():
+    with _maybe_fake(fake), torch.no_grad():
+        frames, wave = _inputs(model, size)
         aux = model(frames, wave, return_aux=True)
         a0 = model.audio(wave)[:, :, None, None]
         handles = tally.attach(model)
