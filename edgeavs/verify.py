@@ -154,18 +154,35 @@ def _weights_args(manifest: dict, checkpoint) -> list[str]:
 # ---------------------------------------------------------------- the whole check
 
 def verify_artifact(directory, *, checkpoint=None, seeds: int = 20, inputs=None,
-                    per_layer: bool = False, log=None) -> dict:
-    """Compare an artifact with its PyTorch reference; returns the report (``report['passed']``)."""
-    from edgeavs.compiler.artifact import load_artifact
+                    per_layer: bool = False, device=None, log=None) -> dict:
+    """Compare an artifact with its PyTorch reference; returns the report (``report['passed']``).
 
-    say = log or (lambda _m: None)
+    ``device``: an ``edgeavs.device.remote.DeviceSpec`` (emulated AArch64, RPC) to run the
+    artifact on instead of this machine."""
     if seeds < 0:
         raise VerifyUsageError("--seeds must be >= 0")
-    compiled = load_artifact(directory)  # refuses files that do not match the manifest
+    if device is None:
+        from edgeavs.compiler.artifact import load_artifact, read_manifest
+
+        manifest = read_manifest(directory)
+        if manifest.get("link", "host") != "host":
+            raise EdgeAVSError(f"artifact {directory} is for target {manifest.get('target_name')} "
+                               f"(link: {manifest.get('link')}); run it with --device emulated or --rpc")
+        compiled = load_artifact(directory)  # refuses files that do not match the manifest
+        return _verify(directory, compiled, checkpoint, seeds, inputs, per_layer, log)
+    if per_layer:
+        raise VerifyUsageError("--per-layer compares on this machine only (drop --device/--rpc)")
+    from edgeavs.device.remote import open_artifact
+
+    with open_artifact(directory, device, log=log) as compiled:
+        report = _verify(directory, compiled, checkpoint, seeds, inputs, False, log)
+    report["device"] = device.describe()
+    return report
+
+
+def _verify(directory, compiled, checkpoint, seeds, inputs, per_layer, log) -> dict:
+    say = log or (lambda _m: None)
     manifest = compiled.manifest
-    if manifest.get("link", "host") != "host":
-        raise EdgeAVSError(f"artifact {directory} is for target {manifest.get('target_name')} "
-                           f"(link: {manifest.get('link')}); it cannot run on this machine")
     h, w = manifest["resolution"]
     weights_args = _weights_args(manifest, checkpoint)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgeavs.commands.device import device_from_options, device_options
+
 
 @click.command("verify", short_help="Compare a compiled artifact with its PyTorch model.")
 @click.argument("artifact", type=click.Path(path_type=str))
@@ -17,15 +19,20 @@ import click
               help="Also compare every backbone/encoder/decoder level by MSE and SNR.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write the JSON report here.")
+@device_options
 @click.pass_context
-def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report):
+def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report, device, rpc, rpc_tracker,
+           rpc_key, remote_os):
     """Run ARTIFACT and the PyTorch reference (separate process) on the same inputs; compare
-    every output (max abs, max rel, rel-L2) against the tolerance table in edgeavs.verify."""
+    every output (max abs, max rel, rel-L2) against the tolerance table in edgeavs.verify.
+    On this machine by default; an AArch64 artifact on an emulated device or over RPC."""
     from edgeavs.verify import VerifyUsageError, format_report, verify_artifact, write_report
 
+    spec = device_from_options(device, rpc, rpc_tracker, rpc_key, remote_os)
     try:
         result = verify_artifact(artifact, checkpoint=checkpoint, seeds=seeds, inputs=inputs,
-                                 per_layer=per_layer, log=lambda m: click.echo(m, err=True))
+                                 per_layer=per_layer, device=spec,
+                                 log=lambda m: click.echo(m, err=True))
     except VerifyUsageError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(format_report(result))

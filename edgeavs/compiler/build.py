@@ -107,7 +107,7 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     The directory appears complete or not at all (built beside it, then renamed).
     """
     from edgeavs import __version__
-    from edgeavs.compiler.artifact import LIBRARY, staging_dir, write_manifest
+    from edgeavs.compiler.artifact import staging_dir, write_manifest
     from edgeavs.targets import Target, load_target
 
     t_start = time.perf_counter()
@@ -136,12 +136,10 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
         t0 = time.perf_counter()
         try:
             ex = tvm.compile(mod, target=tvm_target, relax_pipeline=None)
-            ex.export_library(str(tmp / LIBRARY), fcompile=_exporter(tgt))
-        except EdgeAVSError:
-            raise
         except Exception as exc:
             lines = str(exc).strip().splitlines()
             raise EdgeAVSError(f"code generation failed: {lines[-1] if lines else type(exc).__name__}") from exc
+        libs = _link(ex, tmp, tgt, say)
         t_codegen = time.perf_counter() - t0
         say(f"  codegen+link     {t_codegen:7.2f} s")
         outputs = _output_specs(mod, out_names)
@@ -161,7 +159,9 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
             "inputs": [{"name": "frames", "shape": [1, 3, h, w], "dtype": "float32"},
                        {"name": "waveform", "shape": [1, 32000], "dtype": "float32"}],
             "outputs": outputs,
-            "library": LIBRARY,
+            "library": libs["library"],
+            "libraries": libs["libraries"],
+            "libraries_skipped": libs["skipped"],
             "fusion": report["fusion"],
             "compile_seconds": {"import": round(t_import, 3), **report["phase_seconds"],
                                 "codegen": round(t_codegen, 3),
@@ -172,10 +172,20 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     return manifest
 
 
-def _exporter(tgt):
-    from edgeavs.tvm_api import library_exporter
+def _link(ex, directory: Path, tgt, say) -> dict:
+    """Link the executable for every place it runs (edgeavs.device.export: host cc, cross_cc,
+    the Android NDK + an AArch64 Linux twin); the manifest records which file is which."""
+    try:
+        from edgeavs.device.export import export_libraries
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("edgeavs.device"):
+            raise
+        from edgeavs.compiler.artifact import LIBRARY
+        from edgeavs.tvm_api import library_exporter
 
-    return library_exporter(tgt.link, tgt.cross_cc)
+        ex.export_library(str(directory / LIBRARY), fcompile=library_exporter(tgt.link, tgt.cross_cc))
+        return {"library": LIBRARY, "libraries": [{"file": LIBRARY, "role": tgt.link}], "skipped": []}
+    return export_libraries(ex, directory, tgt, log=say)
 
 
 def _output_specs(mod, names):

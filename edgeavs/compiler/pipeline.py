@@ -5,8 +5,9 @@
     decompose            DecomposeOpsForInference (remaining BN -> mul/add, dropout away)
     canonicalize         CanonicalizeBindings, DeadCodeElimination
     fold-constants       FoldConstantsNumpy (the weight arithmetic, in numpy), FoldConstant, DCE
-    edgeavs-fusion       our pattern passes (edgeavs.passes: FuseAudioGate, FuseChannelBias,
-                         FuseHSigGate), when importable; their match counts form the fusion report
+    edgeavs-fusion       our pattern passes (edgeavs.passes, in the order of its PATTERNS table:
+                         FuseChannelBias, FuseAudioGate, FuseHsigGate), when importable; their
+                         FusionStats (found/fused per chain) form the manifest's fusion report
     legalize             library dispatch + LegalizeOps (ops -> TIR PrimFuncs)
     fuse-ops             AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
     lower                TVM's CPU dataflow-lowering and finalisation passes (memory planning,
@@ -27,11 +28,6 @@ from typing import Callable
 
 from edgeavs.compiler.fold_constants import FoldConstantsNumpy
 from edgeavs.errors import EdgeAVSError
-
-# The fusion passes we expect from edgeavs.passes, in the order they run: the audio gate
-# chain first (it contains an h_sigmoid), then the bias chains, then any h_sigmoid left.
-FUSION_PASS_NAMES = ("FuseAudioGate", "FuseChannelBias", "FuseHSigGate")
-
 
 @dataclass
 class PipelineContext:
@@ -60,63 +56,38 @@ def _bind(ctx):
 
 
 def _fusion(ctx):
-    """The slot for edgeavs.passes: run each pass, record how many chains it matched."""
+    """The slot for edgeavs.passes: run its fusion passes in their order and record, per chain,
+    how many were found and fused (``FusionStats``)."""
     if not ctx.fusion:
         ctx.fusion_report = {"enabled": False}
         return []
-    passes = load_fusion_passes()
-    if passes is None:
+    try:
+        import edgeavs.passes as fusion
+    except ModuleNotFoundError as exc:
+        if exc.name != "edgeavs.passes":
+            raise
         ctx.fusion_report = {"enabled": True, "available": False}
         return []
     ctx.fusion_report = {"enabled": True, "available": True, "chains": {}}
 
     def run(mod):
-        for name, factory in passes:
-            p = factory()
-            mod = p(mod)
-            found = _match_count(p, mod, name)
-            ctx.fusion_report["chains"][name] = {"found": found, "fused": found}
-        return mod
+        mod, stats = fusion.run_fusion_passes(mod, ctx.target)
+        ctx.fusion_report["chains"] = {name: st.as_dict() for name, st in stats.items()}
+        return _unique_symbols(mod)
 
     return [run]
 
 
-def load_fusion_passes():
-    """``[(name, factory)]`` from edgeavs.passes, or None when that package is absent."""
-    try:
-        import edgeavs.passes as passes
-    except ModuleNotFoundError as exc:
-        if exc.name in ("edgeavs.passes",):
-            return None
-        raise
-    names = getattr(passes, "FUSION_PASSES", FUSION_PASS_NAMES)
-    out = []
-    for name in names:
-        factory = getattr(passes, name, None) if isinstance(name, str) else name
-        if factory is None:
-            continue
-        out.append((name if isinstance(name, str) else getattr(name, "__name__", str(name)), factory))
-    return out
+def _unique_symbols(mod):
+    """Give every PrimFunc the global symbol of its GlobalVar: kernels built with
+    ``T.prim_func`` carry ``global_symbol="main"``, which would clash with Relax ``main``."""
+    from edgeavs.tvm_api import PrimFunc
 
-
-def _match_count(p, mod, name):
-    for attr in ("num_matches", "matches", "match_count", "count"):
-        value = getattr(p, attr, None)
-        if isinstance(value, int):
-            return value
-        if callable(value):
-            try:
-                return int(value())
-            except TypeError:
-                pass
-    # Fall back to counting the composite functions the pass left in the module.
-    n = 0
-    for gv, func in mod.functions.items():
-        attrs = getattr(func, "attrs", None)
-        comp = attrs.get("Composite", None) if attrs is not None and hasattr(attrs, "get") else None
-        if comp is not None and name.lower().replace("fuse", "") in str(comp).lower().replace("_", ""):
-            n += 1
-    return n
+    for gv, func in list(mod.functions_items()):
+        if isinstance(func, PrimFunc) and func.attrs is not None \
+                and func.attrs.get("global_symbol", gv.name_hint) != gv.name_hint:
+            mod[gv] = func.with_attr("global_symbol", gv.name_hint)
+    return mod
 
 
 def _legalize(ctx):
