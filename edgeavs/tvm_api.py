@@ -130,6 +130,8 @@ def simd_info(target: Mapping[str, Any] | str | Target | None = None) -> SimdInf
 def build_prim_func(func: PrimFunc, target: Mapping[str, Any] | str | Target | None = None):
     """Compile one PrimFunc for ``target`` (default: the host) and return the runtime module."""
     tgt = make_target(target if target is not None else host_target())
+    if func.attrs is None or "global_symbol" not in func.attrs:
+        func = func.with_attr("global_symbol", "main")
     return tvm.compile(func, target=tgt)
 
 

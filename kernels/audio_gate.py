@@ -1,7 +1,8 @@
 """The audio gate in one kernel: global max pool -> 1x1 conv + bias -> h-sigmoid -> x audio vector.
 
-``out[n, o] = a[n, o] * hsig(b[o] + sum_c w[o, c] * max_{h,w} v[n, c, h, w])`` with ``v`` (N, C, H, W),
-``w`` (O, C, 1, 1), ``b`` (O,), ``a`` and ``out`` (N, O, 1, 1). The max reduction over H x W is the only O(pixels)
+``out[n, o] = a[n, o] * hsig(b[o] + sum_c w[o, c] * (max_{h,w} v[n, c, h, w] [+ s[n, c]]))`` with ``v``
+(N, C, H, W), ``w`` (O, C, 1, 1), ``b`` (O,), ``a`` and ``out`` (N, O, 1, 1), and the optional shift ``s``
+(N or 1, C, 1, 1) that FuseChannelBias leaves on the pool. Argument order: v, w, b, a[, s], out. The max reduction over H x W is the only O(pixels)
 part: it reads ``v`` once, with ``lanes`` running maxima per channel in one SIMD register (a manual rfactor over
 the width), threads over N x C. The C x O gate GEMV and the epilogue run on the pooled (N, C) vector.
 
@@ -26,6 +27,9 @@ class AudioGateWorkload:
     h: int
     w: int
     o: int
+    shift_batch: int = 0
+    """0: no shift; 1 or n: a (shift_batch, C, 1, 1) vector added to the pooled max (a channel bias sunk into the
+    pool by FuseChannelBias: ``max(V + B(s)) = max(V) + s``)."""
     dtype: str = "float32"
 
 
@@ -65,11 +69,17 @@ def compute(wl: AudioGateWorkload, lanes: int):
                       lambda n, c, l: te.max(v[n, c, rh, rw * lanes + l], axis=[rh, rw]), name="pool_part")
     rl = te.reduce_axis((0, lanes), name="rl")
     pooled = te.compute((wl.n, wl.c), lambda n, c: te.max(part[n, c, rl], axis=rl), name="pool")
+    inputs = [v, w, b, a]
+    if wl.shift_batch:
+        sh = te.placeholder((wl.shift_batch, wl.c, 1, 1), wl.dtype, name="shift")
+        sn = (lambda n: n) if wl.shift_batch == wl.n else (lambda n: 0)
+        pooled = te.compute((wl.n, wl.c), lambda n, c: pooled[n, c] + sh[sn(n), c, 0, 0], name="pool_shift")
+        inputs.append(sh)
     rc = te.reduce_axis((0, wl.c), name="rc")
     gate = te.compute((wl.n, wl.o), lambda n, o: te.sum(w[o, rc, 0, 0] * pooled[n, rc], axis=rc), name="gate")
     out = te.compute((wl.n, wl.o, 1, 1), lambda n, o, i, j: a[n, o, i, j] * hsig(gate[n, o] + b[o], wl.dtype),
                      name="audio_gate")
-    return [v, w, b, a, out]
+    return inputs + [out]
 
 
 def schedule(wl: AudioGateWorkload, cfg: AudioGateConfig) -> PrimFunc:
@@ -100,14 +110,18 @@ def audio_gate_kernel(wl: AudioGateWorkload, target: TargetLike = None,
     if wl.w % cfg.lanes:
         cfg = AudioGateConfig(lanes=lanes_dividing(wl.w, cfg.lanes), parallel_pool=cfg.parallel_pool,
                               unroll_gemv=cfg.unroll_gemv)
+    if cfg.unroll_gemv > 1 and wl.c % cfg.unroll_gemv:
+        cfg = AudioGateConfig(lanes=cfg.lanes, parallel_pool=cfg.parallel_pool, unroll_gemv=1)
     return schedule(wl, cfg)
 
 
-def reference(v, w, b, a):
+def reference(v, w, b, a, shift=None):
     """numpy reference of the unfused chain."""
     import numpy as np
 
     pooled = v.max(axis=(2, 3))
+    if shift is not None:
+        pooled = pooled + shift[:, :, 0, 0]
     gate = pooled @ w[:, :, 0, 0].T + b[None, :]
     return a * (np.clip(gate + 3.0, 0.0, 6.0) / 6.0)[:, :, None, None]
 

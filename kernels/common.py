@@ -68,12 +68,13 @@ def pixel_tile(extent: int, lanes: int, preferred_vectors: int) -> int:
 def finish(func: PrimFunc, chain: str, config: Any) -> PrimFunc:
     """Attach the attributes every edgeavs kernel carries (chain name, config, opaque to FuseOps)."""
     attrs = {
-        "global_symbol": chain.replace(".", "_"),
         "tirx.noalias": True,
         "op_pattern": OPAQUE,
         "edgeavs.kernel": chain,
         "edgeavs.config": str(config),
     }
+    if func.attrs is not None and "global_symbol" in func.attrs:
+        func = func.without_attr("global_symbol")  # private: the module names it (one symbol per kernel)
     for key, value in attrs.items():
         func = func.with_attr(key, value)
     return func

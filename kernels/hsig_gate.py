@@ -1,7 +1,7 @@
 """The h-sigmoid gated product in one kernel: ``y * [upsample](hsig(Conv1x1(x) + b))``.
 
 ``x`` (N, CI, Hg, Wg) — optionally through ReLU6 first (SeaFormer's ``proj = ReLU6 -> Conv_BN``) — a 1x1 conv
-``w`` (CO, CI, 1, 1) with the folded-BN bias ``b`` (CO,), h-sigmoid, then the product with ``y`` (N, CO, H, W).
+``w`` (CO, CI, 1, 1) with the folded-BN bias ``b`` (1 or N, CO, 1, 1), h-sigmoid, then the product with ``y`` (N, CO, H, W).
 Without upsampling (Sea attention: ``hsig(proj(xx)) * detail``) ``(Hg, Wg) == (H, W)`` and the conv is a GEMM over
 NCHW whose epilogue is the gate and the product: the conv output never reaches memory. With upsampling (the
 LightHead fusion block: ``local * interpolate(hsig(global_act(x_g)))``, bilinear, half-pixel) the gate is computed
@@ -39,6 +39,9 @@ class HsigGateWorkload:
     h: int
     w: int
     in_relu6: bool = False
+    bias_batch: int = 1
+    """The bias is (bias_batch, CO, 1, 1): 1 for the folded-BN constant, N when FuseChannelBias has merged an
+    audio vector into it."""
     dtype: str = "float32"
 
     @property
@@ -96,8 +99,15 @@ def _bilinear_source(out_idx, in_size: int, out_size: int):
 def compute(wl: HsigGateWorkload):
     x = te.placeholder((wl.n, wl.ci, wl.hg, wl.wg), wl.dtype, name="x")
     w = te.placeholder((wl.co, wl.ci, 1, 1), wl.dtype, name="w")
-    b = te.placeholder((wl.co,), wl.dtype, name="b")
+    bb = te.placeholder((wl.bias_batch, wl.co, 1, 1), wl.dtype, name="b")
     y = te.placeholder((wl.n, wl.co, wl.h, wl.w), wl.dtype, name="y")
+
+    class _Bias:
+        def __getitem__(self, no):
+            n, o = no
+            return bb[n if wl.bias_batch == wl.n else 0, o, 0, 0]
+
+    b = _Bias()
     wg = wl.wg
 
     def xin(n, k, p):
@@ -111,11 +121,11 @@ def compute(wl: HsigGateWorkload):
                       lambda n, o, p: te.sum(w[o, k, 0, 0] * xin(n, k, p), axis=k), name="conv")
     if not wl.upsample:
         out = te.compute((wl.n, wl.co, wl.h, wl.w),
-                         lambda n, o, i, j: y[n, o, i, j] * hsig(conv[n, o, i * wl.w + j] + b[o], wl.dtype),
+                         lambda n, o, i, j: y[n, o, i, j] * hsig(conv[n, o, i * wl.w + j] + b[n, o], wl.dtype),
                          name="hsig_gate")
-        return [x, w, b, y, out]
+        return [x, w, bb, y, out]
 
-    gate = te.compute((wl.n, wl.co, wl.hg * wl.wg), lambda n, o, p: hsig(conv[n, o, p] + b[o], wl.dtype),
+    gate = te.compute((wl.n, wl.co, wl.hg * wl.wg), lambda n, o, p: hsig(conv[n, o, p] + b[n, o], wl.dtype),
                       name="gate")
 
     def up(n, o, i, j):
@@ -134,7 +144,7 @@ def compute(wl: HsigGateWorkload):
 
     out = te.compute((wl.n, wl.co, wl.h, wl.w), lambda n, o, i, j: y[n, o, i, j] * up(n, o, i, j),
                      name="hsig_gate")
-    return [x, w, b, y, out]
+    return [x, w, bb, y, out]
 
 
 def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pixels: int) -> None:
@@ -158,14 +168,16 @@ def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pix
     sch.compute_at(conv, oo)
     outer = [sch.get(lp).same_as(sch.get(oo)) for lp in sch.get_loops(consumer)].index(True) + 1
     inner = sch.get_loops(conv)[outer:]
-    c_k = inner[-1]
-    c_o, c_p = inner[-3], inner[-2]
+    c_k, spatial = inner[-1], list(inner[:-1])  # (n, o, p) minus the unit loops compute_at dropped
+    c_p = spatial.pop() if cfg.tile_px > 1 and spatial else None
+    c_o = spatial.pop() if cfg.tile_co > 1 and spatial else None
     sch.reorder(c_k, *inner[:-1])
-    if vector:
+    if vector and c_p is not None:
         pv, pl = sch.split(c_p, [None, cfg.lanes])
         sch.vectorize(pl)
         sch.unroll(pv)
-    sch.unroll(c_o)
+    if c_o is not None:
+        sch.unroll(c_o)
     sch.decompose_reduction(conv, c_k)
 
 
@@ -201,7 +213,7 @@ def reference(x, w, b, y, in_relu6: bool = False):
 
     if in_relu6:
         x = np.clip(x, 0.0, 6.0)
-    g = np.einsum("ok,nkhw->nohw", w[:, :, 0, 0], x) + b[None, :, None, None]
+    g = np.einsum("ok,nkhw->nohw", w[:, :, 0, 0], x) + b.reshape(-1, w.shape[0], 1, 1)
     g = np.clip(g + 3.0, 0.0, 6.0) / 6.0
     hg, wg = g.shape[2:]
     h, wo = y.shape[2:]

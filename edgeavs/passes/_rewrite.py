@@ -15,7 +15,9 @@ from edgeavs.tvm_api import Constant, IRModule, PrimFunc, dpl, relax, tvm
 
 @dataclass
 class FusionStats:
-    """What one run of a fusion pass saw: chains found (pattern + constants right) and chains fused."""
+    """What one run of a fusion pass saw: chains found (``count_matches`` before), chains fused (found minus
+    ``count_matches`` after); ``variants``/``skipped`` tally rewrite attempts by variant (a chain may be
+    visited more than once while TVM's rewriter iterates, so they are diagnostics, not counts)."""
 
     found: int = 0
     fused: int = 0

@@ -30,14 +30,16 @@ def _pattern():
     """The chain's pattern, its annotations (the sub-patterns the rewrite reads) and the check."""
     v = dpl.wildcard()
     pool = dpl.is_op("relax.max")(v)
+    shift = dpl.wildcard()
+    shifted = dpl.is_op("relax.add")(pool, shift)
     weight = dpl.is_const()
-    conv = dpl.is_op("relax.nn.conv2d")(pool, weight)
+    conv = dpl.is_op("relax.nn.conv2d")(shifted | pool, weight)
     bias = dpl.is_const()
     biased = dpl.is_op("relax.add")(conv, bias)
     hs = hsigmoid_pattern(biased | conv)
     audio = dpl.wildcard()
     root = dpl.is_op("relax.multiply")(audio, hs.output)
-    annotations = {"v": v, "pool": pool, "weight": weight, "conv": conv, "bias": bias, "biased": biased,
+    annotations = {"v": v, "pool": pool, "shift": shift, "weight": weight, "conv": conv, "bias": bias, "biased": biased,
                    "audio": audio, "root": root}
 
     def check(m: dict, ctx: MatchContext) -> str | None:
@@ -57,6 +59,11 @@ def _pattern():
         if not _conv1x1_ok(m[conv], wshape) or wshape[1] != vshape[1]:
             return None
         n, o = vshape[0], wshape[0]
+        if shift in m:
+            sshape = static_shape(m[shift])
+            if sshape is None or sshape[1:] != (vshape[1], 1, 1) or sshape[0] not in (1, n):
+                return None
+            form = "shift+" + form
         if out_shape != (n, o, 1, 1) or static_shape(m[audio]) != (n, o, 1, 1):
             return None
         if bias in m:
@@ -70,7 +77,9 @@ def _pattern():
 
 def _rewrite_fn(ann: dict, target):
     def rewrite(orig, m, ctx, kernels):
-        if not interior_single_use(ctx, m, orig, [ann["v"], ann["audio"]]):
+        # The pool may have other users (after FuseChannelBias the encoder and decoder gates of a level share
+        # max(V)): the kernel recomputes it, which is the pass over V that the unfused graph made anyway.
+        if not interior_single_use(ctx, m, orig, [ann["v"], ann["audio"], ann["shift"], ann["pool"]]):
             return None
         n, c, h, w = static_shape(m[ann["v"]])
         weight = m[ann["weight"]]
@@ -81,11 +90,16 @@ def _rewrite_fn(ann: dict, target):
             import numpy as np
 
             bias = relax.const(np.zeros((o,), "float32"))
-        wl = AudioGateWorkload(n=n, c=c, h=h, w=w, o=o)
+        args = [m[ann["v"]], weight, bias, m[ann["audio"]]]
+        shift_batch = 0
+        if ann["shift"] in m:
+            shift = m[ann["shift"]]
+            shift_batch = static_shape(shift)[0]
+            args.append(shift)
+        wl = AudioGateWorkload(n=n, c=c, h=h, w=w, o=o, shift_batch=shift_batch)
         gv = kernels.get(("audio_gate", wl, str(target)), "edgeavs_audio_gate",
                          lambda: audio_gate_kernel(wl, target))
-        return relax.call_tir(gv, [m[ann["v"]], weight, bias, m[ann["audio"]]],
-                              out_ty=relax.TensorType((n, o, 1, 1), "float32"))
+        return relax.call_tir(gv, args, out_ty=relax.TensorType((n, o, 1, 1), "float32"))
 
     return rewrite
 
@@ -98,7 +112,7 @@ def _resolve_target(target):
 
 @module_pass(opt_level=0, name="FuseAudioGate")
 class FuseAudioGate:
-    """Rewrite every ``a * hsig(conv1x1(max_{H,W}(v)) [+ b])`` into ``R.call_tir`` of ``kernels.audio_gate``.
+    """Rewrite every ``a * hsig(conv1x1(max_{H,W}(v) [+ s]) [+ b])`` into ``R.call_tir`` of ``kernels.audio_gate``.
 
     Preconditions: weights are Relax constants (after BindParams, FoldBatchnormToConv2D,
     DecomposeOpsForInference, CanonicalizeBindings, FoldConstant); static shapes; fp32. Place it before
@@ -120,8 +134,16 @@ class FuseAudioGate:
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = FusionStats()
+        found = count_matches(mod)
         mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target)), self.stats)
+        self.stats.found = found
+        self.stats.fused = found - count_matches(mod)
         return mod
+
+    @property
+    def num_matches(self) -> int:
+        """Chains found in the module the pass last ran on (``stats.found``)."""
+        return self.stats.found
 
 
 def count_matches(mod: IRModule) -> int:

@@ -266,6 +266,11 @@ class FuseChannelBias:
         self.stats.fused = max(0, found - left)
         return mod
 
+    @property
+    def num_matches(self) -> int:
+        """Instances found in the module the pass last ran on (``stats.found``)."""
+        return self.stats.found
+
 
 def count_matches(mod: IRModule) -> int:
     """Broadcast channel-bias instances present (unfused) in ``mod``."""

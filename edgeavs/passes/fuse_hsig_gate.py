@@ -38,7 +38,7 @@ def _pattern():
     conv_r = dpl.is_op("relax.nn.conv2d")(relu6, weight)
     conv_p = dpl.is_op("relax.nn.conv2d")(x, weight)
     conv = conv_r | conv_p
-    bias = dpl.is_const()
+    bias = dpl.wildcard()
     biased = dpl.is_op("relax.add")(conv, bias)
     hs = hsigmoid_pattern(biased | conv)
     resize = dpl.is_op("relax.image.resize2d")(hs.output, dpl.wildcard())
@@ -74,7 +74,11 @@ def _pattern():
             return None
         if bias in m:
             b = const_array(m[bias])
-            if b is None or b.size != co or (b.ndim == 4 and b.shape != (1, co, 1, 1)):
+            bshape = static_shape(m[bias])
+            if b is not None:
+                if b.size != co or (b.ndim == 4 and b.shape != (1, co, 1, 1)):
+                    return None
+            elif bshape is None or bshape[1:] != (co, 1, 1) or bshape[0] not in (1, n):
                 return None
         if relu6 in m and not (_is(m[lo], 0.0) and _is(m[hi], 6.0)):
             return None
@@ -93,10 +97,10 @@ def _rewrite_fn(ann: dict, target):
         in_relu6 = ann["relu6"] in m and ctx.single_use(m[ann["relu6"]])
         if ann["relu6"] in m and in_relu6:
             data = m[ann["x"]]
-            inputs = [ann["x"], ann["y"]]
+            inputs = [ann["x"], ann["y"], ann["bias"]]
         else:
             data = m[ann["conv"]].args[0]
-            inputs = [ann["x"], ann["relu6"], ann["y"]]
+            inputs = [ann["x"], ann["relu6"], ann["y"], ann["bias"]]
         bound = ctx.var_of(data)
         data = bound if bound is not None else data
         if not interior_single_use(ctx, m, orig, inputs):
@@ -104,12 +108,17 @@ def _rewrite_fn(ann: dict, target):
         n, ci, hg, wg = static_shape(data)
         weight = m[ann["weight"]]
         co = static_shape(weight)[0]
-        if ann["bias"] in m:
-            bias = relax.const(const_array(m[ann["bias"]]).reshape(co).astype("float32"))
+        bias_batch = 1
+        if ann["bias"] in m and const_array(m[ann["bias"]]) is None:
+            bias = m[ann["bias"]]
+            bias_batch = static_shape(bias)[0]
+        elif ann["bias"] in m:
+            bias = relax.const(const_array(m[ann["bias"]]).reshape(1, co, 1, 1).astype("float32"))
         else:
-            bias = relax.const(np.zeros((co,), "float32"))
+            bias = relax.const(np.zeros((1, co, 1, 1), "float32"))
         _, _, h, w = static_shape(orig)
-        wl = HsigGateWorkload(n=n, ci=ci, hg=hg, wg=wg, co=co, h=h, w=w, in_relu6=bool(in_relu6))
+        wl = HsigGateWorkload(n=n, ci=ci, hg=hg, wg=wg, co=co, h=h, w=w, in_relu6=bool(in_relu6),
+                             bias_batch=bias_batch)
         gv = kernels.get(("hsig_gate", wl, str(target)), "edgeavs_hsig_gate", lambda: hsig_gate_kernel(wl, target))
         return relax.call_tir(gv, [data, weight, bias, m[ann["y"]]],
                               out_ty=relax.TensorType((n, co, h, w), "float32"))
@@ -142,8 +151,16 @@ class FuseHsigGate:
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = FusionStats()
+        found = count_matches(mod)
         mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target)), self.stats)
+        self.stats.found = found
+        self.stats.fused = found - count_matches(mod)
         return mod
+
+    @property
+    def num_matches(self) -> int:
+        """Chains found in the module the pass last ran on (``stats.found``)."""
+        return self.stats.found
 
 
 def count_matches(mod: IRModule) -> int:
