@@ -1,0 +1,49 @@
+"""``edgeavs tune``: auto-tune the compiled model's kernels into a records directory."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("--target", "-t", default="host", show_default=True,
+              help="A target name from targets/ or a YAML file.")
+@click.option("--variant", "-v", default=None, help="tiny, small, base or large (default large).")
+@click.option("--resolution", "-r", default="224", show_default=True, help="N or HxW.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="An edgeavs checkpoint.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Stop after this many measured trials (default: the time budget decides).")
+@click.option("--time-budget", default="30m", show_default=True, help="e.g. 90s, 30m, 1h30m.")
+@click.option("--rpc-tracker", metavar="HOST:PORT", help="Measure on a device registered here.")
+@click.option("--rpc-key", metavar="KEY", help="The device key at the tracker.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Search seed.")
+@click.option("--only", multiple=True, metavar="NAME",
+              help="Search only tasks whose function name contains NAME (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
+              help="Records directory (created, or continued when it holds records).")
+def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_tracker, rpc_key, seed,
+         only, as_json, out):
+    """Auto-tune LightAVSeg for a target; records are reused by `edgeavs compile --records`.
+
+    Trials go to the functions with the largest share of the measured latency first; a task
+    stops when two rounds bring less than 2 %. After every round the database is written
+    atomically: Ctrl-C keeps everything measured so far, and running the same command again
+    continues from it.
+    """
+    from edgeavs.tune import parse_duration, tune as run
+
+    summary = run(out, target=target, variant=variant, resolution=resolution, checkpoint=checkpoint,
+                  trials=trials, time_budget=parse_duration(time_budget), seed=seed,
+                  rpc_tracker=rpc_tracker, rpc_key=rpc_key, only=only,
+                  log=lambda m: click.echo(m, err=True), progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"{summary['trials']} trials in {summary['rounds']} rounds over {summary['tasks']} tasks, "
+                   f"{summary['seconds']:.0f} s; records in {summary['records']}")
+        if summary.get("untuned_ms") is not None:
+            click.echo(f"estimated latency {summary['untuned_ms']:.2f} ms untuned -> "
+                       f"{summary['estimate_ms']:.2f} ms with the records")

@@ -1,0 +1,215 @@
+"""Tuning records: TVM's own MetaSchedule JSON database plus an edgeavs fingerprint.
+
+A records directory holds::
+
+    fingerprint.json               target dict + its fingerprint, LLVM, TVM, edgeavs versions
+    database_workload.json         MetaSchedule JSONDatabase (one JSON value per line)
+    database_tuning_record.json
+    edgeavs_knobs.json             best knob configuration per edgeavs-scheduled function
+    tune_log.jsonl                 one line per tuning round (what was tried, the best so far)
+
+Every file is replaced atomically (written beside it, then renamed), the workload file before
+the record file: MetaSchedule only appends workloads and records name them by index, so an
+interruption between the two leaves a consistent database. A database that does not parse
+(truncated by hand, corrupted) is refused with a one-line error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgeavs.errors import EdgeAVSError
+
+FINGERPRINT = "fingerprint.json"
+WORKLOADS = "database_workload.json"
+RECORDS = "database_tuning_record.json"
+KNOBS = "edgeavs_knobs.json"
+LOG = "tune_log.jsonl"
+FORMAT = "edgeavs-records/1"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(dst).name}.", dir=Path(dst).parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def make_fingerprint(target) -> dict:
+    """What records are valid for: the target dict (and its hash) and the tool versions."""
+    from edgeavs import __version__
+    from edgeavs.tvm_api import llvm_version, tvm_version
+
+    return {"format": FORMAT, "target": target.tvm_dict(), "target_fingerprint": target.fingerprint(),
+            "llvm": llvm_version(), "tvm": tvm_version(), "edgeavs": __version__}
+
+
+def _check_lines(path: Path, n_fields: int) -> int:
+    """Each line must be a JSON array of ``n_fields`` items; returns the line count."""
+    count = 0
+    with open(path, "rb") as f:
+        for i, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line.decode("utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise EdgeAVSError(f"{path}: line {i} is not valid JSON (truncated or corrupt "
+                                   "database); delete the records directory or restore it") from None
+            if not isinstance(value, list) or len(value) != n_fields:
+                raise EdgeAVSError(f"{path}: line {i} is not a MetaSchedule "
+                                   f"{'workload' if n_fields == 2 else 'record'} entry")
+            count += 1
+    return count
+
+
+class RecordsDir:
+    """One records directory. ``open`` validates what is there; ``create`` starts a new one."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @property
+    def workloads(self) -> Path:
+        return self.path / WORKLOADS
+
+    @property
+    def records(self) -> Path:
+        return self.path / RECORDS
+
+    @property
+    def knobs_path(self) -> Path:
+        return self.path / KNOBS
+
+    def exists(self) -> bool:
+        return (self.path / FINGERPRINT).is_file()
+
+    def fingerprint(self) -> dict:
+        path = self.path / FINGERPRINT
+        if not path.is_file():
+            raise EdgeAVSError(f"{self.path}: not an edgeavs records directory (no {FINGERPRINT})")
+        try:
+            fp = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise EdgeAVSError(f"{path}: not valid JSON (truncated or corrupt)") from None
+        if not isinstance(fp, dict) or fp.get("format") != FORMAT:
+            raise EdgeAVSError(f"{path}: not an edgeavs records fingerprint ({FORMAT})")
+        return fp
+
+    def check_target(self, target) -> dict:
+        """Refuse records made for another target or another LLVM/TVM (one line)."""
+        fp = self.fingerprint()
+        want = make_fingerprint(target)
+        if fp.get("target_fingerprint") != want["target_fingerprint"]:
+            raise EdgeAVSError(
+                f"{self.path}: records were tuned for target {json.dumps(fp.get('target'), sort_keys=True)}, "
+                f"not {json.dumps(want['target'], sort_keys=True)}; tune again for this target")
+        for key in ("llvm", "tvm"):
+            if fp.get(key) != want[key]:
+                raise EdgeAVSError(f"{self.path}: records were made with {key.upper()} {fp.get(key)}, "
+                                   f"this is {want[key]}; tune again")
+        return fp
+
+    def validate(self) -> dict:
+        """Parse every database line: counts, or a one-line error for a corrupt file."""
+        counts = {"workloads": 0, "records": 0, "knobs": 0}
+        if self.workloads.exists():
+            counts["workloads"] = _check_lines(self.workloads, 2)
+        if self.records.exists():
+            counts["records"] = _check_lines(self.records, 2)
+            if counts["records"] and not counts["workloads"]:
+                raise EdgeAVSError(f"{self.records}: tuning records without {WORKLOADS}")
+        if self.knobs_path.exists():
+            counts["knobs"] = len(self.read_knobs())
+        return counts
+
+    def read_knobs(self) -> dict:
+        if not self.knobs_path.exists():
+            return {}
+        try:
+            data = json.loads(self.knobs_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise EdgeAVSError(f"{self.knobs_path}: not valid JSON (truncated or corrupt)") from None
+        if not isinstance(data, dict):
+            raise EdgeAVSError(f"{self.knobs_path}: expected a JSON object of knob configurations")
+        return data
+
+    def open(self, target) -> "RecordsDir":
+        """An existing directory, checked against ``target`` and validated."""
+        if not self.path.is_dir():
+            raise EdgeAVSError(f"{self.path}: records directory not found")
+        self.check_target(target)
+        self.validate()
+        return self
+
+    def create_or_resume(self, target) -> bool:
+        """Start a directory for ``target`` or continue one; returns True when resuming."""
+        if self.path.exists() and not self.path.is_dir():
+            raise EdgeAVSError(f"{self.path}: exists and is not a directory")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not self.exists():
+                raise EdgeAVSError(f"{self.path}: exists, is not empty and holds no edgeavs records")
+            self.open(target)
+            return True
+        if not self.path.parent.is_dir():
+            raise EdgeAVSError(f"{self.path}: parent directory {self.path.parent} does not exist")
+        self.path.mkdir(exist_ok=True)
+        atomic_write_text(self.path / FINGERPRINT, json.dumps(make_fingerprint(target), indent=1))
+        return False
+
+    # --- snapshots -----------------------------------------------------------------
+    def seed_workdir(self, workdir: Path) -> None:
+        """Copy the database into a scratch directory that MetaSchedule may append to."""
+        for name in (WORKLOADS, RECORDS):
+            src = self.path / name
+            if src.exists():
+                shutil.copyfile(src, Path(workdir) / name)
+            else:
+                (Path(workdir) / name).touch()
+
+    def commit_from(self, workdir: Path, knobs: dict | None = None) -> None:
+        """Atomically publish the scratch database (workloads first, then records)."""
+        for name in (WORKLOADS, RECORDS):
+            src = Path(workdir) / name
+            if src.exists():
+                _check_lines(src, 2)  # never publish a half-written line
+                atomic_copy(src, self.path / name)
+        if knobs is not None:
+            atomic_write_text(self.knobs_path, json.dumps(knobs, indent=1, sort_keys=True))
+
+    def append_log(self, entry: dict) -> None:
+        """The log is rewritten whole (atomically), so it is never left half-written."""
+        path = self.path / LOG
+        old = path.read_text() if path.exists() else ""
+        atomic_write_text(path, old + json.dumps(entry, sort_keys=True) + "\n")
+
+    def database(self):
+        """The records as a MetaSchedule database (read-only use: compile)."""
+        from edgeavs.tvm_api import meta_schedule as ms
+
+        self.validate()
+        return ms.database.JSONDatabase(path_workload=str(self.workloads),
+                                        path_tuning_record=str(self.records),
+                                        allow_missing=False)

@@ -1,0 +1,254 @@
+"""``edgeavs tune``: spend a tuning budget where the latency is, keep the records safe.
+
+The loop (our own, not MetaSchedule's task scheduler, so that the budget, the priorities and
+the on-disk state are ours):
+
+1. import the model and run the pipeline up to (not including) lowering: the fused TIR
+   functions are the tasks; functions that carry an edgeavs schedule are marked scheduled
+   and are searched through their own knob space, not MetaSchedule's;
+2. profile the untuned build once (VM call instrumentation): each task's share of latency;
+3. round after round, give a few trials to the task with the largest remaining share that
+   has not converged (two rounds without a 2 % gain), until ``trials`` or ``time_budget``
+   runs out; after every round the database is published atomically (records.py), so
+   Ctrl-C or a crash leaves a valid database and the next run continues from it.
+
+Timing noise decides which measured candidate is best, so "same seed, same trials" gives the
+same candidates tried, not always the same winner.
+"""
+
+from __future__ import annotations
+
+import json
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeavs.errors import EdgeAVSError
+from edgeavs.tune.records import RecordsDir
+
+TRIALS_PER_ROUND = 8
+CONVERGED_GAIN = 0.02
+BUILDER_TIMEOUT_S = 120  # the pass form's 30 s times out every build on 2 cores (TVM-NOTES)
+
+
+def parse_duration(text) -> float:
+    """``90``, ``90s``, ``30m``, ``1h``, ``1h30m`` -> seconds."""
+    import re
+
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", s)
+    if not parts or "".join(f"{a}{b}" for a, b in parts) != s.replace(" ", ""):
+        raise EdgeAVSError(f"--time-budget {text!r}: expected e.g. 90s, 30m, 1h30m")
+    return sum(float(a) * {"h": 3600, "m": 60, "s": 1}[b] for a, b in parts)
+
+
+@dataclass
+class Task:
+    name: str
+    context: object  # ms.TuneContext
+    calls: int
+    profiled_us: float  # total per inference in the untuned build
+    best_us: float | None = None  # best measured time of one call
+    trials: int = 0
+    stale_rounds: int = 0
+    history: list = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return self.stale_rounds >= 2
+
+    def current_us(self) -> float:
+        if self.best_us is None:
+            return self.profiled_us
+        return min(self.profiled_us, self.best_us * self.calls)
+
+
+def _run_phases(mod, tvm_target, params, names):
+    from edgeavs.compiler.pipeline import PIPELINE, PipelineContext
+
+    ctx = PipelineContext(target=tvm_target, params=dict(params or {}))
+    with tvm_target:
+        for phase in PIPELINE:
+            if phase.name in names:
+                for p in phase.passes(ctx):
+                    mod = p(mod)
+    return mod
+
+
+def fused_module(mod, tvm_target, params):
+    """The pipeline up to lowering: what tasks are extracted from and records apply to."""
+    from edgeavs.compiler.pipeline import PIPELINE
+
+    return _run_phases(mod, tvm_target, params, [p.name for p in PIPELINE if p.name != "lower"])
+
+
+def _profile(fused, tvm_target, inputs) -> dict:
+    """Per-function total microseconds per inference in the untuned build."""
+    from edgeavs.tvm_api import relax, tvm
+
+    lowered = _run_phases(fused, tvm_target, None, ["lower"])
+    ex = tvm.compile(lowered, target=tvm_target, relax_pipeline=None)
+    from edgeavs.tune.profile import profile_functions
+
+    dev = tvm.cpu()
+    vm = relax.VirtualMachine(ex, dev)
+    return profile_functions(vm, [tvm.runtime.tensor(a, dev) for a in inputs])
+
+
+def _best_us(db, task) -> float | None:
+    if not db.has_workload(task.context.mod):
+        return None
+    recs = db.get_top_k(db.commit_workload(task.context.mod), 1)
+    if not recs:
+        return None
+    secs = [float(s) for s in recs[0].run_secs] if recs[0].run_secs else []
+    return 1e6 * sum(secs) / len(secs) if secs else None
+
+
+def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
+         trials: int | None = None, time_budget: float = 1800.0, seed: int = 0,
+         rpc_tracker: str | None = None, rpc_key: str | None = None, only=(), log=None,
+         progress: bool = True) -> dict:
+    """Tune LightAVSeg for ``target`` into the records directory ``out``. Returns a summary.
+
+    ``only``: substrings of task (TIR function) names; when given, only those tasks are
+    searched (the profile still covers the whole model).
+    """
+    from edgeavs.compiler.build import build_torch_model, check_resolution, import_model, resolve_weights
+    from edgeavs.compiler.frontend import example_inputs
+    from edgeavs.targets import Target, load_target
+    from edgeavs.tvm_api import meta_schedule as ms
+
+    say = log or (lambda _m: None)
+    t_start = time.perf_counter()
+    tgt = target if isinstance(target, Target) else load_target(target)
+    if (rpc_tracker is None) != (rpc_key is None):
+        raise EdgeAVSError("--rpc-tracker and --rpc-key go together")
+    if not tgt.is_host and rpc_tracker is None:
+        raise EdgeAVSError(f"target {tgt.name} is not this machine: measuring needs a device "
+                           "(--rpc-tracker HOST:PORT --rpc-key KEY)")
+    records = RecordsDir(out)
+    resumed = records.create_or_resume(tgt)
+    variant, weights = resolve_weights(variant, checkpoint, seed=0)
+    h, w = check_resolution(resolution, variant)
+    say(f"tuning LightAVSeg-{variant} {h}x{w} for {tgt.name} into {records.path}"
+        f"{' (continuing)' if resumed else ''}")
+
+    model = build_torch_model(variant, weights, checkpoint)
+    mod, params, _ = import_model(model, (h, w), "export")
+    del model
+    tvm_target = tgt.to_tvm()
+    fused = fused_module(mod, tvm_target, params)
+
+    with tempfile.TemporaryDirectory(prefix="edgeavs-tune-") as scratch:
+        scratch = Path(scratch)
+        records.seed_workdir(scratch)
+        db = ms.database.JSONDatabase(work_dir=str(scratch))
+        extracted = ms.relax_integration.extract_tasks(fused, tvm_target)
+        contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            extracted, str(scratch / "logs"), seed=seed, num_threads=max(1, tgt.num_cores if tgt.is_host else 2))
+        by_name = {t.task_name: t for t in extracted}
+        if tgt.is_host:
+            inputs = [a.numpy() for a in example_inputs(h, w)]
+            prof = _profile(fused, tvm_target, inputs)
+        else:
+            prof = {}
+        tasks = []
+        for ctx in contexts:
+            if only and not any(o in ctx.task_name for o in only):
+                continue
+            ext = by_name[ctx.task_name]
+            tasks.append(Task(ctx.task_name, ctx, calls=int(ext.weight),
+                              profiled_us=prof.get(ctx.task_name, 1.0)))
+        for t in tasks:
+            t.best_us = _best_us(db, t)
+        if only and not tasks:
+            raise EdgeAVSError(f"--only {', '.join(only)}: no tuning task matches; tasks are: "
+                               f"{', '.join(sorted(c.task_name for c in contexts))}")
+        total_profiled = sum(prof.values()) or float(len(tasks))
+        if not resumed:
+            records.append_log({"profile_us": {k: round(v, 1) for k, v in sorted(prof.items())},
+                                "tasks": [t.name for t in tasks]})
+        say(f"  {len(tasks)} tasks to search ({len(extracted) - len(tasks)} already scheduled by edgeavs); "
+            f"untuned latency {total_profiled / 1e3:.2f} ms" if prof else f"  {len(tasks)} tasks")
+
+        builder = ms.builder.LocalBuilder(max_workers=max(1, min(2, tgt.num_cores)),
+                                          timeout_sec=BUILDER_TIMEOUT_S)
+        if rpc_tracker:
+            host, _, port = rpc_tracker.rpartition(":")
+            runner = ms.runner.RPCRunner(ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port),
+                                                             tracker_key=rpc_key, session_timeout_sec=600))
+        else:
+            runner = ms.runner.LocalRunner()
+
+        def estimate_ms():
+            gained = sum(t.profiled_us - t.current_us() for t in tasks)
+            return (total_profiled - gained) / 1e3
+
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=trials, unit="trial", desc="tune", dynamic_ncols=True)
+        done_trials, rounds, round_secs = 0, 0, []
+        try:
+            while True:
+                left = time_budget - (time.perf_counter() - t_start)
+                if trials is not None and done_trials >= trials:
+                    break
+                mean_round = sum(round_secs) / len(round_secs) if round_secs else 0.0
+                if left <= 0 or (round_secs and left < mean_round):
+                    break
+                live = [t for t in tasks if not t.converged]
+                if not live:
+                    break
+                task = max(live, key=lambda t: (t.current_us(), -t.trials))
+                n = TRIALS_PER_ROUND if trials is None else min(TRIALS_PER_ROUND, trials - done_trials)
+                t0 = time.perf_counter()
+                before = task.best_us
+                ms.tune_tasks(tasks=[task.context], task_weights=[1.0], work_dir=str(scratch),
+                              max_trials_global=task.trials + n, max_trials_per_task=task.trials + n,
+                              num_trials_per_iter=n, builder=builder, runner=runner, database=db,
+                              cost_model="xgb", task_scheduler="round-robin")
+                task.trials += n
+                done_trials += n
+                rounds += 1
+                task.best_us = _best_us(db, task)
+                gain = (before - task.best_us) / before if before and task.best_us else 1.0
+                task.stale_rounds = task.stale_rounds + 1 if gain < CONVERGED_GAIN else 0
+                round_secs.append(time.perf_counter() - t0)
+                records.commit_from(scratch)
+                records.append_log({"round": rounds, "task": task.name, "trials": n,
+                                    "best_us": task.best_us, "estimate_ms": round(estimate_ms(), 3),
+                                    "seconds": round(round_secs[-1], 1)})
+                if bar is not None:
+                    bar.update(n)
+                    bar.set_postfix(best_ms=f"{estimate_ms():.2f}",
+                                    left=f"{max(0, time_budget - (time.perf_counter() - t_start)) / 60:.1f}m")
+        finally:
+            if bar is not None:
+                bar.close()
+    summary = {"records": str(records.path), "target": tgt.name, "variant": variant,
+               "resolution": [h, w], "tasks": len(tasks), "rounds": rounds, "trials": done_trials,
+               "untuned_ms": round(total_profiled / 1e3, 3) if prof else None,
+               "estimate_ms": round(estimate_ms(), 3) if prof else None,
+               "seconds": round(time.perf_counter() - t_start, 1), "resumed": resumed,
+               "database": records.validate()}
+    return summary
+
+
+def apply_records(mod, tvm_target, records_dir):
+    """Replace the fused TIR functions that have records with their best schedules."""
+    from edgeavs.tvm_api import relax_transform
+
+    db = RecordsDir(records_dir).database()
+    with tvm_target, db:
+        return relax_transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+
+
