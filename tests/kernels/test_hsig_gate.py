@@ -1,0 +1,57 @@
+"""kernels.hsig_gate against the unfused chain (numpy, float64) on fresh random inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kernels.hsig_gate import (HsigGateConfig, HsigGateWorkload, fallback_config, hsig_gate_kernel, knob_space,
+                               reference)
+from tests.kernels.conftest import assert_close, run_kernel
+
+
+def _inputs(rng, wl: HsigGateWorkload):
+    x = (3 * rng.standard_normal((wl.n, wl.ci, wl.hg, wl.wg))).astype("float32")
+    w = (2 * rng.standard_normal((wl.co, wl.ci, 1, 1)) / np.sqrt(wl.ci)).astype("float32")
+    b = rng.standard_normal((wl.bias_batch, wl.co, 1, 1)).astype("float32")
+    y = rng.standard_normal((wl.n, wl.co, wl.h, wl.w)).astype("float32")
+    return x, w, b, y
+
+
+def _check(rng, wl, config=None, target=None):
+    x, w, b, y = _inputs(rng, wl)
+    got = run_kernel(hsig_gate_kernel(wl, target, config), x, w, b, y, out_shape=y.shape)
+    want = reference(*(a.astype("float64") for a in (x, w, b, y)), in_relu6=wl.in_relu6)
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("wl", [
+    HsigGateWorkload(n=1, ci=64, hg=14, wg=14, co=48, h=14, w=14),                  # Sea attention, 14²
+    HsigGateWorkload(n=1, ci=32, hg=8, wg=8, co=24, h=8, w=8, in_relu6=True),       # with proj's ReLU6
+    HsigGateWorkload(n=2, ci=24, hg=7, wg=7, co=20, h=7, w=7),                      # 49 pixels: no dividing tile
+    HsigGateWorkload(n=1, ci=16, hg=4, wg=4, co=12, h=8, w=8),                      # LightHead: bilinear ×2
+    HsigGateWorkload(n=2, ci=16, hg=3, wg=5, co=12, h=7, w=9, bias_batch=2),        # odd ratios, per-batch bias
+], ids=str)
+def test_matches_unfused(rng, wl):
+    _check(rng, wl)
+
+
+def test_every_knob_value_is_correct(rng):
+    wl = HsigGateWorkload(n=1, ci=8, hg=4, wg=8, co=12, h=4, w=8, in_relu6=True)
+    space = knob_space(wl, {"kind": "llvm", "mcpu": "znver3"})
+    for tile_co in (1, 4, 12):
+        for tile_px in space["tile_px"]:
+            for lanes in (1, 4, 8):
+                _check(rng, wl, HsigGateConfig(tile_co=tile_co, tile_px=tile_px, lanes=lanes, parallel=True))
+
+
+def test_fallback_fits_the_register_file():
+    wl = HsigGateWorkload(n=1, ci=128, hg=28, wg=28, co=96, h=28, w=28)
+    for target, regs in ((HOST_AVX2, 16), (HOST_NEON, 32)):
+        cfg = fallback_config(wl, target)
+        assert wl.co % cfg.tile_co == 0 and (wl.hg * wl.wg) % cfg.tile_px == 0
+        assert cfg.tile_co * (cfg.tile_px // cfg.lanes) <= regs - 4
+
+
+HOST_AVX2 = {"kind": "llvm", "mcpu": "znver3", "num-cores": 2}
+HOST_NEON = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "oryon-1", "mattr": ["+neon"], "num-cores": 8}
