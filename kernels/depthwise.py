@@ -1,0 +1,148 @@
+"""Depthwise kxk convolution (3x3 / 5x5, stride 1 / 2) with the fused bias + activation epilogue.
+
+Works on the fused ``group_conv2d_nchw`` PrimFunc (groups == channels), recognised by structure (the channel
+axis indexes both data and weight). TVM-NOTES "Hand schedules": threads over channels; per channel the padded
+plane is built once (``pad_temp`` computed at the channel loop: it stays in L1/L2); the output is tiled
+``rows`` x ``vectors * vector`` pixels with the accumulators in registers, vectorised over the output width,
+taps unrolled; the output width is zero-padded to whole vectors (``pad_einsum``) so no tile needs a guard.
+
+Knobs (:class:`DepthwiseConfig`): ``rows``, ``vector`` (lanes per vector), ``vectors`` (per row),
+``unroll_taps``. Default from the target: :func:`fallback_config`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeavs.tvm_api import s_tir
+from kernels.blocks import analyze_mac, root_blocks
+from kernels.defaults import CpuFacts, TargetLike, ceil_to, cpu_facts
+
+
+@dataclass(frozen=True)
+class DepthwiseWorkload:
+    channels: int
+    out_h: int
+    out_w: int
+    k: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class DepthwiseConfig:
+    rows: int
+    vector: int
+    vectors: int
+    unroll_taps: bool = True
+    tile: bool = True
+    """False: only threads over channels and the per-channel padded plane (LLVM vectorises the plain loops);
+    the default for stride 2, where the register tile's strided loads lose to it."""
+
+    @property
+    def width_tile(self) -> int:
+        return self.vector * self.vectors
+
+
+def fallback_config(w: DepthwiseWorkload, target: TargetLike = None,
+                    facts: CpuFacts | None = None) -> DepthwiseConfig:
+    """Vector = the SIMD width (or a half/quarter of it when that wastes less padding of the output width);
+    as many vectors per row as cover the width up to 4; rows so that accumulators use about half the registers."""
+    f = facts or cpu_facts(target)
+    best = None
+    v = f.lanes
+    while v >= 4 or v == f.lanes:
+        waste = ceil_to(w.out_w, v) / w.out_w
+        if best is None or waste < best[0] - 1e-9:
+            best = (waste, v)
+        if v <= 4:
+            break
+        v //= 2
+    vec = best[1]
+    nv = min(4, -(-w.out_w // vec))
+    while nv > 1 and ceil_to(w.out_w, vec * nv) > ceil_to(w.out_w, vec):
+        nv -= 1
+    budget = max(1, (f.vector_registers // 2) // nv)
+    rows = max(r for r in range(1, min(budget, w.out_h) + 1) if w.out_h % r == 0)
+    return DepthwiseConfig(rows=rows, vector=vec, vectors=nv, tile=w.stride == 1)
+
+
+def knob_space(w: DepthwiseWorkload, target: TargetLike = None) -> dict:
+    f = cpu_facts(target)
+    return {"rows": [r for r in (1, 2, 4, 7, 8, 14) if w.out_h % r == 0],
+            "vector": sorted({f.lanes, max(4, f.lanes // 2), 4}), "vectors": [1, 2, 4], "unroll_taps": [True, False],
+            "tile": [True, False]}
+
+
+def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None = None, target: TargetLike = None,
+                       facts: CpuFacts | None = None) -> DepthwiseConfig:
+    from kernels.pointwise import _epilogue
+
+    info = analyze_mac(sch, block)
+    if info is None or info.register or not info.shared or len(info.pixel) != 2:
+        raise ValueError("not a depthwise MAC block")
+    it = list(info.iters)
+    ch, (yy, xx) = info.shared[0], info.pixel
+    ky = [r for r in info.reduce if info.extents[r] > 1]
+    k = info.extents[ky[0]] if ky else 1
+    oh, ow = info.extents[yy], info.extents[xx]
+    producers = list(sch.get_producers(block))
+    pad_block = producers[0] if len(producers) == 1 else None
+    din = sch.get(pad_block).reads[0].source if pad_block is not None else None
+    stride = max(1, (int(din.shape[-1]) + 2 * (k // 2) - k) // max(1, ow - 1)) if din is not None and ow > 1 else 1
+    wl = DepthwiseWorkload(channels=info.extents[ch], out_h=oh, out_w=ow, k=k, stride=stride)
+    cfg = cfg or fallback_config(wl, target, facts)
+    epi = _epilogue(sch, block)
+    if not cfg.tile:
+        loops = sch.get_loops(block)
+        pos = {n: i for i, n in enumerate(it)}
+        outer = [loops[pos[v]] for v in it[: pos[ch] + 1]]
+        par = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+        sch.parallel(par)
+        for p in producers:
+            sch.compute_at(p, par)
+        sch.reverse_compute_at(epi, par)
+        return cfg
+    wt = cfg.width_tile
+    if ow % wt:
+        pads = [1] * len(it)
+        pads[it.index(xx)] = wt
+        sch.pad_einsum(block, pads)
+        for b in list(root_blocks(sch)):
+            nm = sch.get(b).name_hint
+            if nm.endswith("_pad") and nm != info.block:
+                try:
+                    sch.compute_inline(b)
+                except Exception:  # noqa: BLE001 - the padded input stays a producer block
+                    pass
+        producers = list(sch.get_producers(block))
+    loops = sch.get_loops(block)
+    pos = {n: i for i, n in enumerate(it)}
+    yo, yi = sch.split(loops[pos[yy]], [None, cfg.rows])
+    xo, xi = sch.split(loops[pos[xx]], [None, wt])
+    outer = [loops[pos[v]] for v in it if v not in (yy, xx) and v not in info.reduce]
+    red = [loops[pos[v]] for v in info.reduce]
+    sch.reorder(*outer, yo, xo, *red, yi, xi)
+    par = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+    sch.parallel(par)
+    sch.set_scope(block, 0, "local")
+    sch.reverse_compute_at(epi, xo)
+    for p in producers:
+        try:
+            sch.compute_at(p, par)
+            pl = sch.get_loops(p)
+            if len(pl) > 1:
+                sch.vectorize(pl[-1]) if int(sch.get(pl[-1]).extent) % 4 == 0 else None
+        except Exception:  # noqa: BLE001 - leave the producer at the root
+            pass
+    try:
+        sch.vectorize(sch.get_loops(epi)[-1])
+    except Exception:  # noqa: BLE001
+        pass
+    if cfg.unroll_taps:
+        for r in red:
+            sch.unroll(r)
+    sch.unroll(yi)
+    _, xv = sch.split(xi, [None, cfg.vector])
+    sch.vectorize(xv)
+    sch.decompose_reduction(block, red[0])
+    return cfg
