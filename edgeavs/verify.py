@@ -250,14 +250,20 @@ def _per_layer(directory, manifest, weights_args, checkpoint, frames, waveform, 
         aux = load_artifact(Path(tmp) / "aux")
         got = aux.run_all(frames, waveform)
     ref = run_reference_process(manifest["variant"], weights_args, frames, waveform, aux=True)
+    return compare_layers(got, ref)
+
+
+def compare_layers(got: dict, ref: dict, min_snr_db: float = PER_LAYER_MIN_SNR_DB) -> dict:
+    """MSE/SNR of each named intermediate (in execution order, the order of ``got``) and the
+    first one whose SNR falls below ``min_snr_db``: where the gap opens."""
     layers, first = [], None
     for name in got:
-        s = snr(got[name], ref[name.replace("_", ".")] if name not in ref else ref[name])
+        s = snr(got[name], ref[name])
         s["name"] = name
         layers.append(s)
-        if first is None and (not s["finite"] or s["snr_db"] < PER_LAYER_MIN_SNR_DB):
+        if first is None and (not s["finite"] or s["snr_db"] < min_snr_db):
             first = name
-    return {"min_snr_db": PER_LAYER_MIN_SNR_DB, "layers": layers, "first_divergence": first}
+    return {"min_snr_db": min_snr_db, "layers": layers, "first_divergence": first}
 
 
 def format_report(report: dict) -> str:
