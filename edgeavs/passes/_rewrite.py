@@ -166,6 +166,8 @@ def run_fusion(mod: IRModule, pattern: dpl.DFPattern, check: Check, rewrite: Rew
         decided: dict[int, bool] = {}
 
         def rewriter(orig, matchings, ctx=ctx, decided=decided):
+            if not isinstance(orig, relax.Call):
+                return orig  # ``y = x`` aliases are matched through to x's value: count x's binding only
             key = orig.__hash__()
             if key in decided:
                 return orig
