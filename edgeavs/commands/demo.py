@@ -104,7 +104,7 @@ def _same_weights(have: dict, want: dict) -> bool:
 
 
 def run_demo(out_dir, resolution: int = DEMO_RESOLUTION, seconds: float = 6.0,
-             threads: int | None = None, say=print) -> dict:
+             threads: int | None = None, train_steps: int = 0, say=print) -> dict:
     """Clip -> artifact (compiled or reused) -> overlay video, all under ``out_dir``."""
     from edgeavs.compiler.artifact import file_sha256
 
@@ -121,9 +121,13 @@ def run_demo(out_dir, resolution: int = DEMO_RESOLUTION, seconds: float = 6.0,
         + ", ".join(f"{s['category']} {s['start']:g}-{s['end']:g} s" for s in schedule) + ")")
 
     ckpt = out_dir / CHECKPOINT_NAME
+    if train_steps:
+        say(f"training  LightAVSeg-{DEMO_VARIANT} for {train_steps} steps on synthetic S4 data ...")
+        train_checkpoint(out_dir, ckpt, train_steps, resolution)
     trained = ckpt.is_file()
     weights = ({"source": "checkpoint", "checkpoint_sha256": file_sha256(ckpt)} if trained
                else {"source": "random-init", "seed": 0})
+    say(f"weights   {ckpt}" if trained else "weights   random init (seed 0)")
     art = out_dir / f"artifact-{DEMO_VARIANT}-{resolution}-host"
     if reusable_artifact(art, DEMO_VARIANT, resolution, "host", weights):
         say(f"artifact  {art} (reused)")
@@ -149,6 +153,31 @@ def run_demo(out_dir, resolution: int = DEMO_RESOLUTION, seconds: float = 6.0,
     return summary
 
 
+def train_checkpoint(out_dir: Path, ckpt: Path, steps: int, resolution: int) -> None:
+    """A short training of the tiny model on synthetic S4 clips (``edgeavs.train``), written to
+    ``ckpt``. Random initial weights and a few hundred steps give rough masks at best; the
+    point is the path from training to a compiled artifact."""
+    import shutil
+    import sys
+
+    from edgeavs.data.synth import make_synthetic
+    from edgeavs.train import TrainConfig, train
+
+    data = out_dir / "synth-s4"
+    if not data.is_dir():
+        make_synthetic(data, task="s4", clips=48, seed=0, size=resolution)
+    run = out_dir / "train-run"
+    shutil.rmtree(run, ignore_errors=True)
+    cfg = TrainConfig(data=str(data), out=str(run), task="s4", variant=DEMO_VARIANT, epochs=100000,
+                      batch_size=4, size=resolution, seed=0, num_workers=0, device="cpu",
+                      max_steps=int(steps), progress=sys.stderr.isatty())
+    train(cfg)
+    best = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    from edgeavs.model import load_checkpoint, save_checkpoint
+
+    save_checkpoint(load_checkpoint(best, variant=DEMO_VARIANT), ckpt)  # weights only
+
+
 def compile_model(out, resolution: int, checkpoint=None) -> dict:
     """The one call into the compiler."""
     from edgeavs.compiler import compile_artifact
@@ -165,7 +194,10 @@ def compile_model(out, resolution: int, checkpoint=None) -> dict:
 @click.option("--seconds", type=click.FloatRange(min=1.0, max=60.0), default=6.0, show_default=True,
               help="Length of the synthesised clip.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model.")
-def demo(out_dir, resolution, seconds, threads):
+@click.option("--train-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First train the tiny model for N steps on synthetic data (CPU) and write "
+                   "OUT_DIR/tiny.pt; 0 uses OUT_DIR/tiny.pt if present, else random weights.")
+def demo(out_dir, resolution, seconds, threads, train_steps):
     """Run the whole job on an embedded example, no downloads: synthesise a clip with sound
     (shapes of the synthetic categories, one sounding at a time), compile LightAVSeg-tiny for
     this machine (or reuse the artifact already in OUT_DIR), segment the clip and print where
@@ -174,4 +206,4 @@ def demo(out_dir, resolution, seconds, threads):
     if resolution % 32:
         raise EdgeAVSError(f"--resolution {resolution}: must be a multiple of 32")
     run_demo(out_dir, resolution=resolution, seconds=seconds, threads=threads,
-             say=lambda m: click.echo(m))
+             train_steps=train_steps, say=lambda m: click.echo(m))
