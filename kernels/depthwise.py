@@ -4,7 +4,8 @@ Works on the fused ``group_conv2d_nchw`` PrimFunc (groups == channels), recognis
 axis indexes both data and weight). TVM-NOTES "Hand schedules": threads over channels; per channel the padded
 plane is built once (``pad_temp`` computed at the channel loop: it stays in L1/L2); the output is tiled
 ``rows`` x ``vectors * vector`` pixels with the accumulators in registers, vectorised over the output width,
-taps unrolled; the output width is zero-padded to whole vectors (``pad_einsum``) so no tile needs a guard.
+taps unrolled; the width tile must divide the output width (``pad_einsum`` rejects the
+windowed access), else the config degrades to ``tile=False``.
 
 Knobs (:class:`DepthwiseConfig`): ``rows``, ``vector`` (lanes per vector), ``vectors`` (per row),
 ``unroll_taps``. Default from the target: :func:`fallback_config`.
@@ -92,6 +93,8 @@ def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None =
     wl = DepthwiseWorkload(channels=info.extents[ch], out_h=oh, out_w=ow, k=k, stride=stride)
     cfg = cfg or fallback_config(wl, target, facts)
     epi = _epilogue(sch, block)
+    if cfg.tile and (ow % cfg.width_tile or oh % cfg.rows):
+        cfg = DepthwiseConfig(cfg.rows, cfg.vector, cfg.vectors, cfg.unroll_taps, tile=False)
     if not cfg.tile:
         loops = sch.get_loops(block)
         pos = {n: i for i, n in enumerate(it)}
@@ -103,18 +106,6 @@ def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None =
         sch.reverse_compute_at(epi, par)
         return cfg
     wt = cfg.width_tile
-    if ow % wt:
-        pads = [1] * len(it)
-        pads[it.index(xx)] = wt
-        sch.pad_einsum(block, pads)
-        for b in list(root_blocks(sch)):
-            nm = sch.get(b).name_hint
-            if nm.endswith("_pad") and nm != info.block:
-                try:
-                    sch.compute_inline(b)
-                except Exception:  # noqa: BLE001 - the padded input stays a producer block
-                    pass
-        producers = list(sch.get_producers(block))
     loops = sch.get_loops(block)
     pos = {n: i for i, n in enumerate(it)}
     yo, yi = sch.split(loops[pos[yy]], [None, cfg.rows])

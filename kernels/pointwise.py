@@ -97,7 +97,7 @@ def knob_space(w: GemmWorkload, target: TargetLike = None) -> dict:
         "pixel_vectors": [1, 2, 3, 4],
         "lanes": [f.lanes],
         "parallel": ["pixel", "channel"],
-        "pack": [True, False],
+        "pack": [True],  # pack=False only for single-axis pixels (matmul); conv pixels need the copy
     }
 
 
@@ -193,6 +193,8 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
         sch.transform_block_layout(block, _fuse_positions(len(iters), pix_pos, pix_ext))
         epi_n = len(sch.get(epi).iter_vars)
         sch.transform_block_layout(epi, _fuse_positions(epi_n, list(range(epi_n - k, epi_n)), tail))
+    if not cfg.pack and k > 1:
+        raise ValueError("pack=False needs a single pixel axis (the fused NCHW pixels are read through div/mod)")
     pack = None
     if cfg.pack:
         pack = sch.cache_read(block, _block_index(sch, block, info.data, "read"), "global")

@@ -114,7 +114,7 @@ def schedule_prim_func(func: PrimFunc, target: Target, configs: dict | None = No
             if err is not None:
                 error = f"{name}: does not lower: {err}"
                 continue
-        return new, cls, name, cfg, None
+        return new, cls, name, cfg, error
     return func, cls, None, None, error
 
 
