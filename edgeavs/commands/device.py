@@ -95,13 +95,20 @@ def emulator_status_cmd(as_json):
 @click.option("--port", default=9190, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--cpu", "qemu_cpu", default=None,
               help="qemu -cpu model (default: max,sve=off,sme=off, Oryon-like).")
-def serve_cmd(host, port, qemu_cpu):
+@click.option("--tracker", metavar="HOST:PORT", help="Also register with this TVM RPC tracker.")
+@click.option("--key", default="emulated-aarch64", show_default=True,
+              help="Device key to register with the tracker.")
+def serve_cmd(host, port, qemu_cpu, tracker, key):
     """Run the emulated device's RPC server in the foreground (Ctrl-C stops it)."""
     from edgeavs.device.emulator import DEFAULT_QEMU_CPU, EmulatedDevice
+    from edgeavs.device.remote import parse_address
 
-    with EmulatedDevice(qemu_cpu or DEFAULT_QEMU_CPU, host=host, port=port,
-                        log=lambda m: click.echo(m, err=True)) as emu:
-        click.echo(f"serving on {emu.address}; connect with --rpc {emu.address}")
+    if tracker:
+        parse_address(tracker, "--tracker")
+    with EmulatedDevice(qemu_cpu or DEFAULT_QEMU_CPU, host=host, port=port, key=key,
+                        tracker=tracker, log=lambda m: click.echo(m, err=True)) as emu:
+        how = (f"--rpc-tracker {tracker} --rpc-key {key}" if tracker else f"--rpc {emu.address}")
+        click.echo(f"serving on {emu.address}; connect with {how}")
         try:
             while emu.proc is not None and emu.proc.poll() is None:
                 time.sleep(1.0)

@@ -387,14 +387,18 @@ def qemu_cpu_for(mcpu: str | None, mattr=()) -> str:
 
 
 class EmulatedDevice:
-    """``with EmulatedDevice(cpu) as dev:`` an RPC server under qemu at ``dev.host:dev.port``.
+    """``with EmulatedDevice(cpu) as dev:`` an RPC server under qemu at ``dev.host:dev.port``;
+    with ``tracker="HOST:PORT"`` and ``key`` it also registers with a TVM RPC tracker.
 
     Stops the server (SIGTERM to its process group, then SIGKILL) when the block ends, normally
     or by an exception."""
 
     def __init__(self, cpu: str = DEFAULT_QEMU_CPU, host: str = "127.0.0.1", port: int = 0,
-                 threads: int | None = None, ready_timeout: float = READY_TIMEOUT_S, log=None):
+                 threads: int | None = None, ready_timeout: float = READY_TIMEOUT_S, log=None,
+                 key: str = "", tracker: str | None = None):
         self.cpu = cpu
+        self.key = key
+        self.tracker = tracker
         self.host = host
         self.port = port
         self.threads = threads
@@ -413,6 +417,8 @@ class EmulatedDevice:
         server = Path(__file__).with_name("rpc_server.py")
         cmd = qemu_command(self.cpu, guest, str(server), "--host", self.host,
                            "--port", str(self.port))
+        if self.tracker:  # tuning: MetaSchedule's RPC runner finds devices through a tracker
+            cmd += ["--key", self.key, "--tracker", self.tracker, "--custom-addr", self.host]
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, env=guest.env(self.threads), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

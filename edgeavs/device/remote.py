@@ -135,6 +135,16 @@ class RemoteSession:
         self.emulator = emulator
         self.device = sess.cpu()
 
+    def close(self) -> None:
+        """End the RPC session. TVM closes the connection when the last reference to the
+        session (and to remote modules/tensors) goes; a server serves one session at a time,
+        so a session left open would block the next client."""
+        import gc
+
+        self.sess = None
+        self.device = None
+        gc.collect()
+
     def load_vm(self, library) -> "RemoteVM":
         """Upload ``library`` (a local .so), load it on the device, wrap it in a Relax VM."""
         _, relax = _rpc()
@@ -207,7 +217,11 @@ def open_session(spec: DeviceSpec, *, mcpu: str | None = None, mattr=(), log=Non
     started for the block (qemu model from ``spec.qemu_cpu`` or the target's ``mcpu``/``mattr``)
     and stopped after it, whatever happens inside."""
     if spec.kind != "emulated":
-        yield RemoteSession(connect(spec), spec)
+        session = RemoteSession(connect(spec), spec)
+        try:
+            yield session
+        finally:
+            session.close()
         return
     from edgeavs.device.emulator import EmulatedDevice, qemu_cpu_for
 
@@ -215,9 +229,13 @@ def open_session(spec: DeviceSpec, *, mcpu: str | None = None, mattr=(), log=Non
     with EmulatedDevice(cpu, log=log) as emu:
         rpc_spec = DeviceSpec("rpc", emu.host, emu.port, os="linux",
                               session_timeout=spec.session_timeout)
-        yield RemoteSession(connect(rpc_spec), DeviceSpec("emulated", emu.host, emu.port,
-                                                          os="linux", qemu_cpu=cpu),
-                            emulator=emu)
+        session = RemoteSession(connect(rpc_spec), DeviceSpec("emulated", emu.host, emu.port,
+                                                              os="linux", qemu_cpu=cpu),
+                                emulator=emu)
+        try:
+            yield session
+        finally:
+            session.close()
 
 
 # ---------------------------------------------------------------- artifacts
@@ -296,4 +314,8 @@ def open_artifact(directory, spec: DeviceSpec, *, validate: bool = True, log=Non
                       log=log) as session:
         if log:
             log(f"running {manifest.get('target_name', '')} artifact on the {session.spec.describe()}")
-        yield RemoteArtifact(directory, manifest, session)
+        artifact = RemoteArtifact(directory, manifest, session)
+        try:
+            yield artifact
+        finally:
+            artifact.vm = None  # the remote module holds the session open

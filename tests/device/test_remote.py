@@ -92,3 +92,24 @@ def test_qemu_cpu_for_targets():
     assert qemu_cpu_for("oryon-1", ["+neon", "+i8mm"]) == "max,sve=off,sme=off"
     assert qemu_cpu_for("cortex-a76", ["+neon", "+dotprod"]) == "cortex-a76"
     assert qemu_cpu_for("neoverse-v1", ["+sve"]) == "max"
+
+
+def test_through_a_tracker(aarch64_libs):
+    """--rpc-tracker/--rpc-key: the emulator registers with a TVM tracker; two sessions in a row
+    (a closed session frees the device for the next request)."""
+    pytest.importorskip("tornado", reason="TVM's RPC tracker needs tornado")
+    from edgeavs.tvm_api import tvm  # noqa: F401 - tvm.rpc below
+    from tvm.rpc.tracker import Tracker
+
+    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9390, silent=True)
+    try:
+        address = f"127.0.0.1:{tracker.port}"
+        spec = device_spec(rpc_tracker=address, rpc_key="sd8e-emu", remote_os="linux")
+        ones = np.ones(10007, np.float32)
+        with EmulatedDevice(key="sd8e-emu", tracker=address):
+            for _ in range(2):
+                with open_session(spec) as session:
+                    (out,) = session.load_vm(aarch64_libs["eltwise"])(ones, ones)
+                np.testing.assert_array_equal(out, 2 * ones)
+    finally:
+        tracker.terminate()
