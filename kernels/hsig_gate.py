@@ -23,8 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeavs.tvm_api import PrimFunc, te, tirx
-from kernels.common import (TargetLike, finish, hsig, lanes_dividing, largest_divisor, pixel_tile,
-                            schedule_of, target_simd)
+from kernels.common import TargetLike, finish, hsig, lanes_dividing, largest_divisor, schedule_of, target_simd
 
 CHAIN = "edgeavs.hsig_gate"
 
@@ -57,32 +56,50 @@ class HsigGateConfig:
     parallel: bool = True
 
 
-def fallback_config(wl: HsigGateWorkload, target: TargetLike = None) -> HsigGateConfig:
-    """Register-blocked GEMM tile from the SIMD width and register count (TOPI ``_fallback_schedule`` style)."""
-    simd = target_simd(target)
-    lanes = simd.lanes()
+def pixel_tiles(wl: HsigGateWorkload) -> list[int]:
+    """Pixel tiles the schedule accepts: they divide H x W and, without upsampling, never straddle a row
+    (a tile is whole rows or a divisor of W); otherwise TVM's region analysis of ``i * W + j`` over a split of
+    the fused pixel loop gives up and the conv cannot be vectorised."""
     pixels = wl.hg * wl.wg
+    if wl.upsample:
+        return [t for t in range(1, pixels + 1) if pixels % t == 0]
+    rows = [k * wl.w for k in range(1, wl.h + 1) if wl.h % k == 0]
+    return sorted(set(rows) | {t for t in range(1, wl.w + 1) if wl.w % t == 0})
+
+
+def fallback_config(wl: HsigGateWorkload, target: TargetLike = None) -> HsigGateConfig:
+    """Register-blocked GEMM tile from the SIMD width and register count (TOPI ``_fallback_schedule`` style):
+    the widest vector that some accepted pixel tile of about ``vecs`` vectors allows, then as many output
+    channels as the accumulators (``tile_co * tile_px / lanes`` registers, 4 spare) allow."""
+    simd = target_simd(target)
     vecs = 2 if simd.num_vector_registers <= 16 else 3
-    tile_px = pixel_tile(pixels, lanes, vecs)
-    if pixels % tile_px:
-        # No tile of at least half the preferred size divides the pixels (7x7 = 49): a smaller dividing tile
-        # (scalar if need be) beats a T.where guard, which also blocks vectorisation.
-        tile_px = largest_divisor(pixels, lanes * vecs) or 1
+    tiles = pixel_tiles(wl)
+    tile_px, lanes = tiles[-1], 1
+    v = simd.lanes()
+    while v >= 1:
+        want = v * vecs
+        fits = [t for t in tiles if t % v == 0 and v <= t <= 4 * want]
+        if fits:
+            tile_px, lanes = min(fits, key=lambda t: (abs(t - want), t)), v
+            break
+        v //= 2
+    if lanes == 1:
+        small = [t for t in tiles if t <= 4 * vecs]
+        tile_px = small[-1] if small else tiles[0]
     acc_budget = simd.num_vector_registers - 4
-    per_row = max(1, -(-tile_px // lanes))
+    per_row = max(1, tile_px // lanes)
     want_co = max(1, min(12, acc_budget // per_row))
     tile_co = largest_divisor(wl.co, want_co) or 1
-    px_tiles = wl.n * -(-pixels // tile_px)
-    return HsigGateConfig(tile_co=tile_co, tile_px=tile_px, lanes=lanes_dividing(tile_px, lanes),
+    px_tiles = wl.n * (wl.hg * wl.wg // tile_px)
+    return HsigGateConfig(tile_co=tile_co, tile_px=tile_px, lanes=lanes,
                           parallel=simd.num_cores > 1 and px_tiles >= simd.num_cores)
 
 
 def knob_space(wl: HsigGateWorkload, target: TargetLike = None) -> dict[str, list]:
     lanes = target_simd(target).lanes()
-    pixels = wl.hg * wl.wg
     return {
-        "tile_co": [t for t in (1, 2, 3, 4, 6, 8, 12) if t <= wl.co],
-        "tile_px": sorted({min(pixels, lanes * v) for v in (1, 2, 3, 4)}),
+        "tile_co": [t for t in (1, 2, 3, 4, 6, 8, 12) if t <= wl.co and wl.co % t == 0],
+        "tile_px": [t for t in pixel_tiles(wl) if t <= 8 * lanes],
         "lanes": [v for v in (1, 2, 4, 8, 16) if v <= lanes],
         "parallel": [False, True],
     }
@@ -160,8 +177,7 @@ def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pix
     sch.reorder(n, po, oo, oi, pi)
     vector = cfg.lanes > 1 and cfg.tile_px % cfg.lanes == 0 and (pixels % cfg.tile_px == 0)
     if vector:
-        _, cpi = sch.split(pi, [None, cfg.lanes])
-        sch.vectorize(cpi)
+        sch.vectorize(pi if cfg.tile_px == cfg.lanes else sch.split(pi, [None, cfg.lanes])[1])
     if cfg.parallel:
         npo = sch.fuse(n, po)
         sch.parallel(npo)
@@ -172,7 +188,9 @@ def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pix
     c_p = spatial.pop() if cfg.tile_px > 1 and spatial else None
     c_o = spatial.pop() if cfg.tile_co > 1 and spatial else None
     sch.reorder(c_k, *inner[:-1])
-    if vector and c_p is not None:
+    if vector and c_p is not None and cfg.tile_px == cfg.lanes:
+        sch.vectorize(c_p)
+    elif vector and c_p is not None:
         pv, pl = sch.split(c_p, [None, cfg.lanes])
         sch.vectorize(pl)
         sch.unroll(pv)
@@ -182,6 +200,8 @@ def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pix
 
 
 def schedule(wl: HsigGateWorkload, cfg: HsigGateConfig) -> PrimFunc:
+    if cfg.tile_px not in pixel_tiles(wl):
+        raise ValueError(f"hsig_gate: tile_px={cfg.tile_px} is not one of {pixel_tiles(wl)} for {wl}")
     sch = schedule_of(compute(wl))
     conv = sch.get_sblock("conv")
     out = sch.get_sblock("hsig_gate")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kernels.hsig_gate import (HsigGateConfig, HsigGateWorkload, fallback_config, hsig_gate_kernel, knob_space,
-                               reference)
+                               pixel_tiles, reference)
 from tests.kernels.conftest import assert_close, run_kernel
 
 
@@ -39,6 +39,7 @@ def test_matches_unfused(rng, wl):
 def test_every_knob_value_is_correct(rng):
     wl = HsigGateWorkload(n=1, ci=8, hg=4, wg=8, co=12, h=4, w=8, in_relu6=True)
     space = knob_space(wl, {"kind": "llvm", "mcpu": "znver3"})
+    assert space["tile_px"] == [1, 2, 4, 8, 16, 32]
     for tile_co in (1, 4, 12):
         for tile_px in space["tile_px"]:
             for lanes in (1, 4, 8):
@@ -51,6 +52,7 @@ def test_fallback_fits_the_register_file():
         cfg = fallback_config(wl, target)
         assert wl.co % cfg.tile_co == 0 and (wl.hg * wl.wg) % cfg.tile_px == 0
         assert cfg.tile_co * (cfg.tile_px // cfg.lanes) <= regs - 4
+        assert cfg.lanes == (8 if regs == 16 else 4) and cfg.tile_px in pixel_tiles(wl)
 
 
 HOST_AVX2 = {"kind": "llvm", "mcpu": "znver3", "num-cores": 2}
