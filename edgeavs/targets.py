@@ -192,6 +192,10 @@ def target_from_dict(data: dict, source: str = "<dict>") -> Target:
     if not tvm_api.llvm_is_valid_cpu(mcpu, triple):
         raise EdgeAVSError(f"target {source}: LLVM {tvm_api.llvm_version()} does not know mcpu "
                            f"{mcpu!r} for triple {triple!r}")
+    if mattr:  # TVM only warns on an unknown feature and drops it
+        from edgeavs.device.llvm_check import check_llvm_features
+
+        check_llvm_features(mcpu, mattr, triple, source=f"target {source}")
     target = Target(name=name, kind=kind, mcpu=mcpu, num_cores=cores, vector_width=0,
                     mtriple=mtriple, mattr=tuple(mattr),
                     description=str(data.get("description") or "").strip(),

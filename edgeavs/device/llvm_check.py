@@ -74,6 +74,14 @@ def check_llvm_target(mcpu: str, mattr=(), triple: str | None = None, source: st
     if not valid:
         raise EdgeAVSError(f"{source}: LLVM {llvm_version()} does not know mcpu {mcpu!r} for "
                            f"{arch} ({triple}); see 'llc -march={arch} -mcpu=help'")
+    check_llvm_features(mcpu, mattr, triple, source)
+
+
+def check_llvm_features(mcpu: str, mattr, triple: str, source: str = "target") -> None:
+    """The ``mattr`` half of :func:`check_llvm_target` (``mcpu`` already known to be valid)."""
+    from edgeavs.tvm_api import llvm_version
+
+    arch = triple.split("-", 1)[0]
     bad = unknown_features(mcpu, mattr, triple)
     if bad:
         hint = " (AArch64 spells them e.g. +neon, +dotprod, +i8mm, +fullfp16)" \

@@ -80,3 +80,20 @@ def test_cli_check_target(tmp_path):
     bad = CliRunner().invoke(main, ["device", "check-target", str(path)])
     assert bad.exit_code == 1
     assert bad.output.startswith("Error: target bad: LLVM") or "does not know mcpu" in bad.output
+
+
+def test_compile_rejects_a_misspelt_feature(tmp_path):
+    """edgeavs.targets checks mattr through llvm_check: compile stops with one line."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    path = tmp_path / "phone.yaml"
+    path.write_text("kind: llvm\nmtriple: aarch64-linux-android\nmcpu: oryon-1\n"
+                    "mattr: [+neon, +fullfp61]\nlink: ndk\ncross_cc: aarch64-linux-gnu-gcc\n")
+    res = CliRunner().invoke(main, ["compile", "--target", str(path), "--variant", "tiny",
+                                    "-o", str(tmp_path / "out")])
+    assert res.exit_code == 1
+    assert len(res.output.strip().splitlines()) == 1, res.output
+    assert res.output.startswith("Error: target ") and "+fullfp61 in mattr" in res.output
+    assert not (tmp_path / "out").exists()
