@@ -56,7 +56,8 @@ class DeviceSpec:
 
     def describe(self) -> str:
         if self.kind == "emulated":
-            return f"emulated AArch64 (qemu -cpu {self.qemu_cpu or 'from the target'})"
+            return ("emulated AArch64 (qemu-aarch64" +
+                    (f" -cpu {self.qemu_cpu})" if self.qemu_cpu else ", CPU model from the target)"))
         if self.kind == "tracker":
             return f"device {self.key!r} from tracker {self.host}:{self.port}"
         return f"RPC server {self.host}:{self.port}"

@@ -113,3 +113,24 @@ def test_through_a_tracker(aarch64_libs):
                 np.testing.assert_array_equal(out, 2 * ones)
     finally:
         tracker.terminate()
+
+
+def test_aarch64_linux_board_on_cortex_a76_model(emulator, tmp_path):
+    """The generic board target runs on qemu's own Cortex-A76 model."""
+    from edgeavs.device.export import export_libraries
+    from edgeavs.device.llvm_check import load_checked_target
+    from edgeavs.tvm_api import tvm
+
+    from .conftest import matmul_module
+
+    target = load_checked_target("aarch64-linux")
+    rec = export_libraries(tvm.compile(matmul_module(), target=target.to_tvm()), tmp_path, target)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 64), dtype=np.float32)
+    w = rng.standard_normal((64, 32), dtype=np.float32)
+    with open_session(DeviceSpec("emulated"), mcpu=target.mcpu, mattr=target.mattr) as session:
+        assert session.spec.qemu_cpu == "cortex-a76"
+        y, s = session.load_vm(tmp_path / rec["library"])(x, w)
+    ry, rs = matmul_reference(x, w)
+    np.testing.assert_allclose(y, ry, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(s, rs, rtol=1e-5, atol=1e-3)
