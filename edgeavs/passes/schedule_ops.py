@@ -10,7 +10,9 @@ class          structure                                                  schedu
 conv1x1        MAC block, one register axis, contiguous pixels, 4-D out    ``kernels.pointwise``
 matmul         same, other ranks (matmul / dense with packed weights)     ``kernels.pointwise``
 depthwise      MAC block, channel in data and weight, 1 input channel     ``kernels.depthwise``
-conv           MAC block, one register axis, strided/windowed pixels      ``kernels.conv2d``
+conv           MAC block, one register axis, strided/windowed pixels      ``kernels.stft`` (long unit-
+                                                                          stride reduction), else
+                                                                          ``kernels.conv2d``
 elementwise    only spatial blocks                                        ``kernels.elementwise``
 reduction      any other reduction (mean, max, softmax, pool)             ``kernels.elementwise``
 =============  =========================================================  ==========================
@@ -68,7 +70,7 @@ def schedule_prim_func(func: PrimFunc, target: Target, configs: dict | None = No
                        check_lowering: bool = True):
     """Schedule one PrimFunc. Returns ``(new_func, class, schedule_name, config, error)``; ``schedule_name`` is
     None when nothing applied (``new_func`` is then ``func``)."""
-    from kernels import conv2d, depthwise, elementwise, pointwise
+    from kernels import conv2d, depthwise, elementwise, pointwise, stft
     from kernels.defaults import cpu_facts
 
     facts = cpu_facts(target)
@@ -83,6 +85,8 @@ def schedule_prim_func(func: PrimFunc, target: Target, configs: dict | None = No
         attempts.append(("depthwise", lambda s, b: depthwise.schedule_depthwise(
             s, b, configs.get("depthwise"), facts=facts)))
     elif cls == "conv":
+        attempts.append(("window_dot", lambda s, b: stft.schedule_window_dot(
+            s, b, configs.get("window_dot"), facts=facts)))
         attempts.append(("direct_conv", lambda s, b: conv2d.schedule_direct(
             s, b, configs.get("direct_conv"), facts=facts)))
 

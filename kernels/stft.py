@@ -1,0 +1,93 @@
+"""The conv-STFT (PANNs front end: conv1d, 1 input channel, kernel 1024, stride 320) as vectorised dot products.
+
+A direct conv schedule vectorises over output positions: with stride 320 every vector load is a gather. Here the
+long reduction axis is the contiguous one in both the input window and the filter row, so it is split by the
+vector width and ``rfactor``-ed: each (frequency, frame) accumulates ``lanes`` partial sums in a register, the
+``co_tile`` frequencies of a tile share one input-window load; the lanes are summed once per output at the end
+(reassociated sum: fp32 rel-L2 ~1e-7, tests allow 1e-5). Threads over frequency tiles; the filter tile
+(``co_tile`` x kernel floats) stays in cache while all frames stream past it.
+
+Applies to any MAC block whose innermost reduction variable indexes the last dimension of both operands with
+unit stride and has an extent of at least ``4 * lanes`` (also plain dense layers / GEMV with long K).
+
+Knobs (:class:`DotConfig`): ``co_tile``, ``lanes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeavs.tvm_api import s_tir, tirx
+from kernels.blocks import MacInfo, analyze_mac, inline_into_consumers
+from kernels.defaults import CpuFacts, TargetLike, cpu_facts, divisors
+
+
+@dataclass(frozen=True)
+class DotConfig:
+    co_tile: int
+    lanes: int
+
+
+def fallback_config(cout: int, k: int, target: TargetLike = None, facts: CpuFacts | None = None) -> DotConfig:
+    f = facts or cpu_facts(target)
+    lanes = f.lanes
+    while lanes > 4 and k % lanes:
+        lanes //= 2
+    ct = max(d for d in divisors(cout) if d <= min(12, f.vector_registers - 3))
+    return DotConfig(co_tile=ct, lanes=lanes)
+
+
+def knob_space(cout: int, target: TargetLike = None) -> dict:
+    f = cpu_facts(target)
+    return {"co_tile": [d for d in divisors(cout) if d <= 16], "lanes": sorted({4, max(4, f.lanes // 2), f.lanes})}
+
+
+def applies(info: MacInfo, lanes: int = 4) -> bool:
+    """The innermost reduction var is the unit-stride last index of data and weight, and long."""
+    if not info.reduce or len(info.register) != 1:
+        return False
+    r = info.reduce[-1]
+    if info.extents[r] < 4 * lanes or info.extents[r] % 4:
+        return False
+    last = info.data_index[-1]
+    if isinstance(last, tirx.Var):
+        return last.name == r
+    return r in {v.name for v in tirx.analysis.undefined_vars(last)} and not isinstance(last, tirx.Var)
+
+
+def schedule_window_dot(sch: s_tir.Schedule, block, cfg: DotConfig | None = None, target: TargetLike = None,
+                        facts: CpuFacts | None = None) -> DotConfig:
+    from kernels.pointwise import _epilogue
+
+    inline_into_consumers(sch, sch.get_producers(block))
+    info = analyze_mac(sch, block)
+    if info is None or not applies(info):
+        raise ValueError("not a long unit-stride dot-product reduction")
+    it = list(info.iters)
+    co, r = info.register[0], info.reduce[-1]
+    cfg = cfg or fallback_config(info.extents[co], info.extents[r], target, facts)
+    if info.extents[r] % cfg.lanes or info.extents[co] % cfg.co_tile:
+        raise ValueError("lanes / co_tile must divide the reduction / channel extents")
+    epi = _epilogue(sch, block)
+    loops = sch.get_loops(block)
+    pos = {n: i for i, n in enumerate(it)}
+    _, rxi = sch.split(loops[pos[r]], [None, cfg.lanes])
+    rf = sch.rfactor(rxi, len(info.out_vars))
+    loops = sch.get_loops(rf)
+    # rfactor keeps the loop order: original iters with r split into (ro, ri)
+    names = it[: pos[r]] + ["__ro", "__ri"] + it[pos[r] + 1:]
+    lp = dict(zip(names, loops))
+    fo, fi = sch.split(lp[co], [None, cfg.co_tile])
+    spatial_rest = [lp[v] for v in it if v not in info.reduce and v != co]
+    reds = [lp[v] for v in info.reduce[:-1]] + [lp["__ro"]]
+    sch.reorder(fo, *spatial_rest, *reds, fi, lp["__ri"])
+    sch.parallel(fo)
+    sch.set_scope(rf, 0, "local")
+    sch.set_scope(block, 0, "local")
+    anchor = spatial_rest[-1] if spatial_rest else fo
+    sch.reverse_compute_at(block, anchor)
+    sch.reverse_compute_at(epi, anchor)
+    sch.unroll(fi)
+    sch.vectorize(lp["__ri"])
+    sch.decompose_reduction(rf, reds[0])
+    return cfg
