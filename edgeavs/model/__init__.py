@@ -1,17 +1,24 @@
-"""LightAVSeg in PyTorch: one config table (``config.VARIANTS``) and one builder."""
+"""LightAVSeg in PyTorch: one config table (``config.VARIANTS``) and one builder.
+
+Importing this package does not import torch (the config table is plain data, and the CLI
+reads it in processes that only run a compiled artifact); the builder and the checkpoint
+functions load torch when first used.
+"""
 
 from __future__ import annotations
 
-import torch
-
 from edgeavs.model.config import FUSIONS, VARIANTS, VariantConfig, get_variant
-from edgeavs.model.weights import (
-    load_audio_weights,
-    load_checkpoint,
-    load_visual_weights,
-    read_checkpoint,
-    save_checkpoint,
-)
+
+_WEIGHTS = ("load_audio_weights", "load_checkpoint", "load_visual_weights", "read_checkpoint",
+            "save_checkpoint")
+
+
+def __getattr__(name: str):
+    if name in _WEIGHTS:
+        from edgeavs.model import weights
+
+        return getattr(weights, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_model(variant: str = "large", fusion: str = "lightavseg", seed: int | None = None):
@@ -31,6 +38,8 @@ def build_model(variant: str = "large", fusion: str = "lightavseg", seed: int | 
     if fusion not in FUSIONS:
         raise EdgeAVSError(f"unknown fusion {fusion!r}; choose one of: {', '.join(FUSIONS)}")
     if seed is not None:
+        import torch
+
         torch.manual_seed(seed)
     if fusion == "lightavseg":
         from edgeavs.model.lightavseg import LightAVSeg
