@@ -4,7 +4,7 @@ Defaults are the issue's setting: LightAVSeg-L at 224, 2 threads, a generated 30
 1280x720 25 fps clip with sound (``edgeavs.commands.demo.demo_clip``). Both modes run the same
 weights (the random-init reference model, seed 0: ``edgeavs.reference``), each in its own
 process (``edgeavs segment ... --json``), so TVM and PyTorch never share a process and each
-peak RSS is that process's own (``os.wait4``). Reports model latency per frame (median, p90),
+peak RSS is that process's own (``VmHWM``). Reports model latency per frame (median, p90),
 end-to-end frames/s, real-time factor, and the artifact mode's peak RSS on a 30-s and a 120-s
 clip (streaming: it must not grow with the length).
 
@@ -29,7 +29,25 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SEGMENT = "import sys; from edgeavs.commands.segment import segment; segment.main(sys.argv[1:])"
+# The child records its own peak RSS: VmHWM is per address space and restarts at exec, whereas
+# wait4's ru_maxrss also counts the parent's RSS at fork (this script holds torch and the compiler).
+SEGMENT = """
+import atexit, os, resource, sys
+
+def _peak():
+    kib = None
+    try:
+        with open("/proc/self/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open(os.environ["EDGEAVS_BENCH_PEAK"], "w") as f:
+        f.write(str(kib))
+
+atexit.register(_peak)
+from edgeavs.commands.segment import segment
+segment.main(sys.argv[1:])
+"""
 
 
 def make_clip(path: Path, seconds: float, width: int, height: int, fps: int) -> float:
@@ -41,25 +59,23 @@ def make_clip(path: Path, seconds: float, width: int, height: int, fps: int) -> 
 
 
 def run_segment(args: list[str], threads: int) -> dict:
-    """One ``edgeavs segment`` process: its JSON summary plus its own peak RSS (MiB, from
-    ``os.wait4``) and wall time."""
+    """One ``edgeavs segment`` process: its JSON summary plus its own peak RSS (MiB) and wall time."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                TVM_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     with tempfile.TemporaryDirectory() as tmp:
-        summary, log = Path(tmp) / "summary.json", Path(tmp) / "log.txt"
+        summary, log, peak = Path(tmp) / "summary.json", Path(tmp) / "log.txt", Path(tmp) / "peak"
+        env["EDGEAVS_BENCH_PEAK"] = str(peak)
         t0 = time.perf_counter()
         with open(log, "w") as fh:
-            proc = subprocess.Popen([sys.executable, "-c", SEGMENT, *args, "--threads", str(threads),
-                                     "--json", str(summary)], env=env, stdout=fh, stderr=fh)
-            _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+            proc = subprocess.run([sys.executable, "-c", SEGMENT, *args, "--threads", str(threads),
+                                   "--json", str(summary)], env=env, stdout=fh, stderr=fh)
         wall = time.perf_counter() - t0
         if proc.returncode:
             raise SystemExit(f"edgeavs segment failed ({proc.returncode}):\n{log.read_text()[-3000:]}")
         result = json.loads(summary.read_text())
+        result["peak_rss_mib"] = round(int(peak.read_text()) / 1024, 1)  # KiB -> MiB
     result["process_wall_s"] = round(wall, 2)
-    result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
     return result
 
 

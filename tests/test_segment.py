@@ -225,6 +225,11 @@ def test_bad_artifact(tmp_path, clip, artifact):
     _expect_error([clip, "--artifact", bad, "-o", tmp_path / "o.mp4"],
                   f"artifact {bad}: model.so does not match its sha256 in manifest.json (modified or "
                   "corrupted)", tmp_path)
+    _expect_error([clip, "-o", tmp_path / "o.mp4"], "pass exactly one of --artifact DIR or "
+                  "--checkpoint FILE", tmp_path)
+    _expect_error([clip, "--artifact", artifact, "--resolution", "64", "-o", tmp_path / "o.mp4"],
+                  "--resolution goes with --checkpoint; an artifact's input size is fixed when it is "
+                  "compiled", tmp_path)
 
 
 def _write_audio_only(path):
@@ -269,9 +274,8 @@ def test_demo_reuses_a_matching_artifact(tmp_path, artifact):
     assert p["frames"] == summary["frames"] == 20 and p["audio"] is not None
 
 
-@pytest.mark.xfail(reason="cli.py registers edgeavs.commands.info, which imports edgeavs.model.config; "
-                   "edgeavs/model/__init__.py imports torch at module level", strict=False)
 def test_edgeavs_cli_segment_artifact_does_not_import_torch(work, clip, artifact):
+    """The same through cli.py, which registers every sub-command."""
     code = textwrap.dedent(f"""
         import sys
         from cli import main

@@ -27,8 +27,9 @@ def demo_clip(path, seconds: float = 6.0, width: int = 192, height: int = 144, f
               categories=(0, 1, 2), switch_s: float | None = None, seed: int = 0) -> list[dict]:
     """Write an mp4 of ``categories`` (indices into ``synth.CATEGORIES``) bouncing over a
     textured background, with the sound of one of them at a time: the sounding one changes
-    every ``switch_s`` seconds (default: each category once), in turn. Frames are drawn and encoded one at a time (a long
-    1280x720 clip needs no more memory than a short one); returns the sounding schedule
+    every ``switch_s`` seconds (default: each category once), in turn. Frames are drawn and
+    encoded one at a time (a long 1280x720 clip needs no more memory than a short one), the
+    audio is made whole (small); returns the sounding schedule
     ``[{"start": s, "end": s, "category": name}, ...]``."""
     from edgeavs.data.synth import CATEGORIES, CATEGORY_NAMES, _background, _shape_mask, _sound
     from edgeavs.video import write_clip

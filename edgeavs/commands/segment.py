@@ -12,9 +12,11 @@ HELP = """Segment VIDEO: mark, on every frame, the pixels that make the sound.
 
 \b
 Decodes any container/codec FFmpeg reads (PyAV), frame by frame: memory stays flat
-whatever the video's length. Audio is mixed to mono and resampled to 32 kHz with
-libswresample (av.AudioResampler), which keeps its filter state across packets, so the
-streamed result equals resampling the whole track.
+whatever the video's length (the audio is a ring of the last --window seconds plus what
+the file interleaves ahead of the video; streams more than 10 s apart are refused).
+Audio is mixed to mono and resampled to 32 kHz with libswresample (av.AudioResampler),
+which keeps its filter state across packets, so the streamed result equals resampling
+the whole track.
 
 \b
 Each frame at time t sees the frame resized to the model's input and the causal audio
@@ -38,8 +40,8 @@ torch; --checkpoint runs an edgeavs checkpoint in PyTorch eager at --resolution.
 @click.option("--artifact", type=click.Path(path_type=Path), help="Compiled artifact directory.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="edgeavs checkpoint (PyTorch).")
 @click.option("--variant", help="With --checkpoint: the variant it must hold.")
-@click.option("--resolution", default="224", show_default=True,
-              help="With --checkpoint: model input, N or HxW (an artifact's is fixed).")
+@click.option("--resolution", metavar="N|HxW",
+              help="With --checkpoint: model input, default 224 (an artifact's is fixed).")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path),
               help="Overlay video to write (.mp4).")
 @click.option("--masks", "masks_dir", type=click.Path(path_type=Path),
@@ -69,6 +71,9 @@ def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fp
         raise EdgeAVSError("pass exactly one of --artifact DIR or --checkpoint FILE")
     if artifact is not None and variant is not None:
         raise EdgeAVSError("--variant goes with --checkpoint; an artifact's variant is in its manifest")
+    if artifact is not None and resolution is not None:
+        raise EdgeAVSError("--resolution goes with --checkpoint; an artifact's input size is fixed "
+                           "when it is compiled")
     if out is None:
         out = video.with_name(f"{video.stem}_seg.mp4")
     seg_args = dict(window=window, threshold=threshold, alpha=alpha, fps=fps)
@@ -88,8 +93,8 @@ def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fp
         from edgeavs.compiler.build import parse_resolution
         from edgeavs.segment import TorchPredictor
 
-        predictor = TorchPredictor(checkpoint, variant=variant, resolution=parse_resolution(resolution),
-                                   threads=threads)
+        predictor = TorchPredictor(checkpoint, variant=variant,
+                                   resolution=parse_resolution(resolution or 224), threads=threads)
     summary = Segmenter(predictor, **seg_args).run(video, out=out, masks_dir=masks_dir,
                                                    json_path=json_path, silent_audio=silent_audio)
     lat = summary["model_latency_ms"]
