@@ -171,10 +171,16 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
     Raises ``ValueError`` when the block is not GEMM-like (the caller keeps the function unscheduled)."""
     inline_into_consumers(sch, sch.get_producers(block))
     info = analyze_mac(sch, block)
-    if info is None or len(info.register) != 1 or not info.pixels_contiguous:
+    if info is None or len(info.register) > 1 or not info.pixels_contiguous:
         raise ValueError("not a GEMM-like MAC block")
     wl = GemmWorkload.from_info(info)
     cfg = cfg or fallback_config(wl, target, facts)
+    gemv = not info.register
+    if gemv:
+        # matrix-vector (fc layers on a pooled vector, 1x1 depthwise): no register axis; the "data" operand is
+        # the weight matrix itself, streamed once, so it is never packed
+        cfg = GemmConfig(co_tile=1, pixel_vectors=cfg.pixel_vectors, lanes=cfg.lanes, parallel="pixel",
+                         pack=False)
     epi = _epilogue(sch, block)
     if not _plain_spatial(sch, epi):
         raise ValueError("epilogue does not iterate over the conv output")
@@ -208,17 +214,17 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
     blk_iters = list(sch.get(block).iter_vars)
     names = [iv.var.name for iv in blk_iters]
     p_pos = pix_pos[0]
-    co_pos = iters.index(info.register[0])
-    if co_pos > p_pos:
+    co_pos = iters.index(info.register[0]) if not gemv else None
+    if co_pos is not None and co_pos > p_pos:
         co_pos -= k - 1
     n_pix = info.extent(info.pixel)
     pt, ct = cfg.pixel_tile, cfg.co_tile
     pn, cn = ceil_to(n_pix, pt), ceil_to(wl.m, ct)
     if pn != n_pix or cn != wl.m:
         pads = [1] * len(names)
-        pads[p_pos], pads[co_pos] = pn, cn
-        # pad_einsum wants the padded extents as multiples: give the tile sizes
-        pads[p_pos], pads[co_pos] = pt, ct
+        pads[p_pos] = pt  # pad_einsum pads each extent to a multiple of its factor
+        if co_pos is not None:
+            pads[co_pos] = ct
         sch.pad_einsum(block, pads)
         for b in list(root_blocks(sch)):
             nm = sch.get(b).name_hint
@@ -244,12 +250,14 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
     blk_iters = list(sch.get(block).iter_vars)
     reduce_pos = [i for i, iv in enumerate(blk_iters) if int(iv.iter_type) == 2]
     po, pi = sch.split(loops[p_pos], [None, pt])
-    fo, fi = sch.split(loops[co_pos], [None, ct])
+    fo = fi = None
+    if co_pos is not None:
+        fo, fi = sch.split(loops[co_pos], [None, ct])
     outer = [loops[i] for i in range(len(loops)) if i not in (p_pos, co_pos) and i not in reduce_pos]
     red = [loops[i] for i in reduce_pos]
-    sch.reorder(*outer, po, fo, *red, fi, pi)
+    sch.reorder(*outer, po, *([fo] if fo is not None else []), *red, *([fi] if fi is not None else []), pi)
     sch.set_scope(block, 0, "local")
-    sch.reverse_compute_at(epi, fo)
+    sch.reverse_compute_at(epi, fo if fo is not None else po)
     if cfg.parallel == "pixel":
         par = sch.fuse(*outer, po) if outer else po
         sch.parallel(par)
@@ -258,7 +266,7 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
     else:
         if pack is not None:
             sch.compute_at(pack, po)
-        sch.parallel(fo)
+        sch.parallel(fo if fo is not None else po)
     if pack is not None:
         try:
             sch.vectorize(sch.get_loops(pack)[-1])
@@ -269,7 +277,8 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
         sch.vectorize(el[-1])
     except Exception:  # noqa: BLE001
         pass
-    sch.unroll(fi)
+    if fi is not None:
+        sch.unroll(fi)
     sch.vectorize(pi)
     sch.decompose_reduction(block, red[0])
     return cfg

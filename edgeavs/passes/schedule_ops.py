@@ -8,7 +8,8 @@ PrimFunc is classified by its blocks (``kernels.blocks.analyze_mac``), never by 
 class          structure                                                  schedule
 =============  =========================================================  ==========================
 conv1x1        MAC block, one register axis, contiguous pixels, 4-D out    ``kernels.pointwise``
-matmul         same, other ranks (matmul / dense with packed weights)     ``kernels.pointwise``
+matmul         same, other ranks (matmul, dense); or no register axis     ``kernels.pointwise``
+               (matrix-vector, 1x1 depthwise)
 depthwise      MAC block, channel in data and weight, 1 input channel     ``kernels.depthwise``
 conv           MAC block, one register axis, strided/windowed pixels      ``kernels.stft`` (long unit-
                                                                           stride reduction), else
@@ -44,6 +45,8 @@ def classify(sch: s_tir.Schedule):
         b, info = macs[0]
         if len(info.register) == 1 and info.pixels_contiguous:
             return ("conv1x1" if len(info.out_vars) == 4 else "matmul"), b
+        if not info.register and info.pixels_contiguous:
+            return "matmul", b  # matrix-vector (or 1x1 depthwise): the GEMM schedule without a register axis
         if not info.register and info.shared and info.pixel:
             return "depthwise", b
         if len(info.register) == 1:

@@ -50,3 +50,32 @@ def test_fallback_config_respects_registers():
         assert c.co_tile * c.pixel_vectors + c.pixel_vectors + 1 <= regs
     ks = knob_space(w, {"kind": "llvm", "mcpu": "haswell"})
     assert ks["lanes"] == [8] and "parallel" in ks
+
+
+def test_gemv_fc_layer():
+    """fc on a pooled vector (PANNs fc1-like): matrix-vector, no register axis, weight streamed unpacked."""
+    import numpy as np
+
+    from edgeavs.passes.schedule_ops import schedule_prim_func
+    from edgeavs.tvm_api import relax
+    from kernels.workloads import fuse, prim_funcs
+
+    from .sched_util import rel_l2, run
+
+    k, n = 160, 72
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, k), "float32"))
+    w = relax.Var("w", relax.TensorType((k, n), "float32"))
+    b = relax.Var("b", relax.TensorType((n,), "float32"))
+    with bb.function("main", [x, w, b]):
+        with bb.dataflow():
+            out = bb.emit_output(bb.emit(relax.op.nn.relu(relax.op.add(relax.op.matmul(x, w), b))))
+        bb.emit_func_output(out)
+    (func,) = prim_funcs(fuse(bb.get())).values()
+    new, cls, name, cfg, err = schedule_prim_func(func, NATIVE)
+    assert (cls, name) == ("matmul", "gemm"), err
+    rng = np.random.default_rng(3)
+    args = [rng.standard_normal((1, k)).astype("float32"), rng.standard_normal((k, n)).astype("float32"),
+            rng.standard_normal((n,)).astype("float32")]
+    want = np.maximum(args[0].astype(np.float64) @ args[1] + args[2], 0)
+    assert rel_l2(run(new, args, want.shape, NATIVE), want) <= 1e-6
