@@ -406,6 +406,7 @@ class EmulatedDevice:
         self.log = log
         self.proc: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
+        self._work_root: str | None = None
         self._stderr_lines: list[str] = []
 
     @property
@@ -415,8 +416,9 @@ class EmulatedDevice:
     def start(self) -> "EmulatedDevice":
         guest = require_emulator()
         server = Path(__file__).with_name("rpc_server.py")
+        self._work_root = tempfile.mkdtemp(prefix="edgeavs-emulator-")
         cmd = qemu_command(self.cpu, guest, str(server), "--host", self.host,
-                           "--port", str(self.port))
+                           "--port", str(self.port), "--work-root", self._work_root)
         if self.tracker:  # tuning: MetaSchedule's RPC runner finds devices through a tracker
             cmd += ["--key", self.key, "--tracker", self.tracker, "--custom-addr", self.host]
         t0 = time.perf_counter()
@@ -475,17 +477,18 @@ class EmulatedDevice:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self.proc = None
+        if proc is not None and proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                try:
+                    proc.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        work_root, self._work_root = self._work_root, None
+        if work_root:  # uploads of sessions the server could not clean up itself
+            shutil.rmtree(work_root, ignore_errors=True)
 
     def __enter__(self) -> "EmulatedDevice":
         return self.start()

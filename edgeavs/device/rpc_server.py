@@ -21,6 +21,7 @@ that line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
@@ -131,10 +132,20 @@ def _register_with_tracker(tracker: str, key: str, port: int, custom_addr: str |
     return sock, matchkey, call
 
 
+def _terminate(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
 def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | None = None,
-          custom_addr: str | None = None, fork: bool = True, once: bool = False) -> None:
-    """Listen on ``host:port`` and serve RPC sessions one after another until killed."""
+          custom_addr: str | None = None, fork: bool = True, once: bool = False,
+          work_root: str | None = None) -> None:
+    """Listen on ``host:port`` and serve RPC sessions one after another until killed.
+
+    Each session's uploads go to a fresh directory under ``work_root`` (default: the temp
+    directory), removed when the session ends or the server is terminated (SIGTERM)."""
     from tvm.rpc import base
+
+    signal.signal(signal.SIGTERM, _terminate)
 
     # A session killed by SIGILL/SIGSEGV must not leave a qemu core file behind.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -162,7 +173,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | 
             conn.close()
             continue
         _log(f"session from {addr[0]}:{addr[1]}")
-        workdir = tempfile.mkdtemp(prefix="edgeavs-rpc-")
+        workdir = tempfile.mkdtemp(prefix="edgeavs-rpc-", dir=work_root)
         if not fork:
             try:
                 _serve_session(conn, workdir)
@@ -175,6 +186,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | 
             if pid == 0:  # child: serve, then leave without running the parent's cleanup
                 code = 0
                 try:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     listen.close()
                     _serve_session(conn, workdir)
                 except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
@@ -183,9 +195,14 @@ def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | 
                 finally:
                     os._exit(code)
             conn.close()
-            _, status = os.waitpid(pid, 0)
-            shutil.rmtree(workdir, ignore_errors=True)
-            _log(f"session ended ({_describe_status(status)})")
+            try:
+                _, status = os.waitpid(pid, 0)
+                _log(f"session ended ({_describe_status(status)})")
+            finally:  # also when terminated mid-session: end the child, drop its uploads
+                with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                shutil.rmtree(workdir, ignore_errors=True)
         if tracker_call is not None:  # a tracker hands out a match key once: offer it again
             tracker_call([base.TrackerCode.PUT, key, (port, expected_key), custom_addr])
         if once:
@@ -201,9 +218,10 @@ def main(argv=None) -> int:
     ap.add_argument("--custom-addr", help="address the tracker hands to clients")
     ap.add_argument("--no-fork", action="store_true", help="serve sessions in this process")
     ap.add_argument("--once", action="store_true", help="exit after the first session")
+    ap.add_argument("--work-root", help="directory for the sessions' uploads (default: temp)")
     args = ap.parse_args(argv)
     serve(args.host, args.port, args.key, args.tracker, args.custom_addr,
-          fork=not args.no_fork, once=args.once)
+          fork=not args.no_fork, once=args.once, work_root=args.work_root)
     return 0
 
 

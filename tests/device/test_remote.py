@@ -1,5 +1,7 @@
 """The emulated AArch64 device end to end: qemu RPC server, upload, remote Relax VM, stop."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,8 @@ def test_round_trip_matches_numpy(aarch64_libs):
     with open_session(DeviceSpec("emulated"), mcpu="oryon-1") as session:
         assert session.spec.qemu_cpu == "max,sve=off,sme=off"
         emu = session.emulator
+        uploads = Path(emu._work_root)
+        assert uploads.is_dir()
         y, s = session.load_vm(aarch64_libs["matmul"])(x, w)  # a tuple output
         (z,) = session.load_vm(aarch64_libs["eltwise"])(x.ravel()[:1].repeat(10007),
                                                         np.full(10007, -0.5, np.float32))
@@ -25,6 +29,7 @@ def test_round_trip_matches_numpy(aarch64_libs):
     np.testing.assert_allclose(s, rs, rtol=1e-5, atol=1e-3)
     np.testing.assert_array_equal(z, np.maximum(x.ravel()[0] - 0.5, 0).repeat(10007))
     assert emu.proc is None  # stopped when the block ended
+    assert not uploads.exists()  # and the uploaded libraries are gone
 
 
 def test_sve_library_dies_with_sigill_and_server_stops(aarch64_libs):
