@@ -51,7 +51,7 @@ def test_every_knob_value_is_correct(rng):
 
 
 def test_fallback_follows_the_target():
-    wl = AudioGateWorkload(n=1, c=64, h=28, w=32, o=64)
+    wl = AudioGateWorkload(n=1, c=192, h=28, w=32, o=64)
     neon = fallback_config(wl, {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "oryon-1",
                                 "mattr": ["+neon"], "num-cores": 8})
     avx2 = fallback_config(wl, {"kind": "llvm", "mcpu": "znver3", "num-cores": 2})
