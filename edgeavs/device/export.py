@@ -124,3 +124,21 @@ def library_for(manifest: dict, os_name: str) -> str:
     skipped = "; ".join(s.get("reason", "") for s in manifest.get("libraries_skipped", []))
     raise EdgeAVSError(f"the artifact has no library for a {os_name} device (it has: {have})"
                        + (f"; {skipped}" if skipped else ""))
+
+
+def device_linker(target, os_name: str = "linux") -> str:
+    """The compiler that links ``target``'s code for a device running ``os_name``.
+
+    For tuning over RPC: MetaSchedule's builder exports each candidate with
+    ``tvm_api.library_exporter("cross", device_linker(target))`` before the runner uploads it
+    (an emulated or Linux device takes the ``cross_cc`` link, a phone the NDK's)."""
+    if os_name == "android":
+        compiler, why = find_ndk_compiler()
+        if compiler is None:
+            raise EdgeAVSError(f"cannot link for Android: {why}")
+        return compiler
+    if os_name != "linux":
+        raise EdgeAVSError(f"unknown device OS {os_name!r}; choose linux or android")
+    if target.link == "host" or not target.cross_cc:
+        raise EdgeAVSError(f"target {target.name} names no cross_cc to link for AArch64 Linux")
+    return target.cross_cc

@@ -83,3 +83,17 @@ def test_cross_target_links_model_so(emulator, tmp_path):
 def test_host_artifact_has_no_device_library():
     with pytest.raises(EdgeAVSError, match="compiled for the host"):
         library_for({"link": "host", "library": "model.so"}, "linux")
+
+
+def test_device_linker(monkeypatch):
+    from edgeavs.device.export import device_linker
+
+    _no_ndk(monkeypatch)
+    sd8e = load_checked_target("snapdragon8elite")
+    assert device_linker(sd8e, "linux") == "aarch64-linux-gnu-gcc"
+    with pytest.raises(EdgeAVSError, match="cannot link for Android: no Android NDK"):
+        device_linker(sd8e, "android")
+    monkeypatch.setenv("TVM_NDK_CC", "/ndk/clang++")
+    assert device_linker(sd8e, "android") == "/ndk/clang++"
+    with pytest.raises(EdgeAVSError, match="names no cross_cc"):
+        device_linker(load_checked_target("host"), "linux")
