@@ -226,6 +226,7 @@ def emulator_status() -> dict:
     stamp = _read_stamp(guest)
     missing = missing_host_tools()
     ready = (not missing and stamp is not None and _stamp_matches(stamp)
+             and bool(stamp.get("guest_check"))  # written only after the guest ran under qemu
              and guest.python.is_file() and guest.site.is_dir())
     qemu = None
     if "qemu-aarch64" not in missing:
