@@ -11,8 +11,10 @@ Reading (:class:`MediaReader`)
     the causal window ending at the frame's time. Memory stays flat whatever the video's
     length: the ring keeps the last window plus the audio decoded ahead of the video, and the
     queue the frames decoded ahead of the audio, both bounded by how the file interleaves its
-    streams (mp4/mkv/webm writers interleave within ~1 s). A file whose streams are more than
-    ``MAX_LAG_S`` apart is refused with a hint to remux it, rather than buffering it whole.
+    streams (mp4/mkv/webm writers interleave within ~1 s). A file whose video runs more than
+    ``MAX_LAG_S`` ahead of its audio is refused with a hint to remux it, rather than buffering
+    it whole. Audio more than ``MAX_LAG_S`` beyond the newest video frame is not kept: past the
+    video's end nothing needs it; a later frame that would is refused the same way.
 
 Resampling
     ``av.AudioResampler`` (libswresample), not ``edgeavs.io.audio.resample`` (scipy
@@ -205,22 +207,40 @@ class MediaReader:
 
     def __iter__(self):
         streams = [self.vstream] + ([self.astream] if self.astream is not None else [])
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=MODEL_RATE)
+        # keep the channels through the resampler and average them here: the mean, as
+        # edgeavs.io.audio.read_wav mixes WAVs (swresample's own downmix scales by 1/sqrt(2))
+        resampler = av.AudioResampler(format="fltp", rate=MODEL_RATE)
         pending: collections.deque[VideoItem] = collections.deque()
         audio_done = self.astream is None
         max_pending = max(int(MAX_LAG_S * float(self.info.rate)), 16)
+        max_ahead = int(MAX_LAG_S * MODEL_RATE)
+        cut = None  # ring index from which audio was discarded (it ran too far ahead)
         last_time = last_pts = None
 
         def ready(item):
             return audio_done or self.ring.end >= self.sample_index(item.time)
 
         def push_audio(frames):
+            nonlocal cut
             for f in frames:
-                self.ring.append(f.to_ndarray()[0])
+                x = f.to_ndarray()
+                x = x[0] if x.shape[0] == 1 else x.mean(axis=0, dtype=np.float32)
+                if cut is None:
+                    # keep at most MAX_LAG_S of audio beyond the newest decoded video frame
+                    limit = self.sample_index(last_time if last_time is not None
+                                              else self.info.start_time) + max_ahead
+                    if self.ring.end + x.size > limit:
+                        x = x[:max(limit - self.ring.end, 0)]
+                        cut = self.ring.end + x.size
+                    self.ring.append(x)
 
         def release():
             while pending and ready(pending[0]):
                 item = pending.popleft()
+                if cut is not None and self.sample_index(item.time) > cut:
+                    raise EdgeAVSError(
+                        f"{self.path}: audio runs more than {MAX_LAG_S:g} s ahead of the video in "
+                        "the file; remux it with interleaved streams (ffmpeg -i IN -c copy OUT.mp4)")
                 yield "video", item
                 self.ring.drop_before(self.sample_index(item.time) - self.window_samples)
 
@@ -418,9 +438,11 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, colour=(255, 0, 255), alpha: floa
 
 def write_clip(path, frames, audio: np.ndarray | None, fps: int, sample_rate: int,
                faststart: bool = False) -> None:
-    """Encode an iterable of ``(H, W, 3)`` uint8 frames at ``fps`` and mono float ``audio`` at
-    ``sample_rate`` (AAC) into ``path`` (mp4/mkv by extension). Streams: frames are encoded as
-    they come. ``faststart`` puts the index first (mp4), so a cut file still opens."""
+    """Encode an iterable of ``(H, W, 3)`` uint8 frames at ``fps`` and float ``audio`` at
+    ``sample_rate`` (mono ``(n,)`` or ``(channels, n)``, AAC) into ``path`` (mp4/mkv/mov by
+    extension). Frames are encoded as they come, with the audio up to each frame's time, so
+    the streams are interleaved as a camera writes them. ``faststart`` puts the mp4 index
+    first, so a cut file still opens."""
     options = {"movflags": "+faststart"} if faststart else {}
     out = av.open(os.fspath(path), "w", format=container_format(path), options=options)
     try:
@@ -428,8 +450,27 @@ def write_clip(path, frames, audio: np.ndarray | None, fps: int, sample_rate: in
         n_video = 0
         astream = None
         if audio is not None:
+            x = np.asarray(audio, np.float32)
+            x = x[None] if x.ndim == 1 else x
+            layout = {1: "mono", 2: "stereo"}[x.shape[0]]
             astream = out.add_stream("aac", rate=sample_rate)
-            astream.layout = "mono"
+            astream.layout = layout
+            size = astream.codec_context.frame_size or 1024
+            a_pos = 0
+
+        def audio_until(n):
+            nonlocal a_pos
+            n = min(n, x.shape[1])
+            while a_pos < n:
+                chunk = np.ascontiguousarray(x[:, a_pos:a_pos + size])
+                f = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                f.sample_rate = sample_rate
+                f.pts = a_pos
+                f.time_base = fractions.Fraction(1, sample_rate)
+                a_pos += chunk.shape[1]
+                for p in astream.encode(f):
+                    out.mux(p)
+
         for rgb in frames:
             if vs is None:
                 vs = out.add_stream(video_codec(), rate=fps)
@@ -443,23 +484,13 @@ def write_clip(path, frames, audio: np.ndarray | None, fps: int, sample_rate: in
             n_video += 1
             for p in vs.encode(f):
                 out.mux(p)
+            if astream is not None:
+                audio_until(n_video * sample_rate // fps)
         if vs is not None:
             for p in vs.encode(None):
                 out.mux(p)
         if astream is not None:
-            x = np.asarray(audio, np.float32).reshape(1, -1)
-            res = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate,
-                                    frame_size=astream.codec_context.frame_size or 1024)
-            src = av.AudioFrame.from_ndarray(x, format="flt", layout="mono")
-            src.sample_rate = sample_rate
-            src.pts = 0
-            src.time_base = fractions.Fraction(1, sample_rate)
-            pts = 0
-            for f in list(res.resample(src)) + list(res.resample(None)):
-                f.pts = pts
-                pts += f.samples
-                for p in astream.encode(f):
-                    out.mux(p)
+            audio_until(x.shape[1])
             for p in astream.encode(None):
                 out.mux(p)
     finally:

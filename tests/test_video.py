@@ -119,3 +119,23 @@ def test_bad_inputs(tmp_path, clip):
     assert msg.startswith(f"{cut}: corrupt or truncated file: decoding stopped at video frame ")
     stopped = int(msg.split("video frame ")[1].split()[0])
     assert 5 < stopped < 30
+
+
+def test_stereo_is_averaged_and_long_audio_is_not_buffered(tmp_path, monkeypatch):
+    """Channels are averaged (as read_wav mixes WAVs); audio running past the video's end is
+    not kept, so memory stays flat."""
+    import edgeavs.video as video
+
+    path = tmp_path / "stereo.mkv"
+    t = np.arange(8 * SR) / SR
+    left = 0.4 * np.sin(2 * np.pi * TONE_HZ * t)
+    write_clip(path, frames(10), np.stack([left, 0.5 * left]).astype(np.float32), FPS, SR)
+    monkeypatch.setattr(video, "MAX_LAG_S", 2.0)
+    sizes = []
+    with MediaReader(path) as reader:
+        for kind, item in reader:
+            sizes.append(len(reader.ring))
+            if kind == "video" and item.index == 9:
+                rms = float(np.sqrt(np.mean(reader.window(item.time)[-16000:] ** 2)))
+    assert abs(rms - 0.3 / np.sqrt(2)) < 0.02  # mean of 0.4 and 0.2 amplitude
+    assert max(sizes) <= 32000 + 2 * 32000
