@@ -64,3 +64,22 @@ def test_verify_rejects_two_devices(tmp_path):
                                     "--rpc", "127.0.0.1:9090"])
     assert res.exit_code != 0
     assert "choose one of --device emulated, --rpc" in res.output
+
+
+def test_stamp_decides_readiness(tmp_path, monkeypatch, emulator):
+    """A guest whose pins changed, or that never passed its check under qemu, is not ready."""
+    from edgeavs.device import emulator as emu
+
+    monkeypatch.setenv("EDGEAVS_CACHE", str(tmp_path))
+    guest = emu.Guest(emu.guest_dir())
+    guest.python.parent.mkdir(parents=True)
+    guest.python.touch()
+    guest.site.mkdir()
+    stamp = {**emu.expected_stamp(), "guest_check": {"machine": "aarch64"}}
+    guest.stamp.write_text(json.dumps(stamp))
+    assert emu.emulator_status()["ready"]
+    guest.stamp.write_text(json.dumps({**stamp, "guest_check": None}))
+    assert not emu.emulator_status()["ready"]
+    monkeypatch.setattr(emu, "GUEST_WHEELS", emu.GUEST_WHEELS[:-1] + ("numpy==9.9",))
+    guest.stamp.write_text(json.dumps(stamp))
+    assert not emu.emulator_status()["ready"]
