@@ -287,3 +287,47 @@ def test_edgeavs_cli_segment_artifact_does_not_import_torch(work, clip, artifact
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=work,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+class _Recorder:
+    """A numpy predictor: logits +10 on the left half, -10 on the right; records its inputs."""
+
+    kind, fingerprint, details = "fake", "0" * 64, {}
+
+    def __init__(self, size=(32, 32), interrupt_at=None):
+        self.input_size = size
+        self.calls = []
+        self.interrupt_at = interrupt_at
+
+    def __call__(self, frames, waveform):
+        assert frames.shape == (1, 3, *self.input_size) and waveform.shape == (1, 32000)
+        if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.calls.append(waveform[0].copy())
+        logits = np.full((1, 1, *self.input_size), -10.0, np.float32)
+        logits[..., : self.input_size[1] // 2] = 10.0
+        return logits
+
+
+def test_pipeline_feeds_the_causal_window_and_writes_masks(tmp_path, clip):
+    from edgeavs.segment import segment_video
+
+    rec = _Recorder()
+    s = segment_video(clip, rec, out=tmp_path / "o.mp4", masks_dir=tmp_path / "m", window=0.5)
+    assert s["frames"] == s["inferred_frames"] == len(rec.calls) == N_FRAMES
+    for i, w in enumerate(rec.calls):
+        t = i / FPS
+        assert not w[:16000].any()  # --window 0.5: the first half second is zero padding
+        heard = np.abs(w[16000:]).max()
+        assert (heard > 0.2) == (t >= 1.1), (t, heard)  # the tone starts at 1 s, causally
+    mask = np.asarray(Image.open(tmp_path / "m" / "mask_000007.png"))
+    assert (mask[:, : W // 2 - 1] == 255).all() and (mask[:, W // 2 + 1:] == 0).all()
+
+
+def test_interrupt_leaves_nothing_behind(tmp_path, clip):
+    from edgeavs.segment import segment_video
+
+    with pytest.raises(KeyboardInterrupt):
+        segment_video(clip, _Recorder(interrupt_at=5), out=tmp_path / "o.mp4",
+                      masks_dir=tmp_path / "m", json_path=tmp_path / "s.json")
+    assert list(tmp_path.iterdir()) == []
