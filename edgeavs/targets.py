@@ -196,6 +196,10 @@ def target_from_dict(data: dict, source: str = "<dict>") -> Target:
         from edgeavs.device.llvm_check import check_llvm_features
 
         check_llvm_features(mcpu, mattr, triple, source=f"target {source}")
+    if mattr:
+        from edgeavs.device.llvm_check import check_llvm_features
+
+        check_llvm_features(mcpu, mattr, triple, source=f"target {source}")
     target = Target(name=name, kind=kind, mcpu=mcpu, num_cores=cores, vector_width=0,
                     mtriple=mtriple, mattr=tuple(mattr),
                     description=str(data.get("description") or "").strip(),

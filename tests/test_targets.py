@@ -89,3 +89,9 @@ def test_bad_values(tmp_path, line, message):
     text = "\n".join(ln for ln in SNAPDRAGON.splitlines() if not ln.startswith(key + ":")) + f"\n{line}\n"
     with pytest.raises(EdgeAVSError, match=message):
         load_target(_write(tmp_path, text))
+
+
+def test_llvm_must_know_every_feature(tmp_path):
+    p = _write(tmp_path, SNAPDRAGON.replace("+i8mm", "+i9mm"))
+    with pytest.raises(EdgeAVSError, match=r"^target .*: LLVM \d+ does not know the aarch64 feature\(s\) \+i9mm in mattr"):
+        load_target(p)

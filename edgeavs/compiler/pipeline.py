@@ -4,7 +4,8 @@
     fold-batchnorm       FoldBatchnormToConv2D (needs the weights bound)
     decompose            DecomposeOpsForInference (remaining BN -> mul/add, dropout away)
     canonicalize         CanonicalizeBindings, DeadCodeElimination
-    fold-constants       FoldConstantsNumpy (the weight arithmetic, in numpy), FoldConstant, DCE
+    fold-constants       FoldConstantsNumpy (the weight arithmetic, in numpy), then TVM's
+                         FoldConstant only for what numpy had no rule for; DCE
     edgeavs-fusion       our pattern passes (edgeavs.passes, in the order of its PATTERNS table:
                          FuseChannelBias, FuseAudioGate, FuseHsigGate), when importable; their
                          FusionStats (found/fused per chain) form the manifest's fusion report
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edgeavs.compiler.fold_constants import FoldConstantsNumpy
+from edgeavs.compiler.fold_constants import FoldConstants
 from edgeavs.errors import EdgeAVSError
 
 @dataclass
@@ -114,8 +115,7 @@ PIPELINE: list[Phase] = [
     Phase("fold-batchnorm", lambda c: [_t()[1].FoldBatchnormToConv2D()]),
     Phase("decompose", lambda c: [_t()[1].DecomposeOpsForInference()]),
     Phase("canonicalize", lambda c: [_t()[1].CanonicalizeBindings(), _t()[1].DeadCodeElimination()]),
-    Phase("fold-constants", lambda c: [FoldConstantsNumpy(), _t()[1].FoldConstant(),
-                                       _t()[1].DeadCodeElimination()]),
+    Phase("fold-constants", lambda c: [FoldConstants(), _t()[1].DeadCodeElimination()]),
     Phase("edgeavs-fusion", _fusion),
     Phase("legalize", _legalize),
     Phase("fuse-ops", _fuse_ops),
