@@ -34,8 +34,12 @@ def _pattern():
     x = dpl.wildcard()
     lo, hi = dpl.wildcard(), dpl.wildcard()
     relu6 = dpl.is_op("relax.clip")(x, lo, hi)
+    # ONNX spells ReLU6 as Clip with tensor bounds: call_tir(minimum, (call_tir(maximum, (x, 0)), 6)).
+    c0, c6, gmax, gmin = dpl.is_const(), dpl.is_const(), dpl.GlobalVarPattern(), dpl.GlobalVarPattern()
+    vmax = dpl.is_op("relax.call_tir")(gmax, dpl.is_tuple([x, c0]), add_constraint=False)
+    relu6_onnx = dpl.is_op("relax.call_tir")(gmin, dpl.is_tuple([vmax, c6]), add_constraint=False)
     weight = dpl.is_const()
-    conv_r = dpl.is_op("relax.nn.conv2d")(relu6, weight)
+    conv_r = dpl.is_op("relax.nn.conv2d")(relu6 | relu6_onnx, weight)
     conv_p = dpl.is_op("relax.nn.conv2d")(x, weight)
     conv = conv_r | conv_p
     bias = dpl.wildcard()
@@ -45,7 +49,8 @@ def _pattern():
     y = dpl.wildcard()
     root = dpl.is_op("relax.multiply")(resize | hs.output, y)
     ann = {"x": x, "relu6": relu6, "weight": weight, "conv_r": conv_r, "conv": conv, "bias": bias,
-           "resize": resize, "y": y, "root": root, "lo": lo, "hi": hi}
+           "resize": resize, "y": y, "root": root, "lo": lo, "hi": hi, "relu6_onnx": relu6_onnx,
+           "vmax": vmax}
 
     def check(m: dict, ctx: MatchContext) -> str | None:
         form = hs.form(m, ctx.mod)
@@ -82,10 +87,14 @@ def _pattern():
                 return None
         if relu6 in m and not (_is(m[lo], 0.0) and _is(m[hi], 6.0)):
             return None
+        if relu6_onnx in m and not (_is(m[c0], 0.0) and _is(m[c6], 6.0)
+                                    and str(m[gmax].name_hint).startswith("maximum")
+                                    and str(m[gmin].name_hint).startswith("minimum")):
+            return None
         variant = form
         if resize in m:
             variant = "upsample+" + variant
-        if relu6 in m:
+        if relu6 in m or relu6_onnx in m:
             variant = "relu6+" + variant
         return variant
 
@@ -94,13 +103,14 @@ def _pattern():
 
 def _rewrite_fn(ann: dict, target):
     def rewrite(orig, m, ctx: MatchContext, kernels):
-        in_relu6 = ann["relu6"] in m and ctx.single_use(m[ann["relu6"]])
-        if ann["relu6"] in m and in_relu6:
+        prologue = [m[p] for p in (ann["relu6"], ann["relu6_onnx"], ann["vmax"]) if p in m]
+        in_relu6 = bool(prologue) and all(ctx.single_use(e) for e in prologue)
+        if in_relu6:
             data = m[ann["x"]]
             inputs = [ann["x"], ann["y"], ann["bias"]]
         else:
             data = m[ann["conv"]].args[0]
-            inputs = [ann["x"], ann["relu6"], ann["y"], ann["bias"]]
+            inputs = [ann["x"], ann["relu6"], ann["relu6_onnx"], ann["vmax"], ann["y"], ann["bias"]]
         bound = ctx.var_of(data)
         data = bound if bound is not None else data
         if not interior_single_use(ctx, m, orig, inputs):

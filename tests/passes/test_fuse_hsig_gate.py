@@ -167,5 +167,8 @@ def test_imported_forms(tmp_path, route, hardsigmoid, form):
     after = p(mod)
     assert (p.stats.found, p.stats.fused, count_matches(after)) == (2, 2, 0)
     assert {k.split("+")[-1] for k in p.stats.variants} == {form}
+    assert any(k.startswith("relu6+") for k in p.stats.variants)  # proj's ReLU6 absorbed on both routes
+    if route == "onnx":
+        assert not any(gv.name_hint.startswith(("maximum", "minimum")) for gv in after.get_global_vars())
     inputs = [x.numpy() for x in args]
     assert rel_l2(run_relax(after, *inputs), run_relax(mod, *inputs)) <= 1e-6
