@@ -38,7 +38,7 @@ from PIL import Image
 
 from edgeavs.errors import EdgeAVSError
 from edgeavs.io.frames import normalize
-from edgeavs.video import (MODEL_RATE, MediaReader, OverlayWriter, container_format, overlay,
+from edgeavs.video import (MODEL_RATE, MediaReader, OverlayWriter, container_format, overlay_image,
                            resize_map, resize_rgb)
 
 WAVEFORM_SAMPLES = 32000
@@ -307,7 +307,8 @@ class Segmenter:
                         Image.fromarray(mask.astype(np.uint8) * 255).save(
                             mdir / f"mask_{item.index:06d}.png", format="PNG")
                 if writer is not None:
-                    writer.write_video(overlay(rgb, mask, self.colour, self.alpha), item.pts - info.start_pts)
+                    writer.write_video(overlay_image(rgb, mask, self.colour, self.alpha),
+                                       item.pts - info.start_pts)
                 n += 1
                 bar.update(1)
         finally:

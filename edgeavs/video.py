@@ -333,7 +333,9 @@ class OverlayWriter:
                                "libx264, which this FFmpeg build lacks")
         vs.time_base = info.time_base
         if codec == "libx264":
-            vs.options = {"crf": "20", "preset": "veryfast"}
+            # ultrafast: ~13 ms per 720p frame on this class of CPU against ~95 ms for veryfast,
+            # which would cost more than the model; the file is larger, not worse (crf 20)
+            vs.options = {"crf": "20", "preset": "ultrafast"}
         else:
             vs.bit_rate = max(info.width * info.height * 4, 400_000)
         self.vstream = vs
@@ -374,8 +376,12 @@ class OverlayWriter:
             for p in self.astream.encode(f):
                 self.container.mux(p)
 
-    def write_video(self, rgb: np.ndarray, pts: int) -> None:
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    def write_video(self, rgb, pts: int) -> None:
+        """One frame, ``(H, W, 3)`` uint8 or an RGB Pillow image, at ``pts`` (input time base)."""
+        if isinstance(rgb, Image.Image):
+            frame = av.VideoFrame.from_image(rgb)
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts = pts
         frame.time_base = self.vstream.time_base
         for p in self.vstream.encode(frame):
@@ -423,15 +429,21 @@ def resize_map(prob: np.ndarray, size_hw) -> np.ndarray:
     return np.asarray(Image.fromarray(prob.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR))
 
 
+def overlay_image(rgb: np.ndarray, mask: np.ndarray, colour=(255, 0, 255),
+                  alpha: float = 0.5) -> Image.Image:
+    """``rgb`` with ``colour`` blended in at ``alpha`` where ``mask`` is true, as a Pillow image
+    (a masked paste: ~4x faster than numpy fancy indexing on a 720p frame)."""
+    img = Image.fromarray(rgb)
+    if alpha > 0 and mask.any():
+        level = np.uint8(round(255 * min(float(alpha), 1.0)))
+        alpha_map = Image.fromarray(np.asarray(mask, bool).astype(np.uint8) * level)
+        img.paste(tuple(int(c) for c in colour), mask=alpha_map)
+    return img
+
+
 def overlay(rgb: np.ndarray, mask: np.ndarray, colour=(255, 0, 255), alpha: float = 0.5) -> np.ndarray:
-    """``rgb`` with ``colour`` blended in at ``alpha`` where ``mask`` is true."""
-    out = rgb.copy()
-    if alpha <= 0 or not mask.any():
-        return out
-    sel = out[mask].astype(np.float32)
-    sel = sel * (1.0 - alpha) + np.asarray(colour, np.float32) * alpha
-    out[mask] = np.clip(np.rint(sel), 0, 255).astype(np.uint8)
-    return out
+    """:func:`overlay_image` as a ``(H, W, 3)`` uint8 array."""
+    return np.asarray(overlay_image(rgb, mask, colour, alpha))
 
 
 # ---------------------------------------------------------------------- clips (tests, demo, bench)
