@@ -192,10 +192,8 @@ def _output_specs(mod, names):
     """Names, shapes and dtypes of ``main``'s outputs (static shapes)."""
     from edgeavs.tvm_api import relax
 
-    ret = mod["main"].ret_struct_info if hasattr(mod["main"], "ret_struct_info") else None
-    ty = getattr(mod["main"], "ret_ty", None) or ret
-    fields = list(ty.fields) if isinstance(ty, relax.TupleType if hasattr(relax, "TupleType")
-                                           else relax.TupleStructInfo) else [ty]
+    ty = mod["main"].ret_ty
+    fields = list(ty.fields) if isinstance(ty, relax.TupleType) else [ty]
     if len(fields) != len(names):
         raise EdgeAVSError(f"the compiled graph has {len(fields)} outputs, expected {len(names)}")
     specs = []
