@@ -94,9 +94,9 @@ def fallback_config(wl: HsigGateWorkload, target: TargetLike = None) -> HsigGate
         # register budget (Zen-class x86, 14x14, 128 -> 128).
         want_co = max(want_co, 4)
     tile_co = largest_divisor(wl.co, want_co) or 1
-    px_tiles = wl.n * (wl.hg * wl.wg // tile_px)
+    tasks = wl.n * (wl.hg * wl.wg // tile_px) * (wl.co // tile_co)
     return HsigGateConfig(tile_co=tile_co, tile_px=tile_px, lanes=lanes,
-                          parallel=simd.num_cores > 1 and px_tiles >= simd.num_cores)
+                          parallel=simd.num_cores > 1 and tasks >= 2 * simd.num_cores)
 
 
 def knob_space(wl: HsigGateWorkload, target: TargetLike = None) -> dict[str, list]:
@@ -183,8 +183,10 @@ def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pix
     if vector:
         sch.vectorize(pi if cfg.tile_px == cfg.lanes else sch.split(pi, [None, cfg.lanes])[1])
     if cfg.parallel:
-        npo = sch.fuse(n, po)
-        sch.parallel(npo)
+        # Threads over (batch, pixel tile, channel tile): enough tasks even for 8 cores on a 7x7 map; a thread's
+        # contiguous chunk keeps one pixel tile for consecutive channel tiles (the input tile stays in L1).
+        oo = sch.fuse(n, po, oo)
+        sch.parallel(oo)
     sch.compute_at(conv, oo)
     # The accumulator tile: "local" lets CompactBufferAllocation shrink it to tile_co x tile_px under the tile
     # loop (per thread), and, unrolled and vectorised, LLVM keeps it in registers.
