@@ -189,7 +189,7 @@ def compile_model(out, resolution: int, checkpoint=None) -> dict:
 
 @click.command("demo", short_help="Synthesise a clip, compile the tiny model, segment the clip.")
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=Path("edgeavs-demo"),
-              show_default=True, help="Directory for the clip, the artifact and the overlay video.")
+              show_default=True, metavar="OUT_DIR", help="Directory for the clip, the artifact and the overlay video.")
 @click.option("--resolution", type=click.IntRange(min=32), default=DEMO_RESOLUTION, show_default=True,
               help="Model input side (a multiple of 32).")
 @click.option("--seconds", type=click.FloatRange(min=1.0, max=60.0), default=6.0, show_default=True,
