@@ -69,24 +69,36 @@ def _score(w: GemmWorkload, ct: int, pv: int, lanes: int) -> float:
     return eff * intensity
 
 
+def _parallel_mode(w: GemmWorkload, pixel_tile: int, threads: int) -> str:
+    tiles = -(-w.n // pixel_tile) * w.batch
+    return "pixel" if threads == 1 or (tiles % threads == 0 and tiles >= 2 * threads) else "channel"
+
+
 def fallback_config(w: GemmWorkload, target: TargetLike = None, facts: CpuFacts | None = None) -> GemmConfig:
     """The register tile that maximises FMAs per load x useful fraction (padding), within the register file:
-    ``co_tile * pixel_vectors`` accumulators + ``pixel_vectors`` inputs + 1 broadcast weight."""
+    ``co_tile * pixel_vectors`` accumulators + ``pixel_vectors`` inputs + 1 broadcast weight. Threads over
+    channel tiles start one parallel region per pixel tile (~5 us each), weighed against the work, so a pixel
+    tile whose count splits evenly over the threads is preferred when there are many tiles."""
     f = facts or cpu_facts(target)
     best = None
     for pv in (1, 2, 3, 4):
         if pv > 1 and (pv - 1) * f.lanes >= w.n:
             break
+        mode = _parallel_mode(w, pv * f.lanes, f.threads)
+        tiles = -(-w.n // (pv * f.lanes)) * w.batch
+        penalty = 1.0
+        if mode == "channel":
+            # one parallel launch (~5 us) per pixel tile against the work (at a conservative 20 GFLOP/s/thread)
+            work_us = 2.0 * w.m * w.n * w.k * w.batch / (20e3 * f.threads)
+            penalty = work_us / (work_us + 5.0 * tiles)
         for ct in range(1, 17):
             if ct * pv + pv + 1 > f.vector_registers or ct > w.m:
                 continue
-            s = _score(w, ct, pv, f.lanes)
+            s = _score(w, ct, pv, f.lanes) * penalty
             if best is None or s > best[0] + 1e-9:
-                best = (s, ct, pv)
-    _, ct, pv = best
-    tiles = -(-w.n // (pv * f.lanes)) * w.batch
-    parallel = "pixel" if f.threads == 1 or (tiles % f.threads == 0 and tiles >= 2 * f.threads) else "channel"
-    return GemmConfig(co_tile=ct, pixel_vectors=pv, lanes=f.lanes, parallel=parallel, pack=True)
+                best = (s, ct, pv, mode)
+    _, ct, pv, mode = best
+    return GemmConfig(co_tile=ct, pixel_vectors=pv, lanes=f.lanes, parallel=mode, pack=True)
 
 
 def knob_space(w: GemmWorkload, target: TargetLike = None) -> dict:
