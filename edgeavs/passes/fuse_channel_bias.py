@@ -45,7 +45,7 @@ def _split(call, ctx: MatchContext):
     if out is None or len(out) != 4 or out[2] * out[3] <= 1 or dtype_of(call) != "float32":
         return None
     for x, a in (call.args, call.args[::-1]):
-        if isinstance(a, Constant) or static_shape(x) != out:
+        if _is_const(a, ctx) or static_shape(x) != out:
             continue
         ashape = static_shape(a)
         if ashape is None or ashape[1:] != (out[1], 1, 1) or ashape[0] not in (1, out[0]):
@@ -58,6 +58,11 @@ def _split(call, ctx: MatchContext):
     return None
 
 
+def _is_const(expr, ctx: MatchContext) -> bool:
+    """A constant, inline or bound to a variable (the ONNX route binds some)."""
+    return isinstance(expr, Constant) or isinstance(ctx.resolve(expr), Constant)
+
+
 def _full(expr, shape) -> bool:
     return static_shape(expr) == shape
 
@@ -67,7 +72,7 @@ def _vec(expr, channels: int, batch: int) -> bool:
     return s is not None and s[1:] == (channels, 1, 1) and s[0] in (1, batch)
 
 
-def _absorbs(user, var, shape) -> bool:
+def _absorbs(user, var, shape, ctx: MatchContext) -> bool:
     """Can ``user`` (a bound value reading ``var`` = X + B(a)) absorb the bias?"""
     if not isinstance(user, relax.Call):
         return False
@@ -89,7 +94,7 @@ def _absorbs(user, var, shape) -> bool:
         other = args[1] if args[0].same_as(var) else args[0]
         if static_shape(user) != shape:
             return False
-        return _full(other, shape) or (_vec(other, shape[1], shape[0]) and not isinstance(other, Constant))
+        return _full(other, shape) or (_vec(other, shape[1], shape[0]) and not _is_const(other, ctx))
     return False
 
 
@@ -119,7 +124,7 @@ def _reassociable(outer, inner, ctx: MatchContext) -> bool:
     var = ctx.var_of(inner)
     if not (ov[0].same_as(var) or ov[0].same_as(inner)):
         return False
-    return not (isinstance(pv[1], Constant) and isinstance(ov[1], Constant))
+    return not (_is_const(pv[1], ctx) and _is_const(ov[1], ctx))
 
 
 def _pattern():
@@ -159,7 +164,7 @@ def _pattern():
         users = ctx.users_of(inner)
         if not users or len(users) != ctx.users(inner):
             return None
-        if not all(_absorbs(u, var, shape) for u in users):
+        if not all(_absorbs(u, var, shape, ctx) for u in users):
             return None
         return "sink_" + kind
 

@@ -76,13 +76,17 @@ def test_unsinkable_goes_to_the_fallback_kernel(rng):
     assert p.stats.variants["kernel"] == 1
 
 
-@pytest.mark.parametrize("case", ["constant_bias", "full_size_add", "one_pixel_map"])
+@pytest.mark.parametrize("case", ["constant_bias", "constant_bound_to_var", "full_size_add", "one_pixel_map"])
 def test_no_match_leaves_module_unchanged(rng, weight, case):
     inputs = dict(INPUTS)
     if case == "constant_bias":
         bias = relax.const(rng.standard_normal((1, C, 1, 1)).astype("float32"))
         body = lambda bb, x, a: bb.emit(relax.op.nn.conv2d(bb.emit(relax.op.add(x, bias)),  # noqa: E731
                                                            relax.const(weight)))
+    elif case == "constant_bound_to_var":  # the ONNX route binds some folded BN shifts to variables
+        bias = relax.const(rng.standard_normal((1, C, 1, 1)).astype("float32"))
+        body = lambda bb, x, a: bb.emit(relax.op.nn.conv2d(  # noqa: E731
+            bb.emit(relax.op.add(x, bb.emit(bias))), relax.const(weight)))
     elif case == "full_size_add":
         inputs["a"] = (N, C, H, W)
         body = lambda bb, x, a: bb.emit(relax.op.nn.conv2d(bb.emit(relax.op.add(x, a)),  # noqa: E731
