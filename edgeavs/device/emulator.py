@@ -42,9 +42,12 @@ from edgeavs.errors import EdgeAVSError
 SETUP_VERSION = 1
 """Bump when the guest layout changes: an older stamp then triggers a rebuild."""
 
-HOST_PACKAGES = ("qemu-user", "gcc-aarch64-linux-gnu", "binutils-aarch64-linux-gnu")
+HOST_PACKAGES = ("qemu-user", "gcc-aarch64-linux-gnu", "binutils-aarch64-linux-gnu",
+                 "libc6-dev-arm64-cross")
 HOST_TOOLS = {"qemu-aarch64": "qemu-user", "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
-              "aarch64-linux-gnu-objdump": "binutils-aarch64-linux-gnu"}
+              "aarch64-linux-gnu-objdump": "binutils-aarch64-linux-gnu",
+              # only a Recommends of the cross gcc, but `gcc -shared` needs its crti.o
+              "aarch64 crti.o": "libc6-dev-arm64-cross"}
 
 # A Debian 12 arm64 python3.11 and the C/C++ runtime the TVM runtime and numpy wheels need.
 GUEST_DEBS = (
@@ -147,8 +150,18 @@ def _read_stamp(guest: Guest) -> dict | None:
 
 # ---------------------------------------------------------------- host tools
 
+def _has_cross_crt() -> bool:
+    if shutil.which("aarch64-linux-gnu-gcc") is None:
+        return False
+    proc = subprocess.run(["aarch64-linux-gnu-gcc", "-print-file-name=crti.o"],
+                          capture_output=True, text=True)
+    path = proc.stdout.strip()
+    return proc.returncode == 0 and os.path.isabs(path) and os.path.isfile(path)
+
+
 def missing_host_tools() -> list[str]:
-    return [tool for tool in HOST_TOOLS if shutil.which(tool) is None]
+    return [tool for tool in HOST_TOOLS
+            if not (_has_cross_crt() if tool == "aarch64 crti.o" else shutil.which(tool))]
 
 
 def _run(cmd, what: str, env=None, cwd=None) -> subprocess.CompletedProcess:
