@@ -192,10 +192,6 @@ def target_from_dict(data: dict, source: str = "<dict>") -> Target:
     if not tvm_api.llvm_is_valid_cpu(mcpu, triple):
         raise EdgeAVSError(f"target {source}: LLVM {tvm_api.llvm_version()} does not know mcpu "
                            f"{mcpu!r} for triple {triple!r}")
-    if mattr:  # TVM only warns on an unknown feature and drops it
-        from edgeavs.device.llvm_check import check_llvm_features
-
-        check_llvm_features(mcpu, mattr, triple, source=f"target {source}")
     if mattr:
         from edgeavs.device.llvm_check import check_llvm_features
 
