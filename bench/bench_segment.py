@@ -74,10 +74,21 @@ def run_segment(args: list[str], threads: int) -> dict:
         wall = time.perf_counter() - t0
         if proc.returncode:
             raise SystemExit(f"edgeavs segment failed ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        result = json.loads(summary.read_text())
+        result = _basenames(json.loads(summary.read_text()))
         result["peak_rss_mib"] = round(int(peak.read_text()) / 1024, 1)  # KiB -> MiB
     result["process_wall_s"] = round(wall, 2)
     return result
+
+
+_PATH_KEYS = {"video", "output", "masks", "artifact", "checkpoint", "checkpoint_path"}
+
+
+def _basenames(obj):
+    """File names only in the report (no machine paths)."""
+    if isinstance(obj, dict):
+        return {k: (Path(v).name if k in _PATH_KEYS and isinstance(v, str) else _basenames(v))
+                for k, v in obj.items()}
+    return obj
 
 
 def main() -> int:
