@@ -54,6 +54,14 @@ class HsigGateConfig:
     tile_px: int = 16
     lanes: int = 8
     parallel: bool = True
+    vector_axis: str = "px"
+    """"px": vectorise over pixels (weights (CO, CI, 1, 1), broadcast per output channel); "co": over output
+    channels, for maps with no vector-wide pixel tile (7x7): the weights are then passed transposed, (CI, CO),
+    so a vector of output channels is one contiguous load, and each pixel is a broadcast."""
+
+    @property
+    def weight_transposed(self) -> bool:
+        return self.vector_axis == "co"
 
 
 def pixel_tiles(wl: HsigGateWorkload) -> list[int]:
@@ -87,6 +95,15 @@ def fallback_config(wl: HsigGateWorkload, target: TargetLike = None) -> HsigGate
         small = [t for t in tiles if t <= 4 * vecs]
         tile_px = small[-1] if small else tiles[0]
     acc_budget = simd.num_vector_registers - 4
+    co_lanes = lanes_dividing(wl.co, simd.lanes())
+    if lanes == 1 and co_lanes > 1:
+        # No pixel tile is a multiple of 2 lanes (7x7 = 49): vectorise over output channels instead.
+        tile_px = [t for t in tiles if t <= acc_budget][-1]
+        vectors = max(1, acc_budget // tile_px)
+        tile_co = co_lanes * (largest_divisor(wl.co // co_lanes, vectors) or 1)
+        tasks = wl.n * (wl.hg * wl.wg // tile_px) * (wl.co // tile_co)
+        return HsigGateConfig(tile_co=tile_co, tile_px=tile_px, lanes=co_lanes, vector_axis="co",
+                              parallel=simd.num_cores > 1 and tasks >= 2 * simd.num_cores)
     per_row = max(1, tile_px // lanes)
     want_co = max(1, min(12, acc_budget // per_row))
     if lanes < simd.lanes():
@@ -106,6 +123,7 @@ def knob_space(wl: HsigGateWorkload, target: TargetLike = None) -> dict[str, lis
         "tile_px": [t for t in pixel_tiles(wl) if t <= 8 * lanes],
         "lanes": [v for v in (1, 2, 4, 8, 16) if v <= lanes],
         "parallel": [False, True],
+        "vector_axis": ["px", "co"],
     }
 
 
@@ -117,9 +135,14 @@ def _bilinear_source(out_idx, in_size: int, out_size: int):
     return lo, src - lo.astype("float32")
 
 
-def compute(wl: HsigGateWorkload):
+def compute(wl: HsigGateWorkload, weight_transposed: bool = False):
     x = te.placeholder((wl.n, wl.ci, wl.hg, wl.wg), wl.dtype, name="x")
-    w = te.placeholder((wl.co, wl.ci, 1, 1), wl.dtype, name="w")
+    if weight_transposed:
+        w = te.placeholder((wl.ci, wl.co), wl.dtype, name="w")
+        wat = lambda o, k: w[k, o]  # noqa: E731
+    else:
+        w = te.placeholder((wl.co, wl.ci, 1, 1), wl.dtype, name="w")
+        wat = lambda o, k: w[o, k, 0, 0]  # noqa: E731
     bb = te.placeholder((wl.bias_batch, wl.co, 1, 1), wl.dtype, name="b")
     y = te.placeholder((wl.n, wl.co, wl.h, wl.w), wl.dtype, name="y")
 
@@ -139,7 +162,7 @@ def compute(wl: HsigGateWorkload):
 
     k = te.reduce_axis((0, wl.ci), name="k")
     conv = te.compute((wl.n, wl.co, wl.hg * wl.wg),
-                      lambda n, o, p: te.sum(w[o, k, 0, 0] * xin(n, k, p), axis=k), name="conv")
+                      lambda n, o, p: te.sum(wat(o, k) * xin(n, k, p), axis=k), name="conv")
     if not wl.upsample:
         out = te.compute((wl.n, wl.co, wl.h, wl.w),
                          lambda n, o, i, j: y[n, o, i, j] * hsig(conv[n, o, i * wl.w + j] + b[n, o], wl.dtype),
@@ -178,9 +201,12 @@ def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pix
         n, o, p = loops
     po, pi = sch.split(p, [None, cfg.tile_px])
     oo, oi = sch.split(o, [None, cfg.tile_co])
-    sch.reorder(n, po, oo, oi, pi)
+    by_co = cfg.vector_axis == "co"
+    sch.reorder(n, po, oo, *((pi, oi) if by_co else (oi, pi)))
     vector = cfg.lanes > 1 and cfg.tile_px % cfg.lanes == 0 and (pixels % cfg.tile_px == 0)
-    if vector:
+    if by_co:
+        vector = cfg.lanes > 1 and cfg.tile_co % cfg.lanes == 0
+    elif vector:
         sch.vectorize(pi if cfg.tile_px == cfg.lanes else sch.split(pi, [None, cfg.lanes])[1])
     if cfg.parallel:
         # Threads over (batch, pixel tile, channel tile): enough tasks even for 8 cores on a 7x7 map; a thread's
@@ -196,6 +222,20 @@ def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pix
     c_k, spatial = inner[-1], list(inner[:-1])  # (n, o, p) minus the unit loops compute_at dropped
     c_p = spatial.pop() if cfg.tile_px > 1 and spatial else None
     c_o = spatial.pop() if cfg.tile_co > 1 and spatial else None
+    if by_co:
+        order = [lp for lp in inner[:-1] if not (c_o is not None and sch.get(lp).same_as(sch.get(c_o)))]
+        sch.reorder(c_k, *order, *([c_o] if c_o is not None else []))
+        if vector and c_o is not None:
+            if cfg.tile_co == cfg.lanes:
+                sch.vectorize(c_o)
+            else:
+                om, ol = sch.split(c_o, [None, cfg.lanes])
+                sch.vectorize(ol)
+                sch.unroll(om)
+        if c_p is not None:
+            sch.unroll(c_p)
+        sch.decompose_reduction(conv, c_k)
+        return
     sch.reorder(c_k, *inner[:-1])
     if vector and c_p is not None and cfg.tile_px == cfg.lanes:
         sch.vectorize(c_p)
@@ -211,7 +251,9 @@ def _schedule_gemm(sch, consumer, conv, cfg: HsigGateConfig, fused_hw: bool, pix
 def schedule(wl: HsigGateWorkload, cfg: HsigGateConfig) -> PrimFunc:
     if cfg.tile_px not in pixel_tiles(wl):
         raise ValueError(f"hsig_gate: tile_px={cfg.tile_px} is not one of {pixel_tiles(wl)} for {wl}")
-    sch = schedule_of(compute(wl))
+    if wl.co % cfg.tile_co:
+        raise ValueError(f"hsig_gate: tile_co={cfg.tile_co} does not divide CO={wl.co}")
+    sch = schedule_of(compute(wl, cfg.weight_transposed))
     conv = sch.get_sblock("conv")
     out = sch.get_sblock("hsig_gate")
     if not wl.upsample:
@@ -232,7 +274,9 @@ def schedule(wl: HsigGateWorkload, cfg: HsigGateConfig) -> PrimFunc:
 
 def hsig_gate_kernel(wl: HsigGateWorkload, target: TargetLike = None,
                      config: HsigGateConfig | None = None) -> PrimFunc:
-    """The fixed-shape scheduled PrimFunc for ``wl`` (``config`` defaults to ``fallback_config``)."""
+    """The fixed-shape scheduled PrimFunc for ``wl`` (``config`` defaults to ``fallback_config``).
+
+    Arguments: x, w, b, y, out — ``w`` is (CO, CI, 1, 1), or (CI, CO) when ``config.weight_transposed``."""
     return schedule(wl, config or fallback_config(wl, target))
 
 

@@ -16,7 +16,7 @@ from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dty
 from edgeavs.passes.fuse_audio_gate import _conv1x1_ok, _resolve_target
 from edgeavs.passes.hsigmoid import _is, hsigmoid_pattern
 from edgeavs.tvm_api import IRModule, dpl, module_pass, relax
-from kernels.hsig_gate import HsigGateWorkload, hsig_gate_kernel
+from kernels.hsig_gate import HsigGateWorkload, fallback_config, hsig_gate_kernel
 
 NAME = "edgeavs.hsig_gate"
 
@@ -128,8 +128,11 @@ def _rewrite_fn(ann: dict, target):
             bias = relax.const(np.zeros((1, co, 1, 1), "float32"))
         _, _, h, w = static_shape(orig)
         wl = HsigGateWorkload(n=n, ci=ci, hg=hg, wg=wg, co=co, h=h, w=w, in_relu6=bool(in_relu6),
-                             bias_batch=bias_batch)
-        gv = kernels.get(("hsig_gate", wl, str(target)), "edgeavs_hsig_gate", lambda: hsig_gate_kernel(wl, target))
+                              bias_batch=bias_batch)
+        cfg = fallback_config(wl, target)
+        if cfg.weight_transposed:
+            weight = relax.const(np.ascontiguousarray(const_array(weight)[:, :, 0, 0].T))
+        gv = kernels.get(("hsig_gate", wl, cfg), "edgeavs_hsig_gate", lambda: hsig_gate_kernel(wl, config=cfg))
         return relax.call_tir(gv, [data, weight, bias, m[ann["y"]]],
                               out_ty=relax.TensorType((n, co, h, w), "float32"))
 

@@ -20,7 +20,9 @@ def _inputs(rng, wl: HsigGateWorkload):
 
 def _check(rng, wl, config=None, target=None):
     x, w, b, y = _inputs(rng, wl)
-    got = run_kernel(hsig_gate_kernel(wl, target, config), x, w, b, y, out_shape=y.shape)
+    cfg = config or fallback_config(wl, target)
+    wk = np.ascontiguousarray(w[:, :, 0, 0].T) if cfg.weight_transposed else w
+    got = run_kernel(hsig_gate_kernel(wl, config=cfg), x, wk, b, y, out_shape=y.shape)
     want = reference(*(a.astype("float64") for a in (x, w, b, y)), in_relu6=wl.in_relu6)
     assert_close(got, want)
 
@@ -57,3 +59,19 @@ def test_fallback_fits_the_register_file():
 
 HOST_AVX2 = {"kind": "llvm", "mcpu": "znver3", "num-cores": 2}
 HOST_NEON = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "oryon-1", "mattr": ["+neon"], "num-cores": 8}
+
+
+@pytest.mark.parametrize("cfg", [
+    None,                                                                   # the fallback picks "co" at 7x7
+    HsigGateConfig(tile_co=16, tile_px=7, lanes=4, parallel=True, vector_axis="co"),
+    HsigGateConfig(tile_co=8, tile_px=1, lanes=8, parallel=False, vector_axis="co"),
+    HsigGateConfig(tile_co=4, tile_px=49, lanes=4, parallel=False, vector_axis="co"),
+], ids=str)
+def test_output_channel_vectors(rng, cfg):
+    wl = HsigGateWorkload(n=2, ci=24, hg=7, wg=7, co=16, h=7, w=7, in_relu6=True)
+    cfg = cfg or fallback_config(wl, HOST_AVX2)
+    assert cfg.vector_axis == "co" and cfg.weight_transposed
+    x, w, b, y = _inputs(rng, wl)
+    got = run_kernel(hsig_gate_kernel(wl, config=cfg), x, np.ascontiguousarray(w[:, :, 0, 0].T), b, y,
+                     out_shape=y.shape)
+    assert_close(got, reference(*(a.astype("float64") for a in (x, w, b, y)), in_relu6=True))

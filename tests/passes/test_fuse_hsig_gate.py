@@ -172,3 +172,19 @@ def test_imported_forms(tmp_path, route, hardsigmoid, form):
         assert not any(gv.name_hint.startswith(("maximum", "minimum")) for gv in after.get_global_vars())
     inputs = [x.numpy() for x in args]
     assert rel_l2(run_relax(after, *inputs), run_relax(mod, *inputs)) <= 1e-6
+
+
+def test_seven_by_seven_map_uses_transposed_weights(rng):
+    """7x7 = 49 pixels has no vector-wide tile: the kernel vectorises over output channels and the pass hands
+    it the weights transposed."""
+    w = (rng.standard_normal((16, CI, 1, 1)) / np.sqrt(CI)).astype("float32")
+    b = rng.standard_normal((1, 16, 1, 1)).astype("float32")
+    before = make_module({"x": (2, CI, 7, 7), "y": (2, 16, 7, 7)},
+                         lambda bb, x, y: _chain(bb, x, w, b, True, y=y))
+    target = {"kind": "llvm", "mcpu": "znver3", "num-cores": 2}
+    after = FuseHsigGate(target=target)(before)
+    kernel = after["edgeavs_hsig_gate"]
+    assert "vector_axis='co'" in str(kernel.attrs["edgeavs.config"])
+    x = (3 * rng.standard_normal((2, CI, 7, 7))).astype("float32")
+    y = rng.standard_normal((2, 16, 7, 7)).astype("float32")
+    assert rel_l2(run_relax(after, x, y), run_relax(before, x, y)) <= 1e-6
