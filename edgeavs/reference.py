@@ -31,15 +31,17 @@ def build_reference_model(variant: str, checkpoint=None, seed: int = 0):
     return build_model(variant, seed=seed).eval()
 
 
-def run_reference(model, frames, waveform, aux: bool = False) -> dict:
-    """Named outputs as numpy: ``{"logits": ...}`` or, with ``aux``, every intermediate."""
+def run_reference(model, frames, waveform, aux: bool = False, float64: bool = False) -> dict:
+    """Named outputs as numpy: ``{"logits": ...}`` or, with ``aux``, every intermediate.
+    ``float64`` runs model and inputs in double precision (the fp32 noise floor)."""
     import torch
 
-    from edgeavs.compiler.frontend import inference_graph
-
+    dtype = np.float64 if float64 else np.float32
+    if float64:
+        model = model.double()
     with torch.no_grad():
-        f = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
-        w = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
+        f = torch.from_numpy(np.ascontiguousarray(frames, dtype=dtype))
+        w = torch.from_numpy(np.ascontiguousarray(waveform, dtype=dtype))
         if not aux:
             return {"logits": model(f, w).numpy()}
         from edgeavs.compiler.frontend import _flatten_aux
@@ -55,6 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--inputs", required=True, help=".npz with frames (N,3,H,W) and waveform (N,32000)")
     ap.add_argument("--out", required=True, help=".npz to write the named outputs to")
     ap.add_argument("--aux", action="store_true", help="also every per-layer intermediate")
+    ap.add_argument("--float64", action="store_true", help="run in double precision")
     args = ap.parse_args(argv)
 
     import torch
@@ -67,7 +70,8 @@ def main(argv=None) -> int:
     try:
         model = build_reference_model(args.variant, args.checkpoint, args.seed)
         data = np.load(args.inputs)
-        outs = run_reference(model, data["frames"], data["waveform"], aux=args.aux)
+        outs = run_reference(model, data["frames"], data["waveform"], aux=args.aux,
+                             float64=args.float64)
     except EdgeAVSError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

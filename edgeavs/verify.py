@@ -115,13 +115,14 @@ def _child_env(threads: int | None = None) -> dict:
 
 
 def run_reference_process(variant: str, weights_args: list[str], frames, waveform, aux=False,
-                          workdir=None) -> dict:
+                          workdir=None, float64: bool = False) -> dict:
     """Run ``python -m edgeavs.reference`` on the inputs; named outputs as numpy."""
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         inp, out = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         np.savez(inp, frames=frames, waveform=waveform)
         cmd = [sys.executable, "-m", "edgeavs.reference", "--variant", variant, *weights_args,
-               "--inputs", str(inp), "--out", str(out)] + (["--aux"] if aux else [])
+               "--inputs", str(inp), "--out", str(out)] + (["--aux"] if aux else []) \
+            + (["--float64"] if float64 else [])
         proc = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True)
         if proc.returncode != 0:
             lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
@@ -225,10 +226,34 @@ def _verify(directory, compiled, checkpoint, seeds, inputs, per_layer, log) -> d
         "failed_cases": [r["input"] for r in results if not r["pass"]],
     }
     report["passed"] = not report["failed_cases"]
+    if not report["passed"]:
+        report["noise_floor"] = _noise_floor(manifest, weights_args, cases, got, ref, say)
     if per_layer:
         report["per_layer"] = _per_layer(directory, manifest, weights_args, checkpoint,
                                          cases[0][1], cases[0][2], say)
     return report
+
+
+def _noise_floor(manifest, weights_args, cases, got, ref, say) -> dict:
+    """For failed cases: PyTorch fp32 and the artifact, each against a float64 PyTorch run.
+    When PyTorch's own fp32 error is as large as the artifact's, the gap is fp32 rounding."""
+    failed = [i for i, c in enumerate(cases) if not all(
+        compare(got[s["name"]][i:i + 1], ref[s["name"]][i:i + 1])["pass"] for s in manifest["outputs"])]
+    if not failed:
+        return {}
+    say("float64 PyTorch run of the failed inputs (fp32 noise floor)")
+    frames = np.concatenate([cases[i][1] for i in failed])
+    waveform = np.concatenate([cases[i][2] for i in failed])
+    try:
+        exact = run_reference_process(manifest["variant"], weights_args, frames, waveform, float64=True)
+    except EdgeAVSError as exc:
+        return {"error": str(exc)}
+    out = {}
+    for k, i in enumerate(failed):
+        e = exact["logits"][k:k + 1]
+        out[cases[i][0]] = {"pytorch_fp32_rel_l2": compare(ref["logits"][i:i + 1], e)["rel_l2"],
+                            "artifact_rel_l2": compare(got["logits"][i:i + 1], e)["rel_l2"]}
+    return out
 
 
 def _per_layer(directory, manifest, weights_args, checkpoint, frames, waveform, say) -> dict:
@@ -290,6 +315,10 @@ def format_report(report: dict) -> str:
         lines.append("per-layer: the error opens up at " + pl["first_divergence"]
                      if pl["first_divergence"] else
                      f"per-layer: every intermediate above {pl['min_snr_db']:g} dB SNR")
+    for label, nf in (report.get("noise_floor") or {}).items():
+        if isinstance(nf, dict) and nf.get("pytorch_fp32_rel_l2") is not None:
+            lines.append(f"{label}: vs float64 PyTorch, rel-L2 of PyTorch fp32 {nf['pytorch_fp32_rel_l2']:.3g}, "
+                         f"of the artifact {nf['artifact_rel_l2']:.3g}")
     lines.append("PASS" if report["passed"] else f"FAIL ({len(report['failed_cases'])} input(s))")
     return "\n".join(lines)
 

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from cli import main
 from edgeavs.compiler.artifact import LIBRARY, MANIFEST
-from tests.compiler.artifacts import copy_of, tiny_artifact
+from edgeavs.compiler.pipeline import PIPELINE
+from tests.compiler.artifacts import copy_of, ir_dump, tiny_artifact
 
 
 def _run(*args):
@@ -82,11 +83,16 @@ def test_numeric_failure_exits_1(monkeypatch):
     r = _run("verify", tiny_artifact(), "--seeds", 1)
     assert r.exit_code == 1
     assert _last(r) == "FAIL (1 input(s))"
+    # a failure also reports PyTorch's own fp32 error against a float64 run
+    assert "seed 0: vs float64 PyTorch, rel-L2 of PyTorch fp32 " in r.output
 
 
 def test_onnx_route_compiles_and_verifies():
     art = tiny_artifact("onnx")
     assert json.loads((art / MANIFEST).read_text())["via"] == "onnx"
+    dumped = sorted(p.name for p in ir_dump("onnx").iterdir())
+    assert dumped == ["00-imported.py"] + [f"{i:02d}-{ph.name}.py" for i, ph in enumerate(PIPELINE, 1)]
+    assert "vm.builtin" in (ir_dump("onnx") / dumped[-1]).read_text()
     r = _run("verify", art, "--seeds", 2)
     assert r.exit_code == 0, r.output
     assert _last(r) == "PASS"

@@ -32,9 +32,11 @@ def tiny_artifact(via: str = "export") -> Path:
         from cli import main
 
         out = _workdir() / f"tiny-{via}"
+        # the ONNX compile (used by one test) also exercises --dump-ir
+        dump = ["--dump-ir", str(_workdir() / f"ir-{via}")] if via == "onnx" else []
         result = CliRunner().invoke(main, ["compile", "--target", "host", "--variant", "tiny",
                                            "--resolution", RESOLUTION, "--via", via, "-q",
-                                           "-o", str(out)])
+                                           "-o", str(out), *dump])
         assert result.exit_code == 0, result.output
         assert result.output.strip().splitlines()[-1] == str(out)
         _cache[via] = out
@@ -47,3 +49,8 @@ def copy_of(artifact: Path, name: str) -> Path:
         shutil.rmtree(dest)
     shutil.copytree(artifact, dest)
     return dest
+
+
+def ir_dump(via: str = "onnx") -> Path:
+    tiny_artifact(via)
+    return _workdir() / f"ir-{via}"
