@@ -30,6 +30,7 @@ from typing import Callable
 from edgeavs.compiler.fold_constants import FoldConstants
 from edgeavs.errors import EdgeAVSError
 
+
 @dataclass
 class PipelineContext:
     target: object  # tvm.target.Target
@@ -41,8 +42,7 @@ class PipelineContext:
 @dataclass(frozen=True)
 class Phase:
     name: str
-    passes: Callable[[PipelineContext], list]
-    module_pass: bool = False  # the factory returns a module-level function mod -> mod
+    passes: Callable[[PipelineContext], list]  # -> passes (or mod -> mod callables), in order
 
 
 def _t():
