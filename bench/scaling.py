@@ -6,7 +6,8 @@ For each fusion and resolution (batch 1, one second of audio, ``--threads`` thre
   baseline's channel-adapter neck apart) and of the whole model (``model_macs``), counted on
   fake tensors by torch's flop counter;
 - PyTorch eager latency of the whole model (warm-up, then the median of up to ``--repeat``
-  runs) and the peak resident memory of the process that ran it (``ru_maxrss``);
+  runs; wall and process CPU time) and the peak resident memory of the process that ran it
+  (``ru_maxrss``); the same for ``run_interaction`` alone on one frame's backbone outputs;
 - the compiled latency, when ``--artifacts DIR`` holds an artifact directory named
   ``{variant}-{fusion}-{H}x{W}`` and ``edgeavs.compiler.artifact.load_artifact`` exists;
   otherwise the reason it was skipped is recorded.
@@ -37,6 +38,7 @@ import click
 
 HERE = Path(__file__).resolve().parent
 FUSIONS = ("lightavseg", "tpavi", "avsegformer")
+KINDS = ("macs", "eager", "interaction", "compiled")
 SIZES = ((224, 224), (320, 320), (448, 448), (640, 640), (720, 1280))
 
 
@@ -55,6 +57,9 @@ def _work_macs(variant: str, fusion: str, size) -> dict:
 
 
 def _work_eager(variant: str, fusion: str, size, repeat: int, budget_s: float) -> dict:
+    """Wall and CPU time per run. On a shared machine the wall time includes waiting for a
+    core; the process CPU time (both threads, OMP_WAIT_POLICY=PASSIVE so that no thread
+    spins while its peer is descheduled) tracks the work itself."""
     import torch
 
     from edgeavs.model import build_model
@@ -65,21 +70,52 @@ def _work_eager(variant: str, fusion: str, size, repeat: int, budget_s: float) -
     frames = torch.randn(1, 3, *size, generator=g)
     wave = torch.randn(1, model.cfg.audio.sample_rate, generator=g)
     rss_built = _rss_mib()
-    times = []
+    wall, cpu = [], []
     with torch.inference_mode():
         t0 = time.perf_counter()
         model(frames, wave)  # warm-up (allocator, oneDNN primitives)
         warm = time.perf_counter() - t0
         for _ in range(repeat):
             # Stop early rather than be killed: keep the runs already timed.
-            if times and time.perf_counter() - start + statistics.median(times) > budget_s:
+            if wall and time.perf_counter() - start + statistics.median(wall) > budget_s:
                 break
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             model(frames, wave)
-            times.append(time.perf_counter() - t0)
-    return {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times),
-            "runs": len(times), "warmup_ms": 1e3 * warm,
-            "peak_rss_mib": _rss_mib(), "rss_after_build_mib": rss_built}
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    return {"median_ms": 1e3 * statistics.median(wall), "min_ms": 1e3 * min(wall),
+            "cpu_median_ms": 1e3 * statistics.median(cpu), "cpu_min_ms": 1e3 * min(cpu),
+            "runs": len(wall), "warmup_ms": 1e3 * warm,
+            "peak_rss_mib": _rss_mib(), "rss_after_build_mib": rss_built,
+            "loadavg_1min": os.getloadavg()[0]}
+
+
+def _work_interaction(variant: str, fusion: str, size, repeat: int, budget_s: float) -> dict:
+    """Eager latency of ``run_interaction`` alone, on the backbone outputs of one frame."""
+    import torch
+
+    from edgeavs.model import build_model
+
+    start = time.perf_counter()
+    model = build_model(variant, fusion=fusion, seed=0).eval()
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randn(1, 3, *size, generator=g)
+    wave = torch.randn(1, model.cfg.audio.sample_rate, generator=g)
+    wall, cpu = [], []
+    with torch.inference_mode():
+        pyramid = model(frames, wave, return_aux=True)["pyramid"]
+        a0 = model.audio(wave)[:, :, None, None]
+        model.run_interaction(pyramid, a0)  # warm-up
+        for _ in range(repeat):
+            if wall and time.perf_counter() - start + statistics.median(wall) > budget_s:
+                break
+            c0, t0 = time.process_time(), time.perf_counter()
+            model.run_interaction(pyramid, a0)
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    return {"median_ms": 1e3 * statistics.median(wall), "min_ms": 1e3 * min(wall),
+            "cpu_median_ms": 1e3 * statistics.median(cpu), "runs": len(wall),
+            "peak_rss_mib": _rss_mib(), "loadavg_1min": os.getloadavg()[0]}
 
 
 def _work_compiled(variant: str, fusion: str, size, repeat: int, artifacts: str | None,
@@ -124,6 +160,8 @@ def _worker(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     if spec["kind"] == "macs":
         return _work_macs(spec["variant"], spec["fusion"], size)
+    if spec["kind"] == "interaction":
+        return _work_interaction(spec["variant"], spec["fusion"], size, spec["repeat"], budget)
     return _work_eager(spec["variant"], spec["fusion"], size, spec["repeat"], budget)
 
 
@@ -132,7 +170,8 @@ def _worker(spec: dict) -> dict:
 def _measure(spec: dict) -> dict:
     """Run one measurement in a fresh interpreter; an OOM kill or a timeout is a result."""
     n = str(spec["threads"])
-    env = dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, TVM_NUM_THREADS=n)
+    env = dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, TVM_NUM_THREADS=n,
+               OMP_WAIT_POLICY="PASSIVE")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     t0 = time.perf_counter()
     try:
@@ -184,6 +223,10 @@ def summarise(results: list[dict], fusions) -> dict:
         "interaction_total_macs": lambda r: r["macs"]["interaction"]["total"],
         "model_macs": lambda r: r["macs"]["model"]["total"],
         "eager_ms": lambda r: r["eager"]["median_ms"],
+        "eager_min_ms": lambda r: r["eager"]["min_ms"],
+        "eager_cpu_ms": lambda r: r["eager"]["cpu_median_ms"],
+        "interaction_ms": lambda r: r["interaction"]["median_ms"],
+        "interaction_cpu_ms": lambda r: r["interaction"]["cpu_median_ms"],
     }
     out = {}
     for f in fusions:
@@ -204,25 +247,37 @@ def plot(results: list[dict], summary: dict, fusions, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (ax1, ax3, ax2) = plt.subplots(1, 3, figsize=(18, 5.2))
+    colors = dict(zip(FUSIONS, ("tab:green", "tab:red", "tab:blue")))
     for f in fusions:
+        c = colors.get(f)
         s = _series(results, f, lambda r: r["macs"]["interaction"]["spatial"])
         if s:
             k = summary[f]["slopes"]["interaction_spatial_macs"]
-            ax1.plot(*zip(*s), "o-", label=f"{f} (slope {k:.2f})")
+            ax1.plot(*zip(*s), "o-", color=c, label=f"{f} (slope {k:.2f})")
+        s = _series(results, f, lambda r: r["interaction"]["cpu_median_ms"])
+        if s:
+            k = summary[f]["slopes"]["interaction_cpu_ms"]
+            ax3.plot(*zip(*s), "o-", color=c, label=f"{f}, CPU time (slope {k:.2f})")
+        s = _series(results, f, lambda r: r["eager"]["cpu_median_ms"])
+        if s:
+            k = summary[f]["slopes"]["eager_cpu_ms"]
+            ax2.plot(*zip(*s), "o-", color=c, label=f"{f}, CPU time (slope {k:.2f})")
         s = _series(results, f, lambda r: r["eager"]["median_ms"])
         if s:
             k = summary[f]["slopes"]["eager_ms"]
-            ax2.plot(*zip(*s), "o-", label=f"{f} (slope {k:.2f})")
-    for ax, title, ylabel in ((ax1, "Interaction MACs (spatial part)", "MACs"),
-                              (ax2, "Whole-model PyTorch eager latency", "ms (median)")):
+            ax2.plot(*zip(*s), "x--", color=c, alpha=0.5, label=f"{f}, wall (slope {k:.2f})")
+    for ax, title, ylabel in (
+            (ax1, "Interaction MACs, spatial part (torch flop counter)", "MACs"),
+            (ax3, "Interaction alone, PyTorch eager (median)", "ms"),
+            (ax2, "Whole model, PyTorch eager, batch 1, 2 threads (median)", "ms")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("pixels (H·W)")
         ax.set_ylabel(ylabel)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -241,7 +296,10 @@ def plot(results: list[dict], summary: dict, fusions, path: Path) -> None:
               help="Directory of compiled artifacts named {variant}-{fusion}-{H}x{W}.")
 @click.option("--out", type=click.Path(file_okay=False), default=str(HERE / "results"),
               show_default="bench/results")
-def main(worker, variant, fusions, sizes, threads, repeat, timeout, artifacts, out):
+@click.option("--kinds", default="macs,eager,interaction,compiled", show_default=True,
+              help="Which measurements to run.")
+@click.option("--resume", is_flag=True, help="Keep the cells already in --out/scaling.json.")
+def main(worker, variant, fusions, sizes, threads, repeat, timeout, artifacts, out, kinds, resume):
     """Sweep fusions × resolutions; write scaling.json and scaling.png."""
     if worker:
         click.echo(json.dumps(_worker(json.loads(worker))))
@@ -255,36 +313,52 @@ def main(worker, variant, fusions, sizes, threads, repeat, timeout, artifacts, o
         size_list = [tuple(int(v) for v in s.lower().split("x")) for s in sizes.split(",")]
     except ValueError:
         raise click.BadParameter(f"{sizes!r}: expected HxW[,HxW...]", param_hint="--sizes")
+    kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    if set(kinds) - set(KINDS):
+        raise click.BadParameter(f"{kinds}: choose from {', '.join(KINDS)}", param_hint="--kinds")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     base = {"variant": variant, "threads": threads, "repeat": repeat, "timeout": timeout,
             "artifacts": artifacts}
     load_before = os.getloadavg()
     results = []
+    if resume and (out / "scaling.json").exists():
+        old = json.loads((out / "scaling.json").read_text())
+        if old.get("config", {}).get("variant") == variant:
+            results = old["results"]
+
+    def save():
+        import torch
+
+        summary = summarise(results, fusions)
+        doc = {"config": {**base, "sizes": [list(s) for s in size_list], "batch": 1,
+                          "audio_seconds": 1, "torch": torch.__version__,
+                          "python": platform.python_version(), "machine": platform.machine(),
+                          "cpu_count": os.cpu_count(),
+                          # Other work on the machine inflates wall times: how busy it was.
+                          "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+               "results": results, "summary": summary}
+        (out / "scaling.json").write_text(json.dumps(doc, indent=1) + "\n")
+        return summary
+
     # MACs first (shapes only, quick); then timings one at a time so they do not overlap.
-    for kind in ("macs", "eager", "compiled"):
+    # The JSON is rewritten after every cell, so an interrupted sweep resumes (--resume).
+    for kind in kinds:
         for f in fusions:
             for size in size_list:
                 r = next((x for x in results if x["fusion"] == f and x["size"] == list(size)), None)
                 if r is None:
                     r = {"fusion": f, "size": list(size), "pixels": _pixels(size)}
                     results.append(r)
+                if resume and kind in r:
+                    continue
                 m = _measure({**base, "kind": kind, "fusion": f, "size": list(size)})
                 if kind == "macs" and m.get("status") == "ok":
                     m = {"interaction": m["interaction"], "model": m["model"]}
                 r[kind] = m
                 click.echo(f"{kind:8s} {f:12s} {size[0]}x{size[1]}: {json.dumps(m)[:200]}", err=True)
-    summary = summarise(results, fusions)
-    import torch
-
-    doc = {"config": {**base, "sizes": [list(s) for s in size_list], "batch": 1,
-                      "audio_seconds": 1, "torch": torch.__version__,
-                      "python": platform.python_version(), "machine": platform.machine(),
-                      "cpu_count": os.cpu_count(),
-                      # Other work on the machine inflates latencies: record how busy it was.
-                      "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
-           "results": results, "summary": summary}
-    (out / "scaling.json").write_text(json.dumps(doc, indent=1) + "\n")
+                save()
+    summary = save()
     plot(results, summary, fusions, out / "scaling.png")
     click.echo(json.dumps(summary, indent=1))
 
