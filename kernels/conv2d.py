@@ -4,7 +4,8 @@ one output-channel (register) axis whose pixels index the input through a window
 Schedule: threads over output rows (or channel tiles when there is no row axis); register tile ``co_tile``
 output channels x ``width_tile`` output columns (vectorised, strided input loads become gathers), the whole
 reduction (input channels x taps) inside, taps unrolled when small; the epilogue computed per tile from the
-accumulators. The padding producer is inlined (it is cheap next to the reduction for these shapes).
+accumulators. The zero-padded input copy stays a separate (parallel, vectorised) loop nest: inlined, its
+``if_then_else`` would sit in the innermost loop.
 
 Knobs (:class:`DirectConvConfig`): ``co_tile``, ``width_tile``, ``vector``, ``unroll_taps``.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeavs.tvm_api import s_tir
-from kernels.blocks import analyze_mac, inline_into_consumers
+from kernels.blocks import analyze_mac
 from kernels.defaults import CpuFacts, TargetLike, cpu_facts, divisors
 
 
@@ -29,15 +30,14 @@ class DirectConvConfig:
 def fallback_config(cout: int, out_w: int, taps: int, target: TargetLike = None,
                     facts: CpuFacts | None = None) -> DirectConvConfig:
     f = facts or cpu_facts(target)
-    # widest dividing width tile made of whole 4+-lane vectors, up to 2 registers wide
+    # the widest vector first, then the widest dividing width tile of whole vectors up to 2 registers
     wt, vec = 1, 1
-    for d in sorted(divisors(out_w), reverse=True):
-        if d <= 2 * f.lanes:
-            for v in (f.lanes, f.lanes // 2, f.lanes // 4, 4):
-                if v >= 4 and d % v == 0:
-                    wt, vec = d, v
-                    break
-        if vec > 1:
+    for v in (f.lanes, f.lanes // 2, f.lanes // 4):
+        if v < 4:
+            break
+        ds = [d for d in divisors(out_w) if d % v == 0 and d <= 2 * f.lanes]
+        if ds:
+            wt, vec = max(ds), v
             break
     nvec = max(1, wt // max(vec, 1))
     budget = max(1, (f.vector_registers - nvec - 1) // nvec)
@@ -54,7 +54,7 @@ def schedule_direct(sch: s_tir.Schedule, block, cfg: DirectConvConfig | None = N
                     facts: CpuFacts | None = None) -> DirectConvConfig:
     from kernels.pointwise import _epilogue
 
-    inline_into_consumers(sch, sch.get_producers(block))
+    producers = list(sch.get_producers(block))
     info = analyze_mac(sch, block)
     if info is None or len(info.register) != 1 or not info.pixel:
         raise ValueError("not a direct conv MAC block")
@@ -92,4 +92,12 @@ def schedule_direct(sch: s_tir.Schedule, block, cfg: DirectConvConfig | None = N
         _, xv = sch.split(xi, [None, cfg.vector])
         sch.vectorize(xv)
     sch.decompose_reduction(block, red[0])
+    from kernels.elementwise import fallback_config as generic_config, schedule_block
+
+    gcfg = generic_config(target, facts)
+    for p in producers:  # the zero-padded input copy stays a block of its own: threads + vectors
+        try:
+            schedule_block(sch, p, gcfg)
+        except Exception:  # noqa: BLE001
+            pass
     return cfg

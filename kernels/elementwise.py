@@ -3,7 +3,8 @@
 Unscheduled TIR runs one thread, scalar (~2 GFLOP/s). For elementwise chains (folded BN, activations, adds,
 broadcasts, resize, concat ...) and reductions (means, maxes, softmax sums) this fallback:
 
-1. inlines every intermediate block that allows it (one pass over memory instead of one per op);
+1. inlines every intermediate elementwise block into its elementwise consumers (one pass over memory instead
+   of one per op; never into a reduction, where it would sit in the innermost loop);
 2. per remaining block: fuses the leading spatial loops and runs them ``parallel`` when the block does at least
    ``min_parallel_work`` iterations; vectorises the innermost spatial loop of a spatial block by ``lanes`` when the
    extent divides (no ``T.where`` guard), or whole when it is short (<= ``max_whole_vector``).
@@ -99,8 +100,14 @@ def schedule_generic(sch: s_tir.Schedule, cfg: GenericConfig | None = None, targ
     Returns the number of blocks scheduled."""
     cfg = cfg or fallback_config(target)
     blocks = [b for b in root_blocks(sch) if sch.get(b).name_hint not in skip]
-    inline_into_consumers(sch, [b for b in blocks if all(int(iv.iter_type) == DATA_PAR
-                                                         for iv in sch.get(b).iter_vars)])
+
+    def spatial(b):
+        return all(int(iv.iter_type) == DATA_PAR for iv in sch.get(b).iter_vars)
+
+    # only into spatial consumers: an inlined zero-pad or gather inside a reduction's innermost loop costs more
+    # than the memory pass it saves
+    inline_into_consumers(sch, [b for b in blocks if spatial(b)
+                                and all(spatial(c) for c in sch.get_consumers(b))])
     n = 0
     for b in root_blocks(sch):
         if sch.get(b).name_hint in skip:

@@ -95,6 +95,10 @@ def fallback_config(w: GemmWorkload, target: TargetLike = None, facts: CpuFacts 
             if ct * pv + pv + 1 > f.vector_registers or ct > w.m:
                 continue
             s = _score(w, ct, pv, f.lanes) * penalty
+            if w.n % (pv * f.lanes):
+                s *= 0.5  # padded pixel tiles: the pack copy and the epilogue run scalar (guarded)
+            if w.m % ct:
+                s *= 0.8  # padded channels: a weight copy per call
             if best is None or s > best[0] + 1e-9:
                 best = (s, ct, pv, mode)
     _, ct, pv, mode = best
