@@ -8,11 +8,13 @@ the max reduction over H x W (the only O(pixels) part) and the tiny gate run in 
 
 from __future__ import annotations
 
+import numpy as np
+
 from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
                                      run_fusion, static_shape)
 from edgeavs.passes.hsigmoid import hsigmoid_pattern
 from edgeavs.tvm_api import IRModule, Target, dpl, module_pass, relax
-from kernels.audio_gate import AudioGateWorkload, audio_gate_kernel
+from kernels.audio_gate import AudioGateWorkload, audio_gate_kernel, fallback_config
 
 NAME = "edgeavs.audio_gate"
 
@@ -87,8 +89,6 @@ def _rewrite_fn(ann: dict, target):
         if ann["bias"] in m:
             bias = relax.const(const_array(m[ann["bias"]]).reshape(o).astype("float32"))
         else:
-            import numpy as np
-
             bias = relax.const(np.zeros((o,), "float32"))
         args = [m[ann["v"]], weight, bias, m[ann["audio"]]]
         shift_batch = 0
@@ -97,8 +97,10 @@ def _rewrite_fn(ann: dict, target):
             shift_batch = static_shape(shift)[0]
             args.append(shift)
         wl = AudioGateWorkload(n=n, c=c, h=h, w=w, o=o, shift_batch=shift_batch)
-        gv = kernels.get(("audio_gate", wl, str(target)), "edgeavs_audio_gate",
-                         lambda: audio_gate_kernel(wl, target))
+        cfg = fallback_config(wl, target)
+        if cfg.weight_transposed:
+            args[1] = relax.const(np.ascontiguousarray(const_array(weight)[:, :, 0, 0].T))
+        gv = kernels.get(("audio_gate", wl, cfg), "edgeavs_audio_gate", lambda: audio_gate_kernel(wl, config=cfg))
         return relax.call_tir(gv, args, out_ty=relax.TensorType((n, o, 1, 1), "float32"))
 
     return rewrite

@@ -18,6 +18,10 @@ def _inputs(rng, wl: AudioGateWorkload):
     return v, w, b, a
 
 
+def _w(w, cfg):
+    return np.ascontiguousarray(w[:, :, 0, 0].T) if cfg.weight_transposed else w
+
+
 @pytest.mark.parametrize("wl", [
     AudioGateWorkload(n=1, c=32, h=16, w=16, o=32),
     AudioGateWorkload(n=2, c=24, h=7, w=7, o=40),        # W = 7: scalar pool, no guard
@@ -25,7 +29,8 @@ def _inputs(rng, wl: AudioGateWorkload):
 ], ids=str)
 def test_matches_unfused(rng, wl):
     v, w, b, a = _inputs(rng, wl)
-    got = run_kernel(audio_gate_kernel(wl), v, w, b, a, out_shape=(wl.n, wl.o, 1, 1))
+    cfg = fallback_config(wl)
+    got = run_kernel(audio_gate_kernel(wl, config=cfg), v, _w(w, cfg), b, a, out_shape=(wl.n, wl.o, 1, 1))
     assert_close(got, reference(*(x.astype("float64") for x in (v, w, b, a))))
 
 
@@ -34,7 +39,8 @@ def test_shift(rng, shift_batch):
     wl = AudioGateWorkload(n=2, c=16, h=8, w=8, o=24, shift_batch=shift_batch)
     v, w, b, a = _inputs(rng, wl)
     s = rng.standard_normal((shift_batch, wl.c, 1, 1)).astype("float32")
-    got = run_kernel(audio_gate_kernel(wl), v, w, b, a, s, out_shape=(wl.n, wl.o, 1, 1))
+    cfg = fallback_config(wl)
+    got = run_kernel(audio_gate_kernel(wl, config=cfg), v, _w(w, cfg), b, a, s, out_shape=(wl.n, wl.o, 1, 1))
     want = reference(*(x.astype("float64") for x in (v, w, b, a)), shift=np.broadcast_to(s, (2, wl.c, 1, 1)))
     assert_close(got, want)
 
@@ -46,8 +52,11 @@ def test_every_knob_value_is_correct(rng):
     space = knob_space(wl, {"kind": "llvm", "mcpu": "skylake-avx512"})
     for lanes in space["lanes"]:
         for par in space["parallel_pool"]:
-            cfg = AudioGateConfig(lanes=lanes, parallel_pool=par, unroll_gemv=space["unroll_gemv"][-1])
-            assert_close(run_kernel(audio_gate_kernel(wl, config=cfg), v, w, b, a, out_shape=(1, 8, 1, 1)), want)
+            for gemv_lanes in space["gemv_lanes"]:
+                cfg = AudioGateConfig(lanes=lanes, parallel_pool=par, unroll_gemv=space["unroll_gemv"][-1],
+                                      gemv_lanes=gemv_lanes)
+                got = run_kernel(audio_gate_kernel(wl, config=cfg), v, _w(w, cfg), b, a, out_shape=(1, 8, 1, 1))
+                assert_close(got, want)
 
 
 def test_fallback_follows_the_target():
@@ -56,4 +65,5 @@ def test_fallback_follows_the_target():
                                 "mattr": ["+neon"], "num-cores": 8})
     avx2 = fallback_config(wl, {"kind": "llvm", "mcpu": "znver3", "num-cores": 2})
     assert (neon.lanes, avx2.lanes) == (4, 8)
+    assert (neon.gemv_lanes, avx2.gemv_lanes) == (4, 8) and neon.weight_transposed
     assert neon.parallel_pool and avx2.parallel_pool

@@ -7,7 +7,7 @@ import pytest
 
 from edgeavs.passes.fuse_audio_gate import FuseAudioGate, count_matches
 from edgeavs.tvm_api import assert_structural_equal, relax
-from kernels.audio_gate import AudioGateWorkload, audio_gate_kernel
+from kernels.audio_gate import AudioGateWorkload, audio_gate_kernel, fallback_config
 from tests.passes.conftest import emit_hsig, import_export, import_onnx, make_module, randomize, rel_l2, run_relax
 
 TARGET = {"kind": "llvm", "num-cores": 2}
@@ -32,9 +32,14 @@ def _before(w, b, form="add3_clip_div6", pool_op=relax.op.max, keep_conv=False):
 
 
 def _expected(w, b):
+    wl = AudioGateWorkload(N, C, H, W, C)
+    cfg = fallback_config(wl, TARGET)
+    assert cfg.weight_transposed  # the GEMV runs on output-channel vectors: the pass transposes the weights
+    wk = np.ascontiguousarray(w[:, :, 0, 0].T)
+
     def body(bb, v, a):
-        gv = bb.add_func(audio_gate_kernel(AudioGateWorkload(N, C, H, W, C), TARGET), "edgeavs_audio_gate")
-        return relax.call_tir(gv, [v, relax.const(w), relax.const(b.reshape(C)), a],
+        gv = bb.add_func(audio_gate_kernel(wl, config=cfg), "edgeavs_audio_gate")
+        return relax.call_tir(gv, [v, relax.const(wk), relax.const(b.reshape(C)), a],
                               out_ty=relax.TensorType((N, C, 1, 1), "float32"))
 
     return make_module({"v": (N, C, H, W), "a": (N, C, 1, 1)}, body)
