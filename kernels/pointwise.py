@@ -71,7 +71,8 @@ def _score(w: GemmWorkload, ct: int, pv: int, lanes: int) -> float:
 
 def _parallel_mode(w: GemmWorkload, pixel_tile: int, threads: int) -> str:
     tiles = -(-w.n // pixel_tile) * w.batch
-    return "pixel" if threads == 1 or (tiles % threads == 0 and tiles >= 2 * threads) else "channel"
+    # an uneven split costs at most 1/tiles-per-thread; one parallel region per pixel tile costs more
+    return "pixel" if threads == 1 or tiles % threads == 0 or tiles >= 4 * threads else "channel"
 
 
 def fallback_config(w: GemmWorkload, target: TargetLike = None, facts: CpuFacts | None = None) -> GemmConfig:
@@ -96,7 +97,7 @@ def fallback_config(w: GemmWorkload, target: TargetLike = None, facts: CpuFacts 
                 continue
             s = _score(w, ct, pv, f.lanes) * penalty
             if w.n % (pv * f.lanes):
-                s *= 0.5  # padded pixel tiles: the pack copy and the epilogue run scalar (guarded)
+                s *= 0.3  # padded pixel tiles: the pack copy and the epilogue run scalar (guarded)
             if w.m % ct:
                 s *= 0.8  # padded channels: a weight copy per call
             if best is None or s > best[0] + 1e-9:
