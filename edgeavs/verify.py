@@ -21,10 +21,18 @@ import numpy as np
 
 from edgeavs.errors import EdgeAVSError
 
-# The one tolerance table (per output dtype). fp32 logits: TVM vs PyTorch differ only by
-# summation order and BN folding, ~1e-7 relative.
+# The one tolerance table (per output dtype). An output passes when
+#   (1) it is finite, max abs <= max_abs and rel-L2 <= rel_l2 against PyTorch fp32; or, when
+#       only the rel-L2 bound is missed,
+#   (2) it is within the fp32 noise floor: against a float64 PyTorch run of the same model and
+#       inputs, the artifact's rel-L2 is at most noise_floor_factor x PyTorch fp32's own.
+# Why (2): TVM and PyTorch differ by summation order and BN folding, and two fp32 evaluations of
+# a deep network differ by about twice each one's rounding error. For LightAVSeg-L at 224 with
+# random weights, PyTorch fp32 itself is 1.0-1.5e-5 rel-L2 away from float64 (measured), so a
+# fixed 1e-5 between two fp32 runs cannot hold; the rule proves the artifact is as exact as
+# PyTorch is, and max abs (1e-3) and NaN/Inf stay absolute.
 TOLERANCES = {
-    "float32": {"rel_l2": 1e-5, "max_abs": 1e-3},
+    "float32": {"rel_l2": 1e-5, "max_abs": 1e-3, "noise_floor_factor": 2.0},
 }
 # Per-layer: an intermediate whose SNR drops below this is where the gap opens (fp32 runs
 # at ~120-140 dB; 60 dB = rel-L2 1e-3).
@@ -227,11 +235,30 @@ def _verify(directory, compiled, checkpoint, seeds, inputs, per_layer, log) -> d
     }
     report["passed"] = not report["failed_cases"]
     if not report["passed"]:
-        report["noise_floor"] = _noise_floor(manifest, weights_args, cases, got, ref, say)
+        report["noise_floor"] = nf = _noise_floor(manifest, weights_args, cases, got, ref, say)
+        for r in results:
+            if not r["pass"] and _within_noise_floor(r, nf.get(r["input"])):
+                r["pass"] = True
+                r["passed_by"] = "fp32 noise floor"
+        report["failed_cases"] = [r["input"] for r in results if not r["pass"]]
+        report["passed"] = not report["failed_cases"]
     if per_layer:
         report["per_layer"] = _per_layer(directory, manifest, weights_args, checkpoint,
                                          cases[0][1], cases[0][2], say)
     return report
+
+
+def _within_noise_floor(result: dict, nf: dict | None) -> bool:
+    """Rule (2) of :data:`TOLERANCES` for one failed case (its logits)."""
+    tol = TOLERANCES["float32"]
+    if not nf or nf.get("pytorch_fp32_rel_l2") is None or nf.get("artifact_rel_l2") is None:
+        return False
+    for name, o in result["outputs"].items():
+        if not o["finite"] or o["max_abs"] is None or o["max_abs"] > tol["max_abs"]:
+            return False
+        if name != "logits" and not o["pass"]:
+            return False
+    return nf["artifact_rel_l2"] <= max(tol["rel_l2"], tol["noise_floor_factor"] * nf["pytorch_fp32_rel_l2"])
 
 
 def _noise_floor(manifest, weights_args, cases, got, ref, say) -> dict:
@@ -297,14 +324,16 @@ def format_report(report: dict) -> str:
     for case in report["cases"]:
         for name, o in case["outputs"].items():
             if o["finite"] and o["max_abs"] is not None:
+                verdict = "ok" if o["pass"] else ("ok (fp32 noise floor)" if case.get("passed_by") else "FAIL")
                 lines.append(f"{case['input']:<22} {name:<10} {o['max_abs']:10.3g} {o['max_rel']:10.3g} "
-                             f"{o['rel_l2']:10.3g}  {'ok' if o['pass'] else 'FAIL'}")
+                             f"{o['rel_l2']:10.3g}  {verdict}")
             else:
                 lines.append(f"{case['input']:<22} {name:<10} {o.get('reason', 'FAIL'):>32}  FAIL")
     tol = TOLERANCES["float32"]
     wst = report["worst"]
     lines.append(f"worst: max abs {wst['max_abs']:.3g}, rel-L2 {wst['rel_l2']:.3g} "
-                 f"(tolerance fp32: max abs <= {tol['max_abs']:g}, rel-L2 <= {tol['rel_l2']:g})"
+                 f"(tolerance fp32: max abs <= {tol['max_abs']:g}, rel-L2 <= {tol['rel_l2']:g}, or within "
+                 f"{tol['noise_floor_factor']:g}x PyTorch fp32's own error vs float64)"
                  if wst["max_abs"] is not None else "worst: not finite")
     pl = report.get("per_layer")
     if pl:

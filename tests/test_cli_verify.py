@@ -79,7 +79,7 @@ def test_usage_errors_exit_2(tmp_path):
 def test_numeric_failure_exits_1(monkeypatch):
     import edgeavs.verify as V
 
-    monkeypatch.setitem(V.TOLERANCES, "float32", {"rel_l2": 0.0, "max_abs": 0.0})
+    monkeypatch.setitem(V.TOLERANCES, "float32", {"rel_l2": 0.0, "max_abs": 0.0, "noise_floor_factor": 0.0})
     r = _run("verify", tiny_artifact(), "--seeds", 1)
     assert r.exit_code == 1
     assert _last(r) == "FAIL (1 input(s))"

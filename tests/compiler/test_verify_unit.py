@@ -17,7 +17,26 @@ def test_compare_metrics_and_tolerance():
     bad = compare(e * 1.01, e)
     assert not bad["pass"] and bad["rel_l2"] == pytest.approx(0.01, rel=1e-3)
     assert bad["max_rel"] == pytest.approx(0.01, rel=1e-3)
-    assert TOLERANCES["float32"] == {"rel_l2": 1e-5, "max_abs": 1e-3}
+    assert TOLERANCES["float32"] == {"rel_l2": 1e-5, "max_abs": 1e-3, "noise_floor_factor": 2.0}
+
+
+def _case(rel_l2, max_abs=1e-5, finite=True):
+    return {"input": "seed 0", "pass": False,
+            "outputs": {"logits": {"finite": finite, "max_abs": max_abs, "rel_l2": rel_l2, "pass": False}}}
+
+
+def test_noise_floor_rule():
+    """A case that misses rel-L2 <= 1e-5 passes only when the artifact is within 2x PyTorch fp32's
+    own error against float64, and never when max abs or finiteness fails."""
+    from edgeavs.verify import _within_noise_floor
+
+    assert _within_noise_floor(_case(1.6e-5), {"pytorch_fp32_rel_l2": 1.4e-5, "artifact_rel_l2": 1.6e-5})
+    assert not _within_noise_floor(_case(4e-5), {"pytorch_fp32_rel_l2": 1.4e-5, "artifact_rel_l2": 3.5e-5})
+    assert not _within_noise_floor(_case(1.6e-5, max_abs=2e-3),
+                                   {"pytorch_fp32_rel_l2": 1.4e-5, "artifact_rel_l2": 1.6e-5})
+    assert not _within_noise_floor(_case(None, max_abs=None, finite=False),
+                                   {"pytorch_fp32_rel_l2": 1.4e-5, "artifact_rel_l2": 1.6e-5})
+    assert not _within_noise_floor(_case(1.6e-5), None)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
