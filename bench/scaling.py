@@ -221,6 +221,7 @@ def summarise(results: list[dict], fusions) -> dict:
     getters = {
         "interaction_spatial_macs": lambda r: r["macs"]["interaction"]["spatial"],
         "interaction_total_macs": lambda r: r["macs"]["interaction"]["total"],
+        "interaction_pairwise_macs": lambda r: r["macs"]["interaction"]["pairwise"],
         "model_macs": lambda r: r["macs"]["model"]["total"],
         "eager_ms": lambda r: r["eager"]["median_ms"],
         "eager_min_ms": lambda r: r["eager"]["min_ms"],
@@ -321,11 +322,12 @@ def main(worker, variant, fusions, sizes, threads, repeat, timeout, artifacts, o
     base = {"variant": variant, "threads": threads, "repeat": repeat, "timeout": timeout,
             "artifacts": artifacts}
     load_before = os.getloadavg()
-    results = []
+    results, loads = [], {"loadavg_before": load_before}
     if resume and (out / "scaling.json").exists():
         old = json.loads((out / "scaling.json").read_text())
         if old.get("config", {}).get("variant") == variant:
             results = old["results"]
+            loads = {k: v for k, v in old["config"].items() if k.startswith("loadavg")}
 
     def save():
         import torch
@@ -335,8 +337,9 @@ def main(worker, variant, fusions, sizes, threads, repeat, timeout, artifacts, o
                           "audio_seconds": 1, "torch": torch.__version__,
                           "python": platform.python_version(), "machine": platform.machine(),
                           "cpu_count": os.cpu_count(),
-                          # Other work on the machine inflates wall times: how busy it was.
-                          "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+                          # Other work on the machine inflates wall times: how busy it was
+                          # (each timed cell also records its own 1-minute load average).
+                          **loads},
                "results": results, "summary": summary}
         (out / "scaling.json").write_text(json.dumps(doc, indent=1) + "\n")
         return summary
@@ -356,6 +359,7 @@ def main(worker, variant, fusions, sizes, threads, repeat, timeout, artifacts, o
                 if kind == "macs" and m.get("status") == "ok":
                     m = {"interaction": m["interaction"], "model": m["model"]}
                 r[kind] = m
+                loads["loadavg_after"] = os.getloadavg()
                 click.echo(f"{kind:8s} {f:12s} {size[0]}x{size[1]}: {json.dumps(m)[:200]}", err=True)
                 save()
     summary = save()
