@@ -28,7 +28,6 @@ Frames arrive as ``(B·T, C, H, W)`` with a clip's T frames consecutive; ``t`` (
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 NECK_DILATIONS = (3, 6, 12, 18)

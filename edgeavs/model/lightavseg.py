@@ -141,6 +141,11 @@ class LightAVSeg(nn.Module):
     logits, so an exported inference graph has no alignment-loss branch.
     """
 
+    # Frame-wise: clip length T changes nothing here (the TPAVI baseline reads it).
+    frames_per_clip = 1
+    # The modules that make up the interaction (parameter and MAC counts per part).
+    interaction_parts = ("encoder", "decoder")
+
     def __init__(self, cfg: VariantConfig):
         super().__init__()
         self.cfg = cfg
