@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from edgeavs.data import N_FRAMES
 from edgeavs.errors import EdgeAVSError
 from edgeavs.metrics import SegMetrics
 
@@ -100,6 +101,8 @@ def evaluate_model(model, dataset: Dataset, batch_size: int = 4, device="cpu", n
 
     device = torch.device(device)
     was_training = model.training
+    was_t = getattr(model, "frames_per_clip", 1)
+    model.frames_per_clip = N_FRAMES  # batches are whole clips (TPAVI attends over a clip)
     model.eval()
     loader = DataLoader(_Indexed(dataset, limit), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, pin_memory=device.type == "cuda",
@@ -114,6 +117,7 @@ def evaluate_model(model, dataset: Dataset, batch_size: int = 4, device="cpu", n
                            clip_ids=batch["index"].tolist())
     finally:
         model.train(was_training)
+        model.frames_per_clip = was_t
     return metrics.compute()
 
 

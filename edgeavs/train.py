@@ -47,13 +47,15 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from edgeavs.data import N_FRAMES
 from edgeavs.errors import EdgeAVSError
 from edgeavs.evaluate import evaluate_model, resolve_device
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Settings that define a run: saved in last.pt, taken from it on --resume.
 RUN_DEFAULTS = {"variant": None, "task": None, "epochs": 60, "batch_size": 8, "lr": 1e-4,
-                "weight_decay": 0.01, "msa_weight": 0.5, "size": 224, "seed": 0}
+                "weight_decay": 0.01, "msa_weight": 0.5, "size": 224, "seed": 0,
+                "fusion": "lightavseg"}
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
 
@@ -65,6 +67,7 @@ class TrainConfig:
     out: str
     task: str | None = None
     variant: str | None = None
+    fusion: str | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -217,6 +220,12 @@ def _run_settings(cfg: TrainConfig, saved: dict | None) -> dict:
             settings[key] = given
     if settings["variant"] is None:
         raise EdgeAVSError("--variant: required for a new run (tiny, small, base or large)")
+    if settings["fusion"] != "lightavseg":
+        # L_msa aligns LightAVSeg's recursive audio path with the mask; the baselines have none.
+        if saved is None and cfg.msa_weight:
+            raise EdgeAVSError(f"--msa-weight: the {settings['fusion']} fusion has no audio path "
+                               "for L_msa to align; leave it out (it is LightAVSeg's loss)")
+        settings["msa_weight"] = 0.0
     if settings["task"] is None:
         raise EdgeAVSError("--task: required (s4 or ms3)")
     if saved is not None and (cfg.visual_weights or cfg.audio_weights):
@@ -260,7 +269,7 @@ def _audio_in_fp32(model) -> None:
 
 
 def _to_float(out: dict) -> dict:
-    conv = (lambda t: t.float())
+    conv = (lambda t: None if t is None else t.float())  # the baselines have no a_hat
     return {k: ([conv(t) for t in v] if isinstance(v, list) else conv(v)) for k, v in out.items()}
 
 
@@ -296,7 +305,8 @@ def _train(cfg: TrainConfig, ctx: _Dist) -> dict:
         empty = "train" if len(train_ds) == 0 else cfg.val_split
         raise EdgeAVSError(f"{cfg.data}: the {run['task']} {empty} split has no clips")
 
-    model = build_model(run["variant"], seed=run["seed"])
+    model = build_model(run["variant"], fusion=run["fusion"], seed=run["seed"])
+    model.frames_per_clip = N_FRAMES  # a batch is whole clips (TPAVI attends over a clip)
     if saved is None:
         if cfg.visual_weights:
             load_visual_weights(model, cfg.visual_weights)

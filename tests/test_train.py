@@ -195,3 +195,31 @@ def test_mixed_precision_path_keeps_the_audio_encoder_in_fp32():
     terms["loss"].backward()
     assert torch.isfinite(terms["loss"])
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("fusion", ["tpavi", "avsegformer"])
+def test_baseline_fusions_train_and_evaluate(s4_root, tmp_path, fusion):
+    """The baselines train with the same loop (no L_msa: they have no audio path to align) and
+    their checkpoints evaluate with the same metrics."""
+    from edgeavs.data import make_dataset
+    from edgeavs.evaluate import evaluate_model
+
+    run = tmp_path / fusion
+    summary = train(_cfg(s4_root, run, fusion=fusion, epochs=1, batch_size=3, lr=1e-3))
+    assert summary["steps"] == 1
+    rec = _lines(run / "metrics.jsonl")[0]
+    assert rec["train_msa"] == 0.0
+    assert rec["train_loss"] == pytest.approx(rec["train_dice"] + rec["train_bce"], rel=1e-5)
+    model = load_checkpoint(run / "best.pt")
+    assert model.fusion == fusion
+    res = evaluate_model(model, make_dataset(s4_root, "s4", "test", size=SIZE))
+    assert res["clips"] == 1 and 0.0 <= res["M_J"] <= 1.0
+
+
+def test_msa_weight_is_refused_for_a_baseline(s4_root, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--data", s4_root, "--task", "s4", "--variant", "tiny",
+                                  "--fusion", "tpavi", "--msa-weight", "0.5", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == (
+        "Error: --msa-weight: the tpavi fusion has no audio path for L_msa to align; leave it out "
+        "(it is LightAVSeg's loss)")

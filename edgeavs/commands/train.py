@@ -6,6 +6,8 @@ import json
 
 import click
 
+from edgeavs.model.config import FUSIONS
+
 _VARIANT = click.Choice(["tiny", "small", "base", "large"])
 
 
@@ -15,6 +17,8 @@ _VARIANT = click.Choice(["tiny", "small", "base", "large"])
 @click.option("--task", required=True, type=click.Choice(["s4", "ms3"]), help="AVSBench subset.")
 @click.option("--variant", type=_VARIANT, default=None,
               help="LightAVSeg size; required for a new run.")
+@click.option("--fusion", type=click.Choice(list(FUSIONS)), default=None,
+              help="Audio-visual interaction: lightavseg (default) or a baseline (tpavi, avsegformer).")
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(path_type=str), metavar="RUN_DIR",
               help="Run directory: last.pt, best.pt, metrics.jsonl.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
@@ -43,7 +47,7 @@ _VARIANT = click.Choice(["tiny", "small", "base", "large"])
               help="Stop after this many minutes of training (resumable).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def train(data, task, variant, run_dir, epochs, batch_size, lr, weight_decay, msa_weight, size, seed,
+def train(data, task, variant, fusion, run_dir, epochs, batch_size, lr, weight_decay, msa_weight, size, seed,
           visual_weights, audio_weights, resume, num_workers, device, precision, max_steps,
           time_budget, progress, as_json):
     """Train LightAVSeg (SPEC §5): Dice + BCE + λ·L_msa, AdamW, frozen audio encoder.
@@ -54,7 +58,7 @@ def train(data, task, variant, run_dir, epochs, batch_size, lr, weight_decay, ms
     from edgeavs.train import TrainConfig
     from edgeavs.train import train as run_training
 
-    cfg = TrainConfig(data=data, out=run_dir, task=task, variant=variant, epochs=epochs,
+    cfg = TrainConfig(data=data, out=run_dir, task=task, variant=variant, fusion=fusion, epochs=epochs,
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay, msa_weight=msa_weight,
                       size=size, seed=seed, visual_weights=visual_weights, audio_weights=audio_weights,
                       resume=resume, num_workers=num_workers, device=device, precision=precision,
