@@ -26,6 +26,9 @@ from kernels.defaults import CpuFacts, TargetLike, cpu_facts, divisors
 class DotConfig:
     co_tile: int
     lanes: int
+    frame_tile: int = 1
+    """Output positions (frames) per register tile: each filter-row load then feeds ``frame_tile`` FMAs. A tile
+    that does not divide the frame count adds a guard at the tile level (outside the vector loop)."""
 
 
 def fallback_config(cout: int, k: int, target: TargetLike = None, facts: CpuFacts | None = None) -> DotConfig:
@@ -34,12 +37,14 @@ def fallback_config(cout: int, k: int, target: TargetLike = None, facts: CpuFact
     while lanes > 4 and k % lanes:
         lanes //= 2
     ct = max(d for d in divisors(cout) if d <= min(12, f.vector_registers - 3))
-    return DotConfig(co_tile=ct, lanes=lanes)
+    ft = 2 if 2 * ct + 3 <= f.vector_registers else 1
+    return DotConfig(co_tile=ct, lanes=lanes, frame_tile=ft)
 
 
 def knob_space(cout: int, target: TargetLike = None) -> dict:
     f = cpu_facts(target)
-    return {"co_tile": [d for d in divisors(cout) if d <= 16], "lanes": sorted({4, max(4, f.lanes // 2), f.lanes})}
+    return {"co_tile": [d for d in divisors(cout) if d <= 16], "lanes": sorted({4, max(4, f.lanes // 2), f.lanes}),
+            "frame_tile": [1, 2, 3]}
 
 
 def applies(info: MacInfo, lanes: int = 4) -> bool:
@@ -79,8 +84,15 @@ def schedule_window_dot(sch: s_tir.Schedule, block, cfg: DotConfig | None = None
     lp = dict(zip(names, loops))
     fo, fi = sch.split(lp[co], [None, cfg.co_tile])
     spatial_rest = [lp[v] for v in it if v not in info.reduce and v != co]
+    inner = []
+    pix = [v for v in it if v not in info.reduce and v != co and info.extents[v] > 1]
+    if cfg.frame_tile > 1 and pix:
+        t_o, t_i = sch.split(lp[pix[-1]], [None, cfg.frame_tile])
+        spatial_rest = [t_o if lp[v].same_as(lp[pix[-1]]) else lp[v] for v in it
+                        if v not in info.reduce and v != co]
+        inner = [t_i]
     reds = [lp[v] for v in info.reduce[:-1]] + [lp["__ro"]]
-    sch.reorder(fo, *spatial_rest, *reds, fi, lp["__ri"])
+    sch.reorder(fo, *spatial_rest, *reds, fi, *inner, lp["__ri"])
     sch.parallel(fo)
     sch.set_scope(rf, 0, "local")
     sch.set_scope(block, 0, "local")
@@ -88,6 +100,8 @@ def schedule_window_dot(sch: s_tir.Schedule, block, cfg: DotConfig | None = None
     sch.reverse_compute_at(block, anchor)
     sch.reverse_compute_at(epi, anchor)
     sch.unroll(fi)
+    for t_i in inner:
+        sch.unroll(t_i)
     sch.vectorize(lp["__ri"])
     sch.decompose_reduction(rf, reds[0])
     return cfg
