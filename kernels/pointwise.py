@@ -49,7 +49,8 @@ class GemmConfig:
     co_tile: int
     """Output channels per register tile (unrolled)."""
     pixel_vectors: int
-    """SIMD vectors per pixel tile; the pixel tile is ``pixel_vectors * lanes`` (zero-padded at the end)."""
+    """SIMD vectors per pixel tile (1, 2 or 4: LLVM scalarises 3-vector types); the pixel tile is
+    ``pixel_vectors * lanes`` (zero-padded at the end)."""
     lanes: int
     """fp32 lanes of one vector (8 AVX2, 16 AVX-512, 4 NEON)."""
     parallel: str = "pixel"
@@ -82,8 +83,8 @@ def fallback_config(w: GemmWorkload, target: TargetLike = None, facts: CpuFacts 
     tile whose count splits evenly over the threads is preferred when there are many tiles."""
     f = facts or cpu_facts(target)
     best = None
-    for pv in (1, 2, 3, 4):
-        if pv > 1 and (pv - 1) * f.lanes >= w.n:
+    for pv in (1, 2, 4):  # 3 vectors = a <48 x float> LLVM type: measured 30-40x slower (scalarised)
+        if pv > 1 and (pv // 2) * f.lanes >= w.n:
             break
         mode = _parallel_mode(w, pv * f.lanes, f.threads)
         tiles = -(-w.n // (pv * f.lanes)) * w.batch
@@ -111,7 +112,7 @@ def knob_space(w: GemmWorkload, target: TargetLike = None) -> dict:
     f = cpu_facts(target)
     return {
         "co_tile": [c for c in range(1, 17) if c <= w.m],
-        "pixel_vectors": [1, 2, 3, 4],
+        "pixel_vectors": [1, 2, 4],
         "lanes": [f.lanes],
         "parallel": ["pixel", "channel"],
         "pack": [True],  # pack=False only for single-axis pixels (matmul); conv pixels need the copy
