@@ -210,6 +210,14 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
     k = len(info.pixel)
     out_buf = sch.get(block).writes[0].source
     tail = [int(s) for s in out_buf.shape[ndim_out - k:]]
+    if k == 1 and any(info.extents[v] == 1 for v in iters):
+        # drop the extent-1 iters (a 1xW map's row, a 1x1 kernel's taps): indices like ``yy + ry`` become
+        # plain vars, which ``pad_einsum`` needs
+        keep = [i for i, v in enumerate(iters) if info.extents[v] > 1]
+        sch.transform_block_layout(block, tirx.IndexMap.from_func(lambda *idx: [idx[i] for i in keep],
+                                                                   ndim=len(iters)))
+        iters = [iters[i] for i in keep]
+        pix_pos = [iters.index(v) for v in info.pixel]
     if k > 1:
         if pix_pos != list(range(pix_pos[0], pix_pos[0] + k)):
             raise ValueError("pixel iters are not consecutive")

@@ -79,3 +79,9 @@ def test_gemv_fc_layer():
             rng.standard_normal((n,)).astype("float32")]
     want = np.maximum(args[0].astype(np.float64) @ args[1] + args[2], 0)
     assert rel_l2(run(new, args, want.shape, NATIVE), want) <= 1e-6
+
+
+def test_gemm_row_map_needs_padding():
+    """Sea attention's axial branch: 1x1 conv on a 1 x 14 map (extent-1 rows, pixels padded to a vector)."""
+    _, cls, name, _ = check_case(ConvCase(40, 24, 1, 14, act=None), NATIVE, expect_schedule="gemm")
+    assert cls == "conv1x1"
