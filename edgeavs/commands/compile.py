@@ -22,8 +22,12 @@ _VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
               help="Write the Relax module after every pipeline phase into this directory.")
 @click.option("-o", "--output", "output", type=click.Path(path_type=str), default=None,
               help="Artifact directory (default: artifacts/<variant>-<H>x<W>-<target>).")
+@click.option("--records", type=click.Path(path_type=str), default=None, metavar="DIR",
+              help="Tuning records from `edgeavs tune` (must have been tuned for this target).")
+@click.option("--no-schedules", is_flag=True,
+              help="Skip edgeavs's CPU schedules: TVM's default lowering (for comparison).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the artifact path.")
-def compile_cmd(target, variant, checkpoint, resolution, via, dump_ir, output, quiet):
+def compile_cmd(target, variant, checkpoint, resolution, via, dump_ir, records, no_schedules, output, quiet):
     """Compile LightAVSeg for TARGET into an artifact directory: model.so (weights bound in)
     and manifest.json (versions, target fingerprint, shapes, file hashes, fusion report)."""
     from edgeavs.compiler.build import compile_artifact, parse_resolution, resolve_weights
@@ -36,11 +40,20 @@ def compile_cmd(target, variant, checkpoint, resolution, via, dump_ir, output, q
         output = f"artifacts/{resolved}-{h}x{w}-{tgt.name}"
     log = None if quiet else (lambda m: click.echo(m, err=True))
     manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,
-                                resolution=resolution, via=via, dump_ir=dump_ir, log=log)
+                                resolution=resolution, via=via, dump_ir=dump_ir, log=log,
+                                records=records, schedules=not no_schedules)
     if not quiet:
         chains = (manifest.get("fusion") or {}).get("chains") or {}
         fused = ", ".join(f"{k} {v.get('fused', 0)}" for k, v in chains.items()) or "none"
         click.echo(f"compiled LightAVSeg-{manifest['variant']} {manifest['resolution'][0]}x"
                    f"{manifest['resolution'][1]} for {tgt.name} in "
                    f"{manifest['compile_seconds']['total']:.1f} s (fused chains: {fused})", err=True)
+        sched = manifest.get("schedules") or {}
+        if sched.get("enabled"):
+            done = sum(c["scheduled"] for c in sched["classes"].values())
+            total = sum(c["functions"] for c in sched["classes"].values())
+            per_class = ", ".join(f"{k} {v['scheduled']}/{v['functions']}" for k, v in sched["classes"].items())
+            click.echo(f"edgeavs schedules: {done}/{total} functions ({per_class})", err=True)
+            if sched.get("unmatched"):
+                click.echo(f"  left to TVM's default lowering: {', '.join(sched['unmatched'])}", err=True)
     click.echo(output)

@@ -98,12 +98,15 @@ def import_model(model, resolution, via: str, aux: bool = False, workdir=None):
 def compile_artifact(out, *, target="host", variant: str | None = None, checkpoint=None,
                      resolution="224", via: str = "export", dump_ir=None,
                      seed: int = DEFAULT_SEED, aux: bool = False, fusion: bool = True,
-                     log=None) -> dict:
+                     schedules: bool = True, records=None, log=None) -> dict:
     """Compile LightAVSeg to the artifact directory ``out`` and return its manifest.
 
     ``target``: a name from ``targets/`` or a YAML path (or a loaded ``Target``).
     ``checkpoint``: an edgeavs checkpoint; without it, random init with ``seed``.
     ``aux``: also output every named intermediate (per-layer verification).
+    ``schedules``: edgeavs's CPU schedules (False: TVM's default lowering, for comparison).
+    ``records``: a tuning records directory (``edgeavs tune``); refused, in one line, when
+    its fingerprint does not match the target.
     The directory appears complete or not at all (built beside it, then renamed).
     """
     from edgeavs import __version__
@@ -118,6 +121,14 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     variant, weights = resolve_weights(variant, checkpoint, seed)
     h, w = check_resolution(resolution, variant)
     out = Path(out)
+    knobs, records_info = None, None
+    if records is not None:
+        from edgeavs.tune.records import RecordsDir
+
+        rec = RecordsDir(records).open(tgt)
+        knobs = rec.read_knobs() or None
+        records_info = {"path": str(Path(records)), **rec.validate(),
+                        "target_fingerprint": rec.fingerprint()["target_fingerprint"]}
 
     from edgeavs.compiler.pipeline import run_pipeline
     from edgeavs.tvm_api import llvm_version, tvm, tvm_version
@@ -132,7 +143,10 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
         say(f"  import           {t_import:7.2f} s")
         del model
         tvm_target = tgt.to_tvm()
-        mod, report = run_pipeline(mod, tvm_target, params, dump_dir=dump_ir, fusion=fusion, log=say)
+        mod, report = run_pipeline(mod, tvm_target, params, dump_dir=dump_ir, fusion=fusion, log=say,
+                                   schedules=schedules,
+                                   schedule_configs={"functions": knobs} if knobs else None,
+                                   records=records)
         t0 = time.perf_counter()
         try:
             ex = tvm.compile(mod, target=tvm_target, relax_pipeline=None)
@@ -163,6 +177,8 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
             "libraries": libs["libraries"],
             "libraries_skipped": libs["skipped"],
             "fusion": report["fusion"],
+            "schedules": report["schedules"],
+            "records": records_info,
             "compile_seconds": {"import": round(t_import, 3), **report["phase_seconds"],
                                 "codegen": round(t_codegen, 3),
                                 "total": round(time.perf_counter() - t_start, 3)},

@@ -11,6 +11,11 @@
                          FusionStats (found/fused per chain) form the manifest's fusion report
     legalize             library dispatch + LegalizeOps (ops -> TIR PrimFuncs)
     fuse-ops             AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
+    edgeavs-schedules    ApplyEdgeAVSSchedules: our CPU schedule for every fused PrimFunc by its
+                         block structure, with the target-derived default knobs or the tuned
+                         knobs from a records directory; its report names what nothing matched
+    apply-records        MetaScheduleApplyDatabase for the functions still unscheduled, when
+                         compiled with tuning records (``edgeavs compile --records``)
     lower                TVM's CPU dataflow-lowering and finalisation passes (memory planning,
                          VM shape lowering)
 
@@ -37,6 +42,10 @@ class PipelineContext:
     params: dict = field(default_factory=dict)
     fusion: bool = True
     fusion_report: dict = field(default_factory=dict)
+    schedules: bool = True
+    schedule_configs: dict | None = None  # knob overrides (tuned), see ApplyEdgeAVSSchedules
+    schedule_report: dict = field(default_factory=dict)
+    records: object = None  # a tuning records directory (edgeavs.tune.RecordsDir path)
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,30 @@ def _fuse_ops(ctx):
     return [T.AnnotateTIROpPattern(), T.FoldConstant(), T.FuseOps(), T.FuseTIR()]
 
 
+def _schedules(ctx):
+    if not ctx.schedules:
+        ctx.schedule_report = {"enabled": False}
+        return []
+    from edgeavs.passes.schedule_ops import ApplyEdgeAVSSchedules
+
+    p = ApplyEdgeAVSSchedules(ctx.target, configs=ctx.schedule_configs)
+
+    def run(mod):
+        mod = p(mod)
+        ctx.schedule_report = p.report
+        return mod
+
+    return [run]
+
+
+def _apply_records(ctx):
+    if ctx.records is None:
+        return []
+    from edgeavs.tune.tuner import apply_records
+
+    return [lambda mod: apply_records(mod, ctx.target, ctx.records)]
+
+
 def _lower(ctx):
     """TVM's CPU dataflow lowering and finalisation, spelled out (0.27's cpu_generic)."""
     _, T = _t()
@@ -119,15 +152,23 @@ PIPELINE: list[Phase] = [
     Phase("edgeavs-fusion", _fusion),
     Phase("legalize", _legalize),
     Phase("fuse-ops", _fuse_ops),
+    Phase("edgeavs-schedules", _schedules),
+    Phase("apply-records", _apply_records),
     Phase("lower", _lower),
 ]
 
 
 def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion: bool = True,
-                 log=None):
+                 log=None, schedules: bool = True, schedule_configs: dict | None = None,
+                 records=None, phases=None):
     """Run :data:`PIPELINE` on ``mod`` under ``target``. Returns ``(mod, report)`` where the
-    report has the fusion counts and the seconds spent per phase."""
-    ctx = PipelineContext(target=target, params=dict(params or {}), fusion=fusion)
+    report has the fusion counts, the schedule report and the seconds spent per phase.
+
+    ``phases``: run only the phases with these names (in pipeline order), e.g. everything but
+    ``lower`` to get the fused, scheduled module that tuning extracts its tasks from.
+    """
+    ctx = PipelineContext(target=target, params=dict(params or {}), fusion=fusion,
+                          schedules=schedules, schedule_configs=schedule_configs, records=records)
     if dump_dir is not None:
         dump_dir = Path(dump_dir)
         dump_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +176,8 @@ def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion:
     seconds = {}
     with target:
         for i, phase in enumerate(PIPELINE, start=1):
+            if phases is not None and phase.name not in phases:
+                continue
             t0 = time.perf_counter()
             for p in phase.passes(ctx):
                 try:
@@ -150,7 +193,8 @@ def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion:
                 log(f"  {phase.name:<16} {seconds[phase.name]:7.2f} s")
             if dump_dir is not None:
                 _dump(mod, dump_dir / f"{i:02d}-{phase.name}.py")
-    return mod, {"fusion": ctx.fusion_report, "phase_seconds": seconds}
+    return mod, {"fusion": ctx.fusion_report, "schedules": ctx.schedule_report,
+                 "phase_seconds": seconds}
 
 
 def _dump(mod, path: Path):
