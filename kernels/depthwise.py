@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeavs.tvm_api import s_tir
-from kernels.blocks import analyze_mac, root_blocks
+from kernels.blocks import analyze_mac
 from kernels.defaults import CpuFacts, TargetLike, ceil_to, cpu_facts
 
 
