@@ -34,7 +34,11 @@ def test_verify_passes_with_real_inputs_and_report(tmp_path):
     rep = json.loads(report.read_text())
     assert rep["passed"] and len(rep["cases"]) == 4
     assert [c["input"] for c in rep["cases"]] == ["seed 0", "seed 1", "real.npz[0]", "real.npz[1]"]
-    assert rep["worst"]["rel_l2"] <= rep["tolerances"]["float32"]["rel_l2"]
+    tol = rep["tolerances"]["float32"]
+    for case in rep["cases"]:  # within 1e-5, or within the fp32 noise floor (and then it says so)
+        logits = case["outputs"]["logits"]
+        assert logits["max_abs"] <= tol["max_abs"]
+        assert logits["rel_l2"] <= tol["rel_l2"] or case.get("passed_by") == "fp32 noise floor"
     assert rep["worst"]["max_abs"] <= rep["tolerances"]["float32"]["max_abs"]
 
 
