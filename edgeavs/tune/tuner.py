@@ -69,30 +69,33 @@ class Task:
         return min(self.profiled_us, self.best_us * self.calls)
 
 
-def _run_phases(mod, tvm_target, params, names):
-    from edgeavs.compiler.pipeline import PIPELINE, PipelineContext
+def fused_module(mod, tvm_target, params, knobs=None):
+    """The pipeline up to lowering (fused, with edgeavs's schedules): what tasks are extracted
+    from and what records apply to."""
+    from edgeavs.compiler.pipeline import PIPELINE, run_pipeline
 
-    ctx = PipelineContext(target=tvm_target, params=dict(params or {}))
-    with tvm_target:
-        for phase in PIPELINE:
-            if phase.name in names:
-                for p in phase.passes(ctx):
-                    mod = p(mod)
-    return mod
+    phases = [p.name for p in PIPELINE if p.name not in ("apply-records", "lower")]
+    return run_pipeline(mod, tvm_target, params, phases=phases,
+                        schedule_configs={"functions": knobs} if knobs else None)[0]
 
 
-def fused_module(mod, tvm_target, params):
-    """The pipeline up to lowering: what tasks are extracted from and records apply to."""
-    from edgeavs.compiler.pipeline import PIPELINE
+def _task_func(task):
+    mod = task.dispatched[0]
+    return mod["main"] if "main" in [gv.name_hint for gv in mod.get_global_vars()] else mod
 
-    return _run_phases(mod, tvm_target, params, [p.name for p in PIPELINE if p.name != "lower"])
+
+def _scheduled_by_edgeavs(func) -> bool:
+    attrs = getattr(func, "attrs", None)
+    return attrs is not None and ("edgeavs.schedule" in attrs or "edgeavs.kernel" in attrs)
 
 
 def _profile(fused, tvm_target, inputs) -> dict:
     """Per-function total microseconds per inference in the untuned build."""
     from edgeavs.tvm_api import relax, tvm
 
-    lowered = _run_phases(fused, tvm_target, None, ["lower"])
+    from edgeavs.compiler.pipeline import run_pipeline
+
+    lowered = run_pipeline(fused, tvm_target, None, phases=["lower"])[0]
     ex = tvm.compile(lowered, target=tvm_target, relax_pipeline=None)
     from edgeavs.tune.profile import profile_functions
 
@@ -150,7 +153,10 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         scratch = Path(scratch)
         records.seed_workdir(scratch)
         db = ms.database.JSONDatabase(work_dir=str(scratch))
-        extracted = ms.relax_integration.extract_tasks(fused, tvm_target)
+        # Functions with an edgeavs schedule (or a hand kernel) are searched through their own
+        # knobs, not MetaSchedule's space: only what our schedules left is a task here.
+        all_tasks = ms.relax_integration.extract_tasks(fused, tvm_target)
+        extracted = [t for t in all_tasks if not _scheduled_by_edgeavs(_task_func(t))]
         contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(
             extracted, str(scratch / "logs"), seed=seed, num_threads=max(1, tgt.num_cores if tgt.is_host else 2))
         by_name = {t.task_name: t for t in extracted}
@@ -175,7 +181,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         if not resumed:
             records.append_log({"profile_us": {k: round(v, 1) for k, v in sorted(prof.items())},
                                 "tasks": [t.name for t in tasks]})
-        say(f"  {len(tasks)} tasks to search ({len(extracted) - len(tasks)} already scheduled by edgeavs); "
+        say(f"  {len(tasks)} tasks to search ({len(all_tasks) - len(extracted)} functions carry edgeavs "
+            "schedules); "
             f"untuned latency {total_profiled / 1e3:.2f} ms" if prof else f"  {len(tasks)} tasks")
 
         builder = ms.builder.LocalBuilder(max_workers=max(1, min(2, tgt.num_cores)),
