@@ -96,12 +96,15 @@ def read_manifest(directory) -> dict:
     return manifest
 
 
-def validate_artifact(directory) -> dict:
-    """The manifest, after checking that every listed file exists and matches its sha256."""
+def validate_artifact(directory, require_library: bool = True) -> dict:
+    """The manifest, after checking that every listed file exists and matches its sha256.
+
+    ``require_library``: the host library must be listed (False for a device artifact, e.g. a
+    snapdragon8elite build without an NDK has only the Linux AArch64 library)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
     files = manifest.get("files") or {}
-    if LIBRARY not in files:
+    if require_library and LIBRARY not in files:
         raise EdgeAVSError(f"artifact {directory}: {MANIFEST} lists no {LIBRARY}")
     for name, digest in files.items():
         path = directory / name

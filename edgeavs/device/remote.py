@@ -285,17 +285,9 @@ def _validated_manifest(directory: Path) -> dict:
     """Every file the manifest lists exists and matches its sha256 (an artifact compiled
     without an NDK has no model.so, so the host loader's 'model.so is required' does not
     apply here)."""
-    from edgeavs.compiler.artifact import MANIFEST, file_sha256
+    from edgeavs.compiler.artifact import validate_artifact
 
-    manifest = _manifest(directory)
-    for name, digest in (manifest.get("files") or {}).items():
-        path = directory / name
-        if not path.is_file():
-            raise EdgeAVSError(f"artifact {directory}: {name} is missing")
-        if file_sha256(path) != digest:
-            raise EdgeAVSError(f"artifact {directory}: {name} does not match its sha256 in "
-                               f"{MANIFEST} (modified or corrupted)")
-    return manifest
+    return validate_artifact(directory, require_library=False)
 
 
 @contextlib.contextmanager

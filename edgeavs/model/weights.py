@@ -8,7 +8,6 @@ missing and unexpected keys.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -139,11 +138,3 @@ def load_checkpoint(path, variant: str | None = None):
     model = build_model(obj["variant"], fusion=obj.get("fusion", "lightavseg"))
     _strict_load(model, obj["state_dict"], path, f"{obj['variant']} model")
     return model
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -18,7 +18,6 @@ same candidates tried, not always the same winner.
 
 from __future__ import annotations
 
-import json
 
 import tempfile
 import time
