@@ -62,7 +62,7 @@ def make_clip(path: Path, seconds: float, width: int, height: int, fps: int) -> 
 def run_segment(args: list[str], threads: int) -> dict:
     """One ``edgeavs segment`` process: its JSON summary plus its own peak RSS (MiB) and wall time."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               TVM_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE",
+               TVM_NUM_THREADS=str(threads),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     with tempfile.TemporaryDirectory() as tmp:
         summary, log, peak = Path(tmp) / "summary.json", Path(tmp) / "log.txt", Path(tmp) / "peak"
