@@ -24,7 +24,6 @@ leaves no half-written video or mask folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgeavs.compiler.artifact import file_sha256
 from edgeavs.errors import EdgeAVSError
 from edgeavs.io.frames import normalize
 from edgeavs.video import (MODEL_RATE, MediaReader, OverlayWriter, container_format, overlay_image,
@@ -43,14 +43,6 @@ from edgeavs.video import (MODEL_RATE, MediaReader, OverlayWriter, container_for
 
 WAVEFORM_SAMPLES = 32000
 OVERLAY_COLOUR = (255, 0, 255)
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------- predictors
@@ -71,7 +63,7 @@ class ArtifactPredictor:
         frames = next(i for i in m["inputs"] if i["name"] == "frames")
         self.input_size = (int(frames["shape"][2]), int(frames["shape"][3]))
         self.variant = m.get("variant")
-        self.fingerprint = _sha256(Path(directory) / MANIFEST)
+        self.fingerprint = file_sha256(Path(directory) / MANIFEST)
         self.details = {"artifact": str(directory), "manifest_sha256": self.fingerprint,
                         "target_fingerprint": m.get("target_fingerprint"),
                         "target": m.get("target_name"), "variant": self.variant,
@@ -107,7 +99,7 @@ class TorchPredictor:
         self.model = model
         self.input_size = (int(h), int(w))
         self.variant = model.cfg.name
-        self.fingerprint = _sha256(path)
+        self.fingerprint = file_sha256(path)
         self.details = {"checkpoint": str(checkpoint), "checkpoint_sha256": self.fingerprint,
                         "variant": self.variant, "resolution": list(self.input_size)}
 

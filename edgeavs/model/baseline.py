@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from edgeavs.model.config import VariantConfig
 from edgeavs.model.fusion_avsegformer import AVSegFormerFusion
 from edgeavs.model.fusion_tpavi import TPAVIFusion
-from edgeavs.model.lightavseg import LightHead
-from edgeavs.model.panns import PANNsMobileNetV2
-from edgeavs.model.seaformer import SeaFormer
+from edgeavs.model.lightavseg import AVSegBase, LightHead
 
 FUSION_MODULES = {"tpavi": TPAVIFusion, "avsegformer": AVSegFormerFusion}
 
 
-class BaselineAVSeg(nn.Module):
+class BaselineAVSeg(AVSegBase):
     """``(frames (N,3,H,W), waveform (N,32000)) -> mask logits (N,1,H,W)``.
 
     ``frames_per_clip`` (T, default 1) is how many consecutive frames of the batch form one
@@ -42,20 +39,10 @@ class BaselineAVSeg(nn.Module):
     interaction_parts = ("interaction",)
 
     def __init__(self, cfg: VariantConfig, fusion: str):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.frames_per_clip = 1
-        self.visual = SeaFormer(cfg.visual)
-        self.audio = PANNsMobileNetV2(cfg.audio)
         self.interaction = FUSION_MODULES[fusion](cfg.audio.embed_dim, cfg.visual.pyramid_channels)
         self.head = LightHead(self.interaction.out_channels, cfg.head)
-        self.audio.requires_grad_(False)
-        self.audio.eval()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.audio.eval()  # frozen: BN statistics stay fixed
-        return self
 
     def run_interaction(self, pyramid: list[torch.Tensor], a0: torch.Tensor):
         """The interaction alone on given backbone outputs: ``(v_enc, a_enc, v_dec, a_hat)``."""

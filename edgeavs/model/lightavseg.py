@@ -132,7 +132,25 @@ class LightHead(nn.Module):
         return self.cls_seg(self.dropout(x))
 
 
-class LightAVSeg(nn.Module):
+class AVSegBase(nn.Module):
+    """What every fusion shares: the SeaFormer backbone and the frozen PANNs audio encoder
+    (``requires_grad=False``, kept in eval mode by :meth:`train` so BN statistics stay fixed)."""
+
+    def __init__(self, cfg: VariantConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.visual = SeaFormer(cfg.visual)
+        self.audio = PANNsMobileNetV2(cfg.audio)
+        self.audio.requires_grad_(False)
+        self.audio.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.audio.eval()  # frozen: BN statistics stay fixed
+        return self
+
+
+class LightAVSeg(AVSegBase):
     """``(frames (N,3,H,W), waveform (N,32000)) -> mask logits (N,1,H,W)``.
 
     ``return_aux=True`` (training, verification) returns a dict with the logits and the
@@ -147,21 +165,11 @@ class LightAVSeg(nn.Module):
     interaction_parts = ("encoder", "decoder")
 
     def __init__(self, cfg: VariantConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.visual = SeaFormer(cfg.visual)
-        self.audio = PANNsMobileNetV2(cfg.audio)
+        super().__init__(cfg)
         channels = cfg.visual.pyramid_channels
         self.encoder = ReciprocalEncoder(cfg.audio.embed_dim, channels)
         self.decoder = FusionDecoder(channels)
         self.head = LightHead(channels, cfg.head)
-        self.audio.requires_grad_(False)
-        self.audio.eval()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.audio.eval()  # frozen: BN statistics stay fixed
-        return self
 
     def run_interaction(self, pyramid: list[torch.Tensor], a0: torch.Tensor):
         """The interaction alone on given backbone outputs: ``(v_enc, a_enc, v_dec, a_hat)``.
