@@ -25,6 +25,7 @@ COMMANDS = [
     ("verify", "verify"),
     ("tune", "tune"),
     ("bench", "bench"),
+    ("profile", "profile"),
     ("segment", "segment"),
     ("demo", "demo"),
     ("device", "device"),

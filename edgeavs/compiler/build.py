@@ -143,10 +143,15 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
         say(f"  import           {t_import:7.2f} s")
         del model
         tvm_target = tgt.to_tvm()
-        mod, report = run_pipeline(mod, tvm_target, params, dump_dir=dump_ir, fusion=fusion, log=say,
-                                   schedules=schedules,
-                                   schedule_configs={"functions": knobs} if knobs else None,
-                                   records=records)
+        from edgeavs.compiler.breakdown import collect_function_table
+
+        with collect_function_table() as table:  # per function: class, schedule, flops (edgeavs profile)
+            mod, report = run_pipeline(mod, tvm_target, params, dump_dir=dump_ir, fusion=fusion, log=say,
+                                       schedules=schedules,
+                                       schedule_configs={"functions": knobs} if knobs else None,
+                                       records=records)
+        if table.functions is not None and report["schedules"].get("enabled"):
+            report["schedules"]["functions"] = table.functions
         t0 = time.perf_counter()
         try:
             ex = tvm.compile(mod, target=tvm_target, relax_pipeline=None)
