@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 
-def build_reference_model(variant: str, checkpoint=None, seed: int = 0):
+def build_reference_model(variant: str, checkpoint=None, seed: int = 0, fusion: str = "lightavseg"):
     """The eval-mode model an artifact is compiled from.
 
     With ``checkpoint``: that edgeavs checkpoint (its variant must be ``variant``).
@@ -28,7 +28,7 @@ def build_reference_model(variant: str, checkpoint=None, seed: int = 0):
 
     if checkpoint is not None:
         return load_checkpoint(checkpoint, variant=variant).eval()
-    return build_model(variant, seed=seed).eval()
+    return build_model(variant, fusion=fusion, seed=seed).eval()
 
 
 def run_reference(model, frames, waveform, aux: bool = False, float64: bool = False) -> dict:
@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", required=True)
     ap.add_argument("--checkpoint")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fusion", default="lightavseg", help="audio-visual fusion of a random-init model")
     ap.add_argument("--inputs", required=True, help=".npz with frames (N,3,H,W) and waveform (N,32000)")
     ap.add_argument("--out", required=True, help=".npz to write the named outputs to")
     ap.add_argument("--aux", action="store_true", help="also every per-layer intermediate")
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     from edgeavs.errors import EdgeAVSError
 
     try:
-        model = build_reference_model(args.variant, args.checkpoint, args.seed)
+        model = build_reference_model(args.variant, args.checkpoint, args.seed, args.fusion)
         data = np.load(args.inputs)
         outs = run_reference(model, data["frames"], data["waveform"], aux=args.aux,
                              float64=args.float64)

@@ -145,7 +145,7 @@ def _weights_args(manifest: dict, checkpoint) -> list[str]:
         if checkpoint is not None:
             raise VerifyUsageError(f"this artifact was compiled from random-init weights (seed "
                                    f"{w.get('seed')}); --checkpoint does not apply")
-        return ["--seed", str(int(w.get("seed", 0)))]
+        return ["--seed", str(int(w.get("seed", 0))), "--fusion", str(w.get("fusion", "lightavseg"))]
     if w.get("source") == "checkpoint":
         from edgeavs.compiler.artifact import file_sha256
 
@@ -298,7 +298,7 @@ def _per_layer(directory, manifest, weights_args, checkpoint, frames, waveform, 
         compile_artifact(Path(tmp) / "aux", target=tgt, variant=manifest["variant"],
                          checkpoint=ck, resolution=manifest["resolution"],
                          via=manifest.get("via", "export"), seed=int(w.get("seed", 0) or 0),
-                         aux=True)
+                         aux=True, interaction=None if ck else w.get("fusion", "lightavseg"))
         aux = load_artifact(Path(tmp) / "aux")
         got = aux.run_all(frames, waveform)
     ref = run_reference_process(manifest["variant"], weights_args, frames, waveform, aux=True)

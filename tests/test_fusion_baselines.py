@@ -149,3 +149,36 @@ def test_info_reports_baseline_params(fusion):
 def test_info_unknown_fusion_is_a_usage_error():
     r = CliRunner().invoke(main, ["info", "--variant", "tiny", "--fusion", "nope"])
     assert r.exit_code == 2 and "nope" in r.output
+
+
+def test_baseline_compiles_and_verifies_through_the_same_pipeline(tmp_path):
+    """``edgeavs compile --fusion tpavi``: the same pipeline; our fusion passes find only the
+    backbone's h-sigmoid gates (TPAVI has no recursive audio path to fuse), and the artifact verifies against the
+    PyTorch TPAVI model within the fp32 tolerance table."""
+    art = tmp_path / "tpavi"
+    runner = CliRunner()
+    r = runner.invoke(main, ["compile", "--variant", "tiny", "--fusion", "tpavi", "--resolution", "64",
+                             "-o", str(art), "-q"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert manifest["weights"]["fusion"] == "tpavi"
+    chains = manifest["fusion"]["chains"]
+    assert chains["edgeavs.audio_gate"]["fused"] == chains["edgeavs.channel_bias"]["fused"] == 0
+    assert chains["edgeavs.hsig_gate"]["fused"] > 0  # the SeaFormer backbone's own gates
+    r = runner.invoke(main, ["verify", str(art), "--seeds", "2", "--report", str(tmp_path / "rep.json")])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "rep.json").read_text())
+    assert report["passed"] is True and len(report["cases"]) == 2
+
+
+def test_compile_fusion_must_match_the_checkpoint(tmp_path):
+    from edgeavs.model import save_checkpoint
+
+    ck = tmp_path / "tpavi.pt"
+    save_checkpoint(_model("tpavi"), ck)
+    r = CliRunner().invoke(main, ["compile", "--checkpoint", str(ck), "--fusion", "avsegformer",
+                                  "--resolution", "64", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == (
+        f"Error: {ck}: checkpoint has the tpavi fusion, not the requested --fusion avsegformer")
+    assert not (tmp_path / "x").exists()

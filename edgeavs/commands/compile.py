@@ -14,6 +14,9 @@ _VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
               help="Model size (default: the checkpoint's variant, else large).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="An edgeavs checkpoint; without it, random init with seed 0.")
+@click.option("--fusion", type=click.Choice(["lightavseg", "tpavi", "avsegformer"]), default=None,
+              help="Audio-visual fusion (default: the checkpoint's, else lightavseg); the "
+                   "baselines compile through the same pipeline.")
 @click.option("--resolution", default="224", show_default=True, metavar="N|HxW",
               help="Input size; sides must be multiples of 32.")
 @click.option("--via", type=click.Choice(["export", "onnx"]), default="export", show_default=True,
@@ -27,21 +30,22 @@ _VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
 @click.option("--no-schedules", is_flag=True,
               help="Skip edgeavs's CPU schedules: TVM's default lowering (for comparison).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the artifact path.")
-def compile_cmd(target, variant, checkpoint, resolution, via, dump_ir, records, no_schedules, output, quiet):
+def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, records, no_schedules, output, quiet):
     """Compile LightAVSeg for TARGET into an artifact directory: model.so (weights bound in)
     and manifest.json (versions, target fingerprint, shapes, file hashes, fusion report)."""
     from edgeavs.compiler.build import compile_artifact, parse_resolution, resolve_weights
     from edgeavs.targets import load_target
 
     tgt = load_target(target)
-    resolved, _ = resolve_weights(variant, checkpoint)
+    resolved, weights = resolve_weights(variant, checkpoint, interaction=fusion)
     if output is None:
         h, w = parse_resolution(resolution)
-        output = f"artifacts/{resolved}-{h}x{w}-{tgt.name}"
+        kind = "" if weights["fusion"] == "lightavseg" else f"-{weights['fusion']}"
+        output = f"artifacts/{resolved}{kind}-{h}x{w}-{tgt.name}"
     log = None if quiet else (lambda m: click.echo(m, err=True))
     manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,
                                 resolution=resolution, via=via, dump_ir=dump_ir, log=log,
-                                records=records, schedules=not no_schedules)
+                                records=records, schedules=not no_schedules, interaction=fusion)
     if not quiet:
         chains = (manifest.get("fusion") or {}).get("chains") or {}
         fused = ", ".join(f"{k} {v.get('fused', 0)}" for k, v in chains.items()) or "none"

@@ -101,7 +101,8 @@ def reusable_artifact(directory, variant: str, resolution: int, target: str, wei
 def _same_weights(have: dict, want: dict) -> bool:
     if want["source"] == "checkpoint":
         return have.get("checkpoint_sha256") == want["checkpoint_sha256"]
-    return have.get("source") == "random-init" and have.get("seed") == want.get("seed")
+    return (have.get("source") == "random-init" and have.get("seed") == want.get("seed")
+            and have.get("fusion", "lightavseg") == want.get("fusion", "lightavseg"))
 
 
 def run_demo(out_dir, resolution: int = DEMO_RESOLUTION, seconds: float = 6.0,

@@ -43,24 +43,36 @@ def check_resolution(resolution, variant: str) -> tuple[int, int]:
     return h, w
 
 
-def resolve_weights(variant: str | None, checkpoint=None, seed: int = DEFAULT_SEED):
-    """``(variant, weights)``: the variant to build and the manifest's weights record."""
-    from edgeavs.model.config import get_variant
+def resolve_weights(variant: str | None, checkpoint=None, seed: int = DEFAULT_SEED,
+                    interaction: str | None = None):
+    """``(variant, weights)``: the variant to build and the manifest's weights record.
 
+    ``interaction``: the audio-visual fusion of a random-init model (``lightavseg``, ``tpavi``,
+    ``avsegformer``); a checkpoint carries its own, which must then agree.
+    """
+    from edgeavs.model.config import FUSIONS, get_variant
+
+    if interaction is not None and interaction not in FUSIONS:
+        raise EdgeAVSError(f"--fusion {interaction!r}: expected one of {', '.join(FUSIONS)}")
     if checkpoint is None:
         name = get_variant(variant or DEFAULT_VARIANT).name
-        return name, {"storage": "bound", "source": "random-init", "seed": int(seed)}
+        return name, {"storage": "bound", "source": "random-init", "seed": int(seed),
+                      "fusion": interaction or "lightavseg"}
     from edgeavs.compiler.artifact import file_sha256
     from edgeavs.model import read_checkpoint
 
     path = Path(checkpoint)
     if not path.is_file():
         raise EdgeAVSError(f"checkpoint {checkpoint} not found")
-    ck_variant = read_checkpoint(path)["variant"]
+    ck = read_checkpoint(path)
+    ck_variant, ck_fusion = ck["variant"], ck.get("fusion", "lightavseg")
     if variant is not None and get_variant(variant).name != ck_variant:
         raise EdgeAVSError(f"{checkpoint}: checkpoint is LightAVSeg-{ck_variant}, not the "
                            f"requested variant {get_variant(variant).name}")
-    return ck_variant, {"storage": "bound", "source": "checkpoint",
+    if interaction is not None and interaction != ck_fusion:
+        raise EdgeAVSError(f"{checkpoint}: checkpoint has the {ck_fusion} fusion, not the "
+                           f"requested --fusion {interaction}")
+    return ck_variant, {"storage": "bound", "source": "checkpoint", "fusion": ck_fusion,
                         "checkpoint_sha256": file_sha256(path),
                         "checkpoint_path": str(path.absolute())}
 
@@ -70,7 +82,8 @@ def build_torch_model(variant: str, weights: dict, checkpoint=None):
 
     if weights["source"] == "checkpoint":
         return build_reference_model(variant, checkpoint=checkpoint or weights["checkpoint_path"])
-    return build_reference_model(variant, seed=weights["seed"])
+    return build_reference_model(variant, seed=weights["seed"],
+                                 fusion=weights.get("fusion", "lightavseg"))
 
 
 def import_model(model, resolution, via: str, aux: bool = False, workdir=None):
@@ -98,7 +111,8 @@ def import_model(model, resolution, via: str, aux: bool = False, workdir=None):
 def compile_artifact(out, *, target="host", variant: str | None = None, checkpoint=None,
                      resolution="224", via: str = "export", dump_ir=None,
                      seed: int = DEFAULT_SEED, aux: bool = False, fusion: bool = True,
-                     schedules: bool = True, records=None, log=None) -> dict:
+                     schedules: bool = True, records=None, log=None,
+                     interaction: str | None = None) -> dict:
     """Compile LightAVSeg to the artifact directory ``out`` and return its manifest.
 
     ``target``: a name from ``targets/`` or a YAML path (or a loaded ``Target``).
@@ -107,6 +121,8 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     ``schedules``: edgeavs's CPU schedules (False: TVM's default lowering, for comparison).
     ``records``: a tuning records directory (``edgeavs tune``); refused, in one line, when
     its fingerprint does not match the target.
+    ``fusion``: run edgeavs's fusion passes; ``interaction``: the model's audio-visual fusion
+    (``lightavseg`` default, or a baseline: ``tpavi``, ``avsegformer``) for random-init weights.
     The directory appears complete or not at all (built beside it, then renamed).
     """
     from edgeavs import __version__
@@ -118,7 +134,7 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     if via not in VIA:
         raise EdgeAVSError(f"unknown import route {via!r}; choose one of: {', '.join(VIA)}")
     tgt = target if isinstance(target, Target) else load_target(target)
-    variant, weights = resolve_weights(variant, checkpoint, seed)
+    variant, weights = resolve_weights(variant, checkpoint, seed, interaction)
     h, w = check_resolution(resolution, variant)
     out = Path(out)
     knobs, records_info = None, None
@@ -134,7 +150,7 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     from edgeavs.tvm_api import llvm_version, tvm, tvm_version
 
     with staging_dir(out) as tmp:
-        say(f"LightAVSeg-{variant} {h}x{w}, weights: {weights['source']}, via {via}, "
+        say(f"LightAVSeg-{variant} {h}x{w} ({weights['fusion']} fusion), weights: {weights['source']}, via {via}, "
             f"target {tgt.name} ({tgt.mcpu}, {tgt.num_cores} cores)")
         model = build_torch_model(variant, weights, checkpoint)
         t0 = time.perf_counter()

@@ -32,7 +32,7 @@ def test_manifest_contents():
     assert m["edgeavs"] and m["tvm"].startswith("0.27") and int(m["llvm"]) >= 15
     assert m["target"] == host.tvm_dict() and m["target_fingerprint"] == host.fingerprint()
     assert m["variant"] == "tiny" and m["resolution"] == [64, 64] and m["via"] == "export"
-    assert m["weights"] == {"storage": "bound", "source": "random-init", "seed": 0}
+    assert m["weights"] == {"storage": "bound", "source": "random-init", "seed": 0, "fusion": "lightavseg"}
     assert m["inputs"] == [{"name": "frames", "shape": [1, 3, 64, 64], "dtype": "float32"},
                            {"name": "waveform", "shape": [1, 32000], "dtype": "float32"}]
     assert m["outputs"] == [{"name": "logits", "shape": [1, 1, 64, 64], "dtype": "float32"}]

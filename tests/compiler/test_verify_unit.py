@@ -74,7 +74,8 @@ def test_resolution_parsing():
 def test_weights_record(tmp_path):
     from edgeavs.model import build_model, save_checkpoint
 
-    assert resolve_weights(None) == ("large", {"storage": "bound", "source": "random-init", "seed": 0})
+    assert resolve_weights(None) == ("large", {"storage": "bound", "source": "random-init", "seed": 0,
+                                               "fusion": "lightavseg"})
     ck = tmp_path / "tiny.pt"
     save_checkpoint(build_model("tiny", seed=1), ck)
     variant, w = resolve_weights(None, ck)  # the checkpoint decides the variant
