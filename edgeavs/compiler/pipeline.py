@@ -7,7 +7,7 @@
     fold-constants       FoldConstantsNumpy (the weight arithmetic, in numpy), then TVM's
                          FoldConstant only for what numpy had no rule for; DCE
     edgeavs-fusion       our pattern passes (edgeavs.passes, in the order of its PATTERNS table:
-                         FuseChannelBias, FuseAudioGate, FuseHsigGate), when importable; their
+                         FuseChannelBias, FuseAudioGate, FuseHsigGate, FuseStftFft), when importable; their
                          FusionStats (found/fused per chain) form the manifest's fusion report
     legalize             library dispatch + LegalizeOps (ops -> TIR PrimFuncs)
     fuse-ops             AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR

@@ -9,10 +9,12 @@ pattern name              pass                 chain
 ``edgeavs.channel_bias``  ``FuseChannelBias``  ``X + B(a)``: sunk into consumers (else ``kernels.channel_bias``)
 ``edgeavs.audio_gate``    ``FuseAudioGate``    ``a * hsig(conv1x1(maxpool(V) [+ s]))`` -> ``kernels.audio_gate``
 ``edgeavs.hsig_gate``     ``FuseHsigGate``     ``y * [up](hsig(conv1x1_bn([relu6] x)))`` -> ``kernels.hsig_gate``
+``edgeavs.stft_fft``      ``FuseStftFft``      ``conv1d(x, W_re)^2 + conv1d(x, W_im)^2`` (DFT basis) -> ``kernels.stft_fft``
 ========================  ===================  ==========================================================
 
 ``PATTERNS`` lists them **in the order they must run** (channel bias first: sinking the bias rewrites the
-decoder's pool and the head's conv biases, which the two gates then absorb). ``fusion_passes(target)`` returns the
+decoder's pool and the head's conv biases, which the two gates then absorb; the audio front end's STFT is
+independent of the three). ``fusion_passes(target)`` returns the
 passes in that order; ``count_chains(mod)`` counts the unfused instances of each chain and
 ``fusion_report(before, after)`` puts the two side by side.
 """
@@ -22,11 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from edgeavs.passes import fuse_audio_gate, fuse_channel_bias, fuse_hsig_gate
+from edgeavs.passes import fuse_audio_gate, fuse_channel_bias, fuse_hsig_gate, fuse_stft_fft
 from edgeavs.passes._rewrite import FusionStats
 from edgeavs.passes.fuse_audio_gate import FuseAudioGate
 from edgeavs.passes.fuse_channel_bias import FuseChannelBias
 from edgeavs.passes.fuse_hsig_gate import FuseHsigGate
+from edgeavs.passes.fuse_stft_fft import FuseStftFft
 from edgeavs.tvm_api import IRModule, Sequential
 
 
@@ -48,6 +51,7 @@ PATTERNS: tuple[FusionPattern, ...] = (
                   "kernels.audio_gate"),
     FusionPattern(fuse_hsig_gate.NAME, "FuseHsigGate", FuseHsigGate, fuse_hsig_gate.count_matches,
                   "kernels.hsig_gate"),
+    FusionPattern(fuse_stft_fft.NAME, "FuseStftFft", FuseStftFft, fuse_stft_fft.count_matches, "kernels.stft_fft"),
 )
 PATTERN_NAMES = tuple(p.name for p in PATTERNS)
 FUSION_PASSES = tuple(p.pass_name for p in PATTERNS)
@@ -70,7 +74,7 @@ def fusion_passes(target=None, names: tuple[str, ...] | None = None) -> list:
 
 
 def FuseEdgeAVS(target=None) -> Sequential:  # noqa: N802 - a pass factory, TVM style
-    """All three fusion passes as one ``tvm.transform.Sequential`` named "FuseEdgeAVS"."""
+    """All fusion passes as one ``tvm.transform.Sequential`` named "FuseEdgeAVS"."""
     return Sequential(fusion_passes(target), name="FuseEdgeAVS")
 
 
@@ -95,5 +99,5 @@ def run_fusion_passes(mod: IRModule, target=None) -> tuple[IRModule, dict[str, F
 
 
 __all__ = ["PATTERNS", "PATTERN_NAMES", "FUSION_PASSES", "FusionPattern", "FusionStats", "FuseAudioGate", "FuseChannelBias",
-           "FuseHsigGate", "FuseEdgeAVS", "count_chains", "fusion_passes", "fusion_report", "get_pattern",
+           "FuseHsigGate", "FuseStftFft", "FuseEdgeAVS", "count_chains", "fusion_passes", "fusion_report", "get_pattern",
            "run_fusion_passes"]

@@ -1,4 +1,4 @@
-"""Every instance of the three chains in the imported tiny LightAVSeg is fused (counts before/after)."""
+"""Every instance of the fusion chains in the imported tiny LightAVSeg is fused (counts before/after)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _expected_counts(model) -> dict[str, int]:
     sea_blocks = sum(model.cfg.visual.depths)
     fusion_blocks = levels - 1
     return {"edgeavs.channel_bias": 2 * levels, "edgeavs.audio_gate": 2 * levels,
-            "edgeavs.hsig_gate": sea_blocks + fusion_blocks}
+            "edgeavs.hsig_gate": sea_blocks + fusion_blocks, "edgeavs.stft_fft": 1}
 
 
 def test_every_chain_is_fused(tiny):
@@ -44,14 +44,15 @@ def test_every_chain_is_fused(tiny):
 
     model, mod = tiny
     expected = _expected_counts(model)
-    assert expected == {"edgeavs.channel_bias": 6, "edgeavs.audio_gate": 6, "edgeavs.hsig_gate": 6}
+    assert expected == {"edgeavs.channel_bias": 6, "edgeavs.audio_gate": 6, "edgeavs.hsig_gate": 6,
+                        "edgeavs.stft_fft": 1}
     assert count_chains(mod) == expected
     after, stats = run_fusion_passes(mod)
     assert count_chains(after) == {name: 0 for name in expected}
     assert {name: (s.found, s.fused) for name, s in stats.items()} == {
         name: (n, n) for name, n in expected.items()}
     assert fusion_report(mod, after) == {name: {"found": n, "left": 0, "fused": n} for name, n in expected.items()}
-    assert FUSION_PASSES == ("FuseChannelBias", "FuseAudioGate", "FuseHsigGate")
+    assert FUSION_PASSES == ("FuseChannelBias", "FuseAudioGate", "FuseHsigGate", "FuseStftFft")
     kernels = [f.attrs["edgeavs.kernel"] for _, f in after.functions_items()
                if f.attrs is not None and "edgeavs.kernel" in f.attrs]
-    assert sorted(set(kernels)) == ["edgeavs.audio_gate", "edgeavs.hsig_gate"]
+    assert sorted(set(kernels)) == ["edgeavs.audio_gate", "edgeavs.hsig_gate", "edgeavs.stft_fft"]
