@@ -15,7 +15,8 @@ Two halves, because they happen at different times:
   :func:`summarize` attributes each to its class.
 
 Flops: a multiply-accumulate counts 2, every other float ``+ - * / max min`` or math call counts 1, each times its
-block's iteration domain (zero-padding copies and stores of constants count 0). GFLOP/s are flops per inference
+block's iteration domain (zero-padding copies and stores of constants count 0); a function without blocks (a
+hand-written loop nest) gets ``None`` and counts 0. GFLOP/s are flops per inference
 over the class's time. Calls the VM makes that are no TIR function (tensor allocation, shape checks, reshape
 views) form the class ``vm-builtin``: every timed call lands in exactly one class.
 
@@ -178,9 +179,13 @@ def function_table(before, after=None) -> dict[str, dict]:
         attrs = final.attrs
         kernel = attrs is not None and "edgeavs.kernel" in attrs
         sched = str(attrs["edgeavs.schedule"]) if attrs is not None and "edgeavs.schedule" in attrs else None
+        try:
+            work = prim_func_flops(func)
+        except Exception:  # noqa: BLE001 - no block structure to count (a hand-written loop nest)
+            work = {"macs": None, "flops": None}
         table[name] = {"class": classify_function(func),
                        "schedule": "kernel" if kernel else sched,
-                       **prim_func_flops(func),
+                       **work,
                        "calls": calls.get(name, 0)}
     return table
 
@@ -267,7 +272,8 @@ def profile_vm(vm, args, repeat: int = 10) -> dict:
 def summarize(times: dict[str, float], functions: dict[str, dict], peak_gflops: float | None = None,
               top: int = 10) -> dict:
     """Per class: functions, scheduled by us, µs, share, GFLOP/s, fraction of peak; the unscheduled functions
-    with their shares; the ``top`` slowest functions. ``times``: µs per inference by symbol (every timed call);
+    with their shares; the ``top`` slowest functions; ``not_called``: functions of the table the VM never
+    called (reshapes that lowering turned into views). ``times``: µs per inference by symbol (every timed call);
     ``functions``: the compile-time table."""
     total = sum(times.values())
     if total <= 0:
@@ -279,9 +285,10 @@ def summarize(times: dict[str, float], functions: dict[str, dict], peak_gflops: 
         cls = meta["class"] if meta else VM_BUILTIN
         sched = meta.get("schedule") if meta else None
         calls = max(1, int(meta.get("calls", 1))) if meta else 1
-        flops = int(meta.get("flops", 0)) * calls if meta else 0
-        c = classes.setdefault(cls, {"functions": 0, "scheduled": 0, "us": 0.0, "flops": 0})
+        flops = int(meta.get("flops") or 0) * calls if meta else 0
+        c = classes.setdefault(cls, {"functions": 0, "scheduled": 0, "us": 0.0, "flops": 0, "uncounted": 0})
         c["functions"] += 1
+        c["uncounted"] += int(meta is not None and meta.get("flops") is None)
         c["scheduled"] += int(sched is not None)
         c["us"] += us
         c["flops"] += flops
@@ -306,6 +313,7 @@ def summarize(times: dict[str, float], functions: dict[str, dict], peak_gflops: 
         "unscheduled_share": sum(r["share"] for r in unscheduled),
         "top": rows[:top],
         "functions": rows,
+        "not_called": sorted(set(functions) - set(times)),
     }
 
 
@@ -418,8 +426,10 @@ def format_breakdown(report: dict) -> str:
              f"{report['gflops']:.1f} GFLOP/s = {report['fraction_of_peak']:.1%} of peak {peak['gflops']:.0f} GFLOP/s",
              f"{'class':<14} {'funcs':>5} {'ours':>5} {'ms':>8} {'share':>7} {'GFLOP':>7} {'GFLOP/s':>8} {'of peak':>8}"]
     for cls, c in report["classes"].items():
+        rate = (f"{c['flops'] / 1e9:7.3f} {c['gflops']:8.1f} {c['fraction_of_peak']:8.1%}" if not c["uncounted"]
+                else f"{'-':>7} {'-':>8} {'-':>8}  (flops not counted: no blocks)")
         lines.append(f"{cls:<14} {c['functions']:5d} {c['scheduled']:5d} {c['us'] / 1e3:8.2f} {c['share']:7.1%} "
-                     f"{c['flops'] / 1e9:7.3f} {c['gflops']:8.1f} {c['fraction_of_peak']:8.1%}")
+                     + rate)
     uns = report["unscheduled"]
     lines.append(f"{len(uns)} functions unscheduled (TVM's default lowering): {report['unscheduled_share']:.1%} "
                  "of latency")
