@@ -167,60 +167,61 @@ def _build(wl: StftFftWorkload, cfg: StftFftConfig) -> PrimFunc:  # noqa: C901 -
     @T.prim_func(private=True)
     def stft_fft(x: T.Buffer((N, 1, L), "float32"), table: T.Buffer((TLEN,), "float32"),
                  bitrev: T.Buffer((M,), "int32"), out: T.Buffer((N, BINS, F), "float32")):
-        # Explicit vector expressions (``buf[T.Ramp(a, 1, V)]``, lane = frame) rather than T.vectorized loops: TVM 0.27's
-        # vectoriser broadcasts the first lane of a value bound to a name inside the loop.
+        # Explicit vector expressions (``buf[T.Ramp(a, 1, V)]``, lane = frame) rather than T.vectorized loops: TVM
+        # 0.27's vectoriser broadcasts the first lane of a value bound to a name inside the loop. Names are ``T.bind``
+        # (SSA values in registers): a plain ``t = ...`` is a mutable local, a heap workspace per name and chunk.
         for c in T.parallel(N * CHUNKS):
             zr = T.decl_buffer((M * V,), "float32")
             zi = T.decl_buffer((M * V,), "float32")
             row = T.decl_buffer((V,), "float32")
-            n = c // CHUNKS
-            f0 = c % CHUNKS * V
+            n = T.bind(c // CHUNKS)
+            f0 = T.bind(c % CHUNKS * V)
             # frame start of every lane; spare lanes of the last chunk repeat frame F-1
-            starts = T.min(T.Ramp(f0, 1, V), T.Broadcast(F - 1, V)) * T.Broadcast(HOP, V)
+            starts = T.bind(T.min(T.Ramp(f0, 1, V), T.Broadcast(F - 1, V)) * T.Broadcast(HOP, V))
             # 1. windowed load at the bit-reversed position
             for i in range(M):
-                p = bitrev[i] * V
+                p = T.bind(bitrev[i] * V)
                 zr[T.Ramp(p, 1, V)] = x[n, 0, starts + T.Broadcast(2 * i, V)] * T.Broadcast(table[2 * i], V)
                 zi[T.Ramp(p, 1, V)] = x[n, 0, starts + T.Broadcast(2 * i + 1, V)] * T.Broadcast(table[2 * i + 1], V)
             # 2a. radix-4 passes: stages s and s+1 at once (sub-FFTs of length 4q from four of length q)
             for sp in T.unroll(PAIRS):
-                q = 1 << (2 * sp)
+                q = T.bind(1 << (2 * sp))
                 for g in range(M // (4 * q)):
                     for j in range(q):
-                        a0 = (g * 4 * q + j) * V
-                        a1 = a0 + q * V
-                        a2 = a1 + q * V
-                        a3 = a2 + q * V
-                        w1r = T.Broadcast(table[TWR + j * (M // (2 * q))], V)  # exp(-2 pi i j / 2q): stage s
-                        w1i = T.Broadcast(table[TWI + j * (M // (2 * q))], V)
-                        w2r = T.Broadcast(table[TWR + j * (M // (4 * q))], V)  # exp(-2 pi i j / 4q): stage s+1
-                        w2i = T.Broadcast(table[TWI + j * (M // (4 * q))], V)
-                        x0r = zr[T.Ramp(a0, 1, V)]
-                        x0i = zi[T.Ramp(a0, 1, V)]
-                        x1r = zr[T.Ramp(a1, 1, V)]
-                        x1i = zi[T.Ramp(a1, 1, V)]
-                        x2r = zr[T.Ramp(a2, 1, V)]
-                        x2i = zi[T.Ramp(a2, 1, V)]
-                        x3r = zr[T.Ramp(a3, 1, V)]
-                        x3i = zi[T.Ramp(a3, 1, V)]
+                        a0 = T.bind((g * 4 * q + j) * V)
+                        a1 = T.bind(a0 + q * V)
+                        a2 = T.bind(a1 + q * V)
+                        a3 = T.bind(a2 + q * V)
+                        w1r = T.bind(T.Broadcast(table[TWR + j * (M // (2 * q))], V))  # exp(-2 pi i j / 2q): stage s
+                        w1i = T.bind(T.Broadcast(table[TWI + j * (M // (2 * q))], V))
+                        w2r = T.bind(T.Broadcast(table[TWR + j * (M // (4 * q))], V))  # exp(-2 pi i j / 4q): stage s+1
+                        w2i = T.bind(T.Broadcast(table[TWI + j * (M // (4 * q))], V))
+                        x0r = T.bind(zr[T.Ramp(a0, 1, V)])
+                        x0i = T.bind(zi[T.Ramp(a0, 1, V)])
+                        x1r = T.bind(zr[T.Ramp(a1, 1, V)])
+                        x1i = T.bind(zi[T.Ramp(a1, 1, V)])
+                        x2r = T.bind(zr[T.Ramp(a2, 1, V)])
+                        x2i = T.bind(zi[T.Ramp(a2, 1, V)])
+                        x3r = T.bind(zr[T.Ramp(a3, 1, V)])
+                        x3i = T.bind(zi[T.Ramp(a3, 1, V)])
                         # stage s: pairs (0, 1) and (2, 3), twiddle w1
-                        br = x1r * w1r - x1i * w1i
-                        bi = x1r * w1i + x1i * w1r
-                        dr = x3r * w1r - x3i * w1i
-                        di = x3r * w1i + x3i * w1r
-                        u0r = x0r + br
-                        u0i = x0i + bi
-                        u1r = x0r - br
-                        u1i = x0i - bi
-                        u2r = x2r + dr
-                        u2i = x2i + di
-                        u3r = x2r - dr
-                        u3i = x2i - di
+                        br = T.bind(x1r * w1r - x1i * w1i)
+                        bi = T.bind(x1r * w1i + x1i * w1r)
+                        dr = T.bind(x3r * w1r - x3i * w1i)
+                        di = T.bind(x3r * w1i + x3i * w1r)
+                        u0r = T.bind(x0r + br)
+                        u0i = T.bind(x0i + bi)
+                        u1r = T.bind(x0r - br)
+                        u1i = T.bind(x0i - bi)
+                        u2r = T.bind(x2r + dr)
+                        u2i = T.bind(x2i + di)
+                        u3r = T.bind(x2r - dr)
+                        u3i = T.bind(x2i - di)
                         # stage s+1: pairs (0, 2) with w2 and (1, 3) with w2 * exp(-i pi / 2) = -i w2
-                        er = u2r * w2r - u2i * w2i
-                        ei = u2r * w2i + u2i * w2r
-                        hr = u3r * w2i + u3i * w2r
-                        hi = u3i * w2i - u3r * w2r
+                        er = T.bind(u2r * w2r - u2i * w2i)
+                        ei = T.bind(u2r * w2i + u2i * w2r)
+                        hr = T.bind(u3r * w2i + u3i * w2r)
+                        hi = T.bind(u3i * w2i - u3r * w2r)
                         zr[T.Ramp(a0, 1, V)] = u0r + er
                         zi[T.Ramp(a0, 1, V)] = u0i + ei
                         zr[T.Ramp(a2, 1, V)] = u0r - er
@@ -231,34 +232,34 @@ def _build(wl: StftFftWorkload, cfg: StftFftConfig) -> PrimFunc:  # noqa: C901 -
                         zi[T.Ramp(a3, 1, V)] = u1i - hi
             # 2b. the remaining radix-2 stages
             for ss in T.unroll(SINGLES):
-                h = 1 << (2 * PAIRS + ss)
+                h = T.bind(1 << (2 * PAIRS + ss))
                 for g in range(M // (2 * h)):
                     for j in range(h):
-                        a = (g * 2 * h + j) * V
-                        b = a + h * V
-                        wr = T.Broadcast(table[TWR + j * (M // (2 * h))], V)
-                        wi = T.Broadcast(table[TWI + j * (M // (2 * h))], V)
-                        ar = zr[T.Ramp(a, 1, V)]
-                        ai = zi[T.Ramp(a, 1, V)]
-                        tr = zr[T.Ramp(b, 1, V)] * wr - zi[T.Ramp(b, 1, V)] * wi
-                        ti = zr[T.Ramp(b, 1, V)] * wi + zi[T.Ramp(b, 1, V)] * wr
+                        a = T.bind((g * 2 * h + j) * V)
+                        b = T.bind(a + h * V)
+                        wr = T.bind(T.Broadcast(table[TWR + j * (M // (2 * h))], V))
+                        wi = T.bind(T.Broadcast(table[TWI + j * (M // (2 * h))], V))
+                        ar = T.bind(zr[T.Ramp(a, 1, V)])
+                        ai = T.bind(zi[T.Ramp(a, 1, V)])
+                        tr = T.bind(zr[T.Ramp(b, 1, V)] * wr - zi[T.Ramp(b, 1, V)] * wi)
+                        ti = T.bind(zr[T.Ramp(b, 1, V)] * wi + zi[T.Ramp(b, 1, V)] * wr)
                         zr[T.Ramp(b, 1, V)] = ar - tr
                         zi[T.Ramp(b, 1, V)] = ai - ti
                         zr[T.Ramp(a, 1, V)] = ar + tr
                         zi[T.Ramp(a, 1, V)] = ai + ti
             # 3. real-FFT post-processing and power, one output row segment per bin
             for k in range(BINS):
-                p1 = (k % M) * V
-                p2 = ((M - k) % M) * V
-                cr = T.Broadcast(table[PC + k], V)
-                ci = T.Broadcast(table[PS + k], V)
-                er = zr[T.Ramp(p1, 1, V)] + zr[T.Ramp(p2, 1, V)]
-                ei = zi[T.Ramp(p1, 1, V)] - zi[T.Ramp(p2, 1, V)]
-                or_ = zi[T.Ramp(p1, 1, V)] + zi[T.Ramp(p2, 1, V)]
-                oi = zr[T.Ramp(p2, 1, V)] - zr[T.Ramp(p1, 1, V)]
-                xr = er + cr * or_ + ci * oi
-                xi = ei + cr * oi - ci * or_
-                pw = T.Broadcast(T.float32(0.25), V) * (xr * xr + xi * xi)
+                p1 = T.bind((k % M) * V)
+                p2 = T.bind(((M - k) % M) * V)
+                cr = T.bind(T.Broadcast(table[PC + k], V))
+                ci = T.bind(T.Broadcast(table[PS + k], V))
+                er = T.bind(zr[T.Ramp(p1, 1, V)] + zr[T.Ramp(p2, 1, V)])
+                ei = T.bind(zi[T.Ramp(p1, 1, V)] - zi[T.Ramp(p2, 1, V)])
+                or_ = T.bind(zi[T.Ramp(p1, 1, V)] + zi[T.Ramp(p2, 1, V)])
+                oi = T.bind(zr[T.Ramp(p2, 1, V)] - zr[T.Ramp(p1, 1, V)])
+                xr = T.bind(er + cr * or_ + ci * oi)
+                xi = T.bind(ei + cr * oi - ci * or_)
+                pw = T.bind(T.Broadcast(T.float32(0.25), V) * (xr * xr + xi * xi))
                 if TAIL and f0 + V > F:
                     row[T.Ramp(0, 1, V)] = pw
                     for lane in range(F - f0):
