@@ -10,9 +10,11 @@ shared: compare within a round, report the min over rounds):
   in a separate process (ORT's and TVM's spinning thread pools in one process slow each other 10-100x), once
   before and once after the TVM timings.
 
-Also the conv-STFT (PANNs front end, conv1d 1 -> 513, k 1024, s 320). GFLOP/s and the fraction of the
-machine's fp32 FMA peak (``--peak`` GFLOP/s for all threads) go with every row. JSON to
-``bench/results/kernels.json``.
+Also the conv-STFT (PANNs front end, conv1d 1 -> 513, k 1024, s 320), and the whole conv-STFT power spectrum
+(both convs + ``re^2 + im^2``, 101 frames) as ``kernels.stft_fft``'s real FFT next to the conv form as the pipeline
+compiles it without FuseStftFft (window-dot schedules): its row adds ``conv_form_ms`` and the flops of both forms.
+GFLOP/s and the fraction of the machine's fp32 FMA peak (``--peak`` GFLOP/s for all threads) go with every row.
+JSON to ``bench/results/kernels.json``.
 
     TVM_NUM_THREADS=2 python bench/bench_kernels.py [--quick] [--rounds 3]
 """
@@ -79,6 +81,22 @@ def _ort_stft_model(x, w):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(), {"x": x}
 
 
+def _ort_stft_power_model(x, w_re, w_im):
+    import onnx
+    from onnx import TensorProto, helper
+
+    conv = dict(kernel_shape=[1024], strides=[320])
+    nodes = [helper.make_node("Conv", ["x", "wr"], ["re"], **conv),
+             helper.make_node("Conv", ["x", "wi"], ["im"], **conv), helper.make_node("Mul", ["re", "re"], ["re2"]),
+             helper.make_node("Mul", ["im", "im"], ["im2"]), helper.make_node("Add", ["re2", "im2"], ["p"])]
+    graph = helper.make_graph(nodes, "stft_power",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 513, 101])],
+                              initializer=[onnx.numpy_helper.from_array(w_re, "wr"),
+                                           onnx.numpy_helper.from_array(w_im, "wi")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(), {"x": x}
+
+
 def _ort_timer(model_bytes, feeds, threads):
     import onnxruntime as ort
 
@@ -132,6 +150,51 @@ def _stft_case():
     return func, [xa, wa], 2 * 513 * 101 * 1024
 
 
+STFT_FFT_CASE = "stft_power_fft_1x33024_k1024s320"
+
+
+def _stft_power_arrays():
+    from kernels.stft_fft import dft_basis
+
+    re, im = dft_basis(1024)
+    x = np.random.default_rng(0).standard_normal((1, 1, 33024)).astype("float32")
+    return x, re[:, None, :].astype("float32"), im[:, None, :].astype("float32")
+
+
+def _stft_fft_timers(target, number):
+    """The FFT kernel (as FuseStftFft emits it) and the conv form (two DFT-basis convs + square-add through the
+    pipeline without fusion: the window-dot schedules). Returns both timers, the kernel's config, both outputs."""
+    from edgeavs.compiler.pipeline import run_pipeline
+    from edgeavs.tvm_api import relax, to_tvm, tvm
+    from kernels.stft_fft import StftFftWorkload, fallback_config, stft_fft_kernel, tables
+
+    x, w_re, w_im = _stft_power_arrays()
+    wl = StftFftWorkload(n=1, length=x.shape[-1])
+    cfg = fallback_config(wl, target)
+    table, bitrev = tables(wl)
+    t_fft, y_fft = _tvm_timer(stft_fft_kernel(wl, config=cfg), [x, table, bitrev], (1, wl.bins, wl.frames), target,
+                              number)
+    bb = relax.BlockBuilder()
+    xv = relax.Var("x", relax.TensorType(x.shape, "float32"))
+    with bb.function("main", [xv]):
+        with bb.dataflow():
+            re = bb.emit(relax.op.nn.conv1d(xv, relax.const(w_re), strides=320))
+            im = bb.emit(relax.op.nn.conv1d(xv, relax.const(w_im), strides=320))
+            p = bb.emit(relax.op.add(bb.emit(relax.op.multiply(re, re)), bb.emit(relax.op.multiply(im, im))))
+            out = bb.emit_output(p)
+        bb.emit_func_output(out)
+    mod, _ = run_pipeline(bb.get(), target, fusion=False)
+    vm = relax.VirtualMachine(tvm.compile(mod, target=target, relax_pipeline=None), tvm.cpu())
+    arg = to_tvm(x)
+    y_conv = vm["main"](arg).numpy()
+    ev = vm.time_evaluator("main", tvm.cpu(), number=max(1, number // 5), repeat=1)
+
+    def t_conv(repeat):
+        return min(ev(arg).results[0] for _ in range(repeat))
+
+    return t_fft, t_conv, cfg, y_fft, y_conv
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -154,6 +217,7 @@ def main(argv=None) -> int:
             times[case.label] = _ort_timer(*_ort_conv_model(case), args.threads)(20)
         _, arrs, _ = _stft_case()
         times["conv_stft_1to513_k1024s320"] = _ort_timer(*_ort_stft_model(*arrs), args.threads)(10)
+        times[STFT_FFT_CASE] = _ort_timer(*_ort_stft_power_model(*_stft_power_arrays()), args.threads)(10)
         print(json.dumps(times))
         return 0
     ort_times = _ort_subprocess(argv)
@@ -199,6 +263,8 @@ def main(argv=None) -> int:
             best["tvm_default"] = min(best["tvm_default"], t_def(1))
     rows.append(_row("conv_stft_1to513_k1024s320", cls, sched, cfg, flops, best, None, peak, err))
     print(_fmt(rows[-1]), flush=True)
+    rows.append(_stft_fft_row(target, args.rounds, ort_times[STFT_FFT_CASE], peak))
+    print(_fmt(rows[-1]), f" conv form {rows[-1]['conv_form_ms']:.3f} ms", flush=True)
     again = _ort_subprocess(argv)
     for r in rows:
         key = r["case"]
@@ -216,6 +282,27 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")
     return 0
+
+
+def _stft_fft_row(target, rounds, t_ort, peak) -> dict:
+    from kernels.stft_fft import StftFftWorkload, flops, reference
+
+    t_fft, t_conv, cfg, y_fft, y_conv = _stft_fft_timers(target, number=20)
+    best = {"ours": float("inf"), "tvm_default": float("inf"), "ort": t_ort}
+    conv = float("inf")
+    for _ in range(rounds):
+        best["ours"] = min(best["ours"], t_fft(3))
+        conv = min(conv, t_conv(3))
+    x, _, _ = _stft_power_arrays()
+    ref = reference(x)
+    rel = float(np.linalg.norm(y_fft.astype(np.float64) - ref) / np.linalg.norm(ref))
+    fl = flops(StftFftWorkload(n=1, length=x.shape[-1]))
+    row = _row(STFT_FFT_CASE, "stft_fft", "real_fft", cfg, fl["fft"], best, rel, peak, None)
+    row.update({"conv_form_ms": round(conv * 1e3, 4), "conv_form_gflop": round(fl["conv"] / 1e9, 4),
+                "speedup_vs_conv_form": round(conv / best["ours"], 1),
+                "conv_form_rel_l2_vs_numpy": float(np.linalg.norm(y_conv.astype(np.float64) - ref)
+                                                   / np.linalg.norm(ref))})
+    return row
 
 
 def _ort_subprocess(argv) -> dict:
