@@ -36,8 +36,9 @@ class DepthwiseConfig:
     vectors: int
     unroll_taps: bool = True
     tile: bool = True
-    """False: only threads over channels and the per-channel padded plane (LLVM vectorises the plain loops);
-    the default for stride 2, where the register tile's strided loads lose to it."""
+    """False: only threads over channels and the per-channel padded plane (LLVM vectorises the plain loops)."""
+    parity: bool = True
+    """Stride 2: store the padded plane split into even and odd columns so every tap's loads are contiguous."""
 
     @property
     def width_tile(self) -> int:
@@ -64,14 +65,55 @@ def fallback_config(w: DepthwiseWorkload, target: TargetLike = None,
         nv -= 1
     budget = max(1, (f.vector_registers // 2) // nv)
     rows = max(r for r in range(1, min(budget, w.out_h) + 1) if w.out_h % r == 0)
-    return DepthwiseConfig(rows=rows, vector=vec, vectors=nv, tile=w.stride == 1)
+    # stride 2 (measured on L's shapes, 2 threads, AVX-512): 5x5 taps gain from the even/odd column planes with
+    # the register tile (56->28: 2.1 -> 1.3 ms, 14->7: 164 -> 81 us); 3x3 taps lose with it (112->56: 1.3 ->
+    # 3.7 ms) and keep channel threads over the plain plane
+    split = w.stride == 2 and w.k >= 5
+    return DepthwiseConfig(rows=rows, vector=vec, vectors=nv, tile=w.stride == 1 or split, parity=split)
 
 
 def knob_space(w: DepthwiseWorkload, target: TargetLike = None) -> dict:
     f = cpu_facts(target)
     return {"rows": [r for r in (1, 2, 4, 7, 8, 14) if w.out_h % r == 0],
             "vector": sorted({f.lanes, max(4, f.lanes // 2), 4}), "vectors": [1, 2, 4], "unroll_taps": [True, False],
-            "tile": [True, False]}
+            "tile": [True, False], "parity": [True, False] if w.stride == 2 else [True]}
+
+
+def _column_stride(info, column: str) -> int | None:
+    """How far the data's column index moves per output column (the conv stride), read from the data index."""
+    from tvm.sym.analyzer import Analyzer
+
+    from edgeavs.tvm_api import tirx
+
+    expr = info.data_index[-1]
+    values = []
+    for at in (0, 1):
+        ana = Analyzer()
+        for v in tirx.analysis.undefined_vars(expr):
+            ana.bind(v, tirx.const(at if v.name == column else 0, str(v.ty.dtype)))
+        try:
+            values.append(int(ana.simplify(expr)))
+        except (TypeError, ValueError):
+            return None
+    return values[1] - values[0] if values[1] > values[0] else None
+
+
+def _split_columns_by_parity(sch: s_tir.Schedule, pad_block) -> None:
+    """Store the padded plane as ``[..., column % 2, column // 2]``: a stride-2 tap ``2 x + kx`` then reads plane
+    ``kx % 2`` at ``x + kx // 2``, contiguous in ``x`` (TVM-NOTES: 5x5 s2 2.2-3.7 ms -> 0.40 ms). An odd padded
+    width leaves one zero column at the end of the odd plane."""
+    from edgeavs.tvm_api import tirx
+
+    buf = sch.get(pad_block).writes[0].source
+    ndim = len(buf.shape)
+    width = int(buf.shape[-1])
+
+    def parity(*idx):
+        return [*idx[:-1], idx[-1] % 2, idx[-1] // 2]
+
+    index_map = tirx.IndexMap.from_func(parity, ndim=ndim)
+    sch.transform_layout(pad_block, ("write", 0), index_map,
+                         pad_value=tirx.const(0.0, str(buf.dtype)) if width % 2 else None)
 
 
 def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None = None, target: TargetLike = None,
@@ -89,12 +131,16 @@ def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None =
     producers = list(sch.get_producers(block))
     pad_block = producers[0] if len(producers) == 1 else None
     din = sch.get(pad_block).reads[0].source if pad_block is not None else None
-    stride = max(1, (int(din.shape[-1]) + 2 * (k // 2) - k) // max(1, ow - 1)) if din is not None and ow > 1 else 1
+    stride = _column_stride(info, xx)
+    if stride is None:
+        stride = max(1, (int(din.shape[-1]) + 2 * (k // 2) - k) // max(1, ow - 1)) if din is not None and ow > 1 else 1
     wl = DepthwiseWorkload(channels=info.extents[ch], out_h=oh, out_w=ow, k=k, stride=stride)
     cfg = cfg or fallback_config(wl, target, facts)
     epi = _epilogue(sch, block)
     if cfg.tile and (ow % cfg.width_tile or oh % cfg.rows):
-        cfg = DepthwiseConfig(cfg.rows, cfg.vector, cfg.vectors, cfg.unroll_taps, tile=False)
+        cfg = DepthwiseConfig(cfg.rows, cfg.vector, cfg.vectors, cfg.unroll_taps, tile=False, parity=cfg.parity)
+    if stride == 2 and cfg.parity and pad_block is not None:
+        _split_columns_by_parity(sch, pad_block)
     if not cfg.tile:
         loops = sch.get_loops(block)
         pos = {n: i for i, n in enumerate(it)}

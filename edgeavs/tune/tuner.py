@@ -7,7 +7,12 @@ the on-disk state are ours):
    functions are the tasks; functions that carry an edgeavs schedule are marked scheduled
    and are searched through their own knob space, not MetaSchedule's;
 2. profile the untuned build once (VM call instrumentation): each task's share of latency;
-3. round after round, give a few trials to the task with the largest remaining share that
+3. knob search first (``edgeavs.tune.knobs``, host targets only): the functions our schedules
+   and fusion kernels cover, hottest first, each candidate of their knob space timed against
+   the default; ``edgeavs_knobs.json`` is rewritten atomically after every function and a
+   resumed run skips the functions it holds. It may use ``KNOB_SHARE`` of the budget (all of
+   it when MetaSchedule has no task); every candidate counts as a trial;
+4. then, round after round, give a few trials to the task with the largest remaining share that
    has not converged (two rounds without a 2 % gain), until ``trials`` or ``time_budget``
    runs out; after every round the database is published atomically (records.py), so
    Ctrl-C or a crash leaves a valid database and the next run continues from it.
@@ -28,6 +33,7 @@ from edgeavs.errors import EdgeAVSError
 from edgeavs.tune.records import RecordsDir
 
 TRIALS_PER_ROUND = 8
+KNOB_SHARE = 0.5  # of the time budget and trials for our knob search when MetaSchedule has tasks too
 CONVERGED_GAIN = 0.02
 BUILDER_TIMEOUT_S = 120  # the pass form's 30 s times out every build on 2 cores (TVM-NOTES)
 
@@ -146,7 +152,10 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     mod, params, _ = import_model(model, (h, w), "export")
     del model
     tvm_target = tgt.to_tvm()
-    fused = fused_module(mod, tvm_target, params)
+    from edgeavs.tune import knobs as knob_search
+
+    # pre: fused, not yet scheduled (knob candidates are scheduled from it); fused: with the default knobs
+    pre, fused = knob_search.split_pipeline(mod, tvm_target, params)
 
     with tempfile.TemporaryDirectory(prefix="edgeavs-tune-") as scratch:
         scratch = Path(scratch)
@@ -173,7 +182,9 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                               profiled_us=prof.get(ctx.task_name, 1.0)))
         for t in tasks:
             t.best_us = _best_us(db, t)
-        if only and not tasks:
+        # Our schedules' and kernels' knob spaces (edgeavs.tune.knobs), timed in this process: host only.
+        ktasks = knob_search.knob_tasks(pre, fused, tvm_target, prof, only=only) if tgt.is_host else []
+        if only and not tasks and not ktasks:
             raise EdgeAVSError(f"--only {', '.join(only)}: no tuning task matches; tasks are: "
                                f"{', '.join(sorted(c.task_name for c in contexts))}")
         total_profiled = sum(prof.values()) or float(len(tasks))
@@ -183,6 +194,19 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         say(f"  {len(tasks)} tasks to search ({len(all_tasks) - len(extracted)} functions carry edgeavs "
             "schedules); "
             f"untuned latency {total_profiled / 1e3:.2f} ms" if prof else f"  {len(tasks)} tasks")
+        # Knob tasks first: a candidate builds in well under a second and they cover most of the latency.
+        # They may use KNOB_SHARE of the time and trials when MetaSchedule has tasks too, else all of it.
+        share = KNOB_SHARE if tasks else 1.0
+        if tgt.is_host:
+            say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces")
+            knob_run = knob_search.search(
+                ktasks, records, tvm_target,
+                deadline=time.perf_counter() + share * max(0.0, t_start + time_budget - time.perf_counter()),
+                max_trials=None if trials is None else int(round(share * trials)), log=say)
+        else:
+            knob_run = knob_search.KnobSummary(skipped="measuring edgeavs kernels over RPC is not "
+                                                       "implemented: they keep their target-derived defaults")
+            say(f"  knob search skipped: {knob_run.skipped}")
 
         builder = ms.builder.LocalBuilder(max_workers=max(1, min(2, tgt.num_cores)),
                                           timeout_sec=BUILDER_TIMEOUT_S)
@@ -194,7 +218,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             runner = ms.runner.LocalRunner()
 
         def estimate_ms():
-            gained = sum(t.profiled_us - t.current_us() for t in tasks)
+            gained = sum(t.profiled_us - t.current_us() for t in tasks) + knob_run.gain_us
             return (total_profiled - gained) / 1e3
 
         bar = None
@@ -202,7 +226,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             from tqdm import tqdm
 
             bar = tqdm(total=trials, unit="trial", desc="tune", dynamic_ncols=True)
-        done_trials, rounds, round_secs = 0, 0, []
+        done_trials, rounds, round_secs = knob_run.trials, 0, []
         try:
             while True:
                 left = time_budget - (time.perf_counter() - t_start)
@@ -245,7 +269,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                "untuned_ms": round(total_profiled / 1e3, 3) if prof else None,
                "estimate_ms": round(estimate_ms(), 3) if prof else None,
                "seconds": round(time.perf_counter() - t_start, 1), "resumed": resumed,
-               "database": records.validate()}
+               "database": records.validate(), "knobs": knob_run.as_dict()}
     return summary
 
 
@@ -253,7 +277,10 @@ def apply_records(mod, tvm_target, records_dir):
     """Replace the fused TIR functions that have records with their best schedules."""
     from edgeavs.tvm_api import relax_transform
 
-    db = RecordsDir(records_dir).database()
+    rec = RecordsDir(records_dir)
+    if not rec.workloads.exists():
+        return mod  # knob records only (no MetaSchedule round ran): nothing for MetaSchedule to apply
+    db = rec.database()
     with tvm_target, db:
         return relax_transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
 

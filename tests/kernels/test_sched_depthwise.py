@@ -37,7 +37,7 @@ def test_depthwise_default_tile_divides_width():
     assert 56 % c.width_tile == 0 and 56 % c.rows == 0 and c.tile
     c2 = fallback_config(DepthwiseWorkload(channels=128, out_h=28, out_w=28, k=5, stride=2),
                          {"kind": "llvm", "mcpu": "haswell", "num-cores": 2})
-    assert not c2.tile  # stride 2: channel threads only (measured faster than the register tile)
+    assert c2.tile and c2.parity  # 5x5 stride 2: the register tile over even/odd column planes
 
 
 @pytest.mark.parametrize("case", [ConvCase(3, 16, 32, 32, k=3, stride=2, act="relu"),   # stem-like
@@ -46,3 +46,48 @@ def test_depthwise_default_tile_divides_width():
 def test_direct_conv(case):
     _, cls, name, _ = check_case(case, NATIVE)
     assert cls == "conv" and name in ("direct_conv", "generic")
+
+
+def _padded_plane_shape(func) -> list:
+    """The allocation lines of the scheduled function's padded planes."""
+    return [ln for ln in func.script().splitlines() if "pad_temp" in ln and "alloc_buffer" in ln]
+
+
+STRIDE2 = [
+    ConvCase(19, 19, 7, 7, k=5, stride=2, groups=19, act="relu"),      # padded width 11: odd -> zero column
+    ConvCase(13, 13, 9, 15, k=5, stride=2, groups=13, act="relu6"),    # odd sizes, 13 channels
+    ConvCase(12, 12, 4, 4, k=5, stride=2, groups=12, act=None),        # 4x4 map -> 2x2
+    ConvCase(20, 20, 14, 14, k=5, stride=2, groups=20, act="relu"),    # 14 -> 7: width tile 7 columns
+    ConvCase(24, 24, 16, 16, k=5, stride=2, groups=24, act="relu"),    # tiled: 8 columns out
+]
+
+
+@pytest.mark.parametrize("target", [NATIVE, BASELINE], ids=["native", "baseline"])
+@pytest.mark.parametrize("case", STRIDE2, ids=lambda c: c.label)
+def test_stride2_even_odd_columns(case, target):
+    new, cls, name, cfg = check_case(case, target, expect_schedule="depthwise")
+    assert cfg.parity
+    wp = case.w + 2 * case.pad
+    planes = _padded_plane_shape(new)
+    assert planes and all(f"T.int64(2), T.int64({-(-wp // 2)}))" in p for p in planes), planes
+
+
+@pytest.mark.parametrize("tile", [True, False])
+@pytest.mark.parametrize("parity", [True, False])
+def test_stride2_knobs(tile, parity):
+    for case in (ConvCase(20, 20, 16, 16, k=3, stride=2, groups=20, act="relu"),
+                 ConvCase(17, 17, 11, 13, k=5, stride=2, groups=17, act="relu")):
+        _, _, _, cfg = check_case(case, NATIVE, {"depthwise": DepthwiseConfig(rows=2, vector=4, vectors=1,
+                                                                            tile=tile, parity=parity)},
+                                  expect_schedule="depthwise")
+        assert cfg.parity == parity
+
+
+def test_stride2_defaults():
+    haswell = {"kind": "llvm", "mcpu": "haswell", "num-cores": 2}
+    c5 = fallback_config(DepthwiseWorkload(channels=256, out_h=28, out_w=28, k=5, stride=2), haswell)
+    assert c5.parity and c5.tile and 28 % c5.width_tile == 0
+    c3 = fallback_config(DepthwiseWorkload(channels=128, out_h=56, out_w=56, k=3, stride=2), haswell)
+    assert not c3.parity and not c3.tile
+    c1 = fallback_config(DepthwiseWorkload(channels=128, out_h=56, out_w=56, k=5, stride=1), haswell)
+    assert not c1.parity and c1.tile
