@@ -18,14 +18,17 @@ import click
 @click.option("--time-budget", default="30m", show_default=True, help="e.g. 90s, 30m, 1h30m.")
 @click.option("--rpc-tracker", metavar="HOST:PORT", help="Measure on a device registered here.")
 @click.option("--rpc-key", metavar="KEY", help="The device key at the tracker.")
+@click.option("--remote-os", type=click.Choice(["linux", "android"]), default=None,
+              help="The device's OS, which decides the linker (default: what an edgeavs server "
+                   "reports, else android for an NDK-linked target).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Search seed.")
 @click.option("--only", multiple=True, metavar="NAME",
               help="Search only tasks whose function name contains NAME (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
               help="Records directory (created, or continued when it holds records).")
-def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_tracker, rpc_key, seed,
-         only, as_json, out):
+def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_tracker, rpc_key,
+         remote_os, seed, only, as_json, out):
     """Auto-tune LightAVSeg for a target; records are reused by `edgeavs compile --records`.
 
     Trials go to the functions with the largest share of the measured latency first; a task
@@ -37,7 +40,7 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
 
     summary = run(out, target=target, variant=variant, resolution=resolution, checkpoint=checkpoint,
                   trials=trials, time_budget=parse_duration(time_budget), seed=seed,
-                  rpc_tracker=rpc_tracker, rpc_key=rpc_key, only=only,
+                  rpc_tracker=rpc_tracker, rpc_key=rpc_key, remote_os=remote_os, only=only,
                   log=lambda m: click.echo(m, err=True), progress=not as_json)
     if as_json:
         click.echo(json.dumps(summary))

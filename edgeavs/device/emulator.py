@@ -432,7 +432,8 @@ class EmulatedDevice:
         server = Path(__file__).with_name("rpc_server.py")
         self._work_root = tempfile.mkdtemp(prefix="edgeavs-emulator-")
         cmd = qemu_command(self.cpu, guest, str(server), "--host", self.host,
-                           "--port", str(self.port), "--work-root", self._work_root)
+                           "--port", str(self.port), "--work-root", self._work_root,
+                           "--emulator", f"qemu-aarch64 -cpu {self.cpu}")
         if self.tracker:  # tuning: MetaSchedule's RPC runner finds devices through a tracker
             cmd += ["--key", self.key, "--tracker", self.tracker, "--custom-addr", self.host]
         t0 = time.perf_counter()

@@ -16,6 +16,13 @@ script::
 Once listening it prints exactly one line ``edgeavs-rpc-server listening on HOST:PORT``
 (the real port when ``--port 0``) to stdout and flushes it; the emulator launcher waits for
 that line.
+
+For MetaSchedule's ``RPCRunner`` (tuning) a session also needs ``remove`` (in the runtime) and
+``tvm.contrib.random.random_fill_for_measure``, which lives in ``libtvm_runtime_extra.so``: a
+runtime-only TVM (``TVM_USE_RUNTIME_LIB=1``, as in the guest) does not load that library, so the
+server loads it once at start-up. Clients that know this server call :data:`INFO_FUNC` to learn
+what the device is, and in particular whether it is an emulator (``--emulator``, set by the
+launcher), whose timings mean nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ import tempfile
 import time
 
 READY = "edgeavs-rpc-server listening on"
+INFO_FUNC = "edgeavs.rpc.server.info"
+"""Global function on the server: a JSON object ``{"server", "os", "machine", "tvm",
+"emulator"}`` (``emulator`` is null on real hardware)."""
 
 
 def _log(msg: str) -> None:
@@ -71,10 +81,47 @@ def _handshake(conn: socket.socket, key: str, base, server_key: str | None = Non
     return True
 
 
-def _install_session_functions(workdir: str) -> None:
-    """The globals the client calls: where uploads go, and loading an uploaded module."""
+def _load_runtime_extra() -> str | None:
+    """Load ``libtvm_runtime_extra.so`` beside the TVM runtime, if present (registers the
+    random fill MetaSchedule's runner allocates arguments with). Returns its path."""
+    import ctypes
+
+    import tvm
+
+    path = os.path.join(os.path.dirname(tvm.__file__), "lib", "libtvm_runtime_extra.so")
+    if not os.path.isfile(path):
+        return None
+    try:
+        ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        _log(f"cannot load {os.path.basename(path)}: {exc}")
+        return None
+    return path
+
+
+def server_info(emulator: str | None = None) -> dict:
+    """What :data:`INFO_FUNC` answers."""
+    import platform
+
+    import tvm
+
+    return {"server": "edgeavs", "os": platform.system().lower(), "machine": platform.machine(),
+            "tvm": tvm.__version__, "emulator": emulator or None}
+
+
+def _install_session_functions(workdir: str, info: dict | None = None) -> None:
+    """The globals the client calls: where uploads go, loading an uploaded module, and what
+    this device is."""
+    import json
+
     import tvm_ffi
     from tvm.runtime import load_module
+
+    info_json = json.dumps(info if info is not None else server_info())
+
+    @tvm_ffi.register_global_func(INFO_FUNC, override=True)
+    def _info():
+        return info_json
 
     @tvm_ffi.register_global_func("tvm.rpc.server.workpath", override=True)
     def _workpath(path):
@@ -87,12 +134,12 @@ def _install_session_functions(workdir: str) -> None:
         return load_module(path)
 
 
-def _serve_session(conn: socket.socket, workdir: str) -> None:
+def _serve_session(conn: socket.socket, workdir: str, info: dict | None = None) -> None:
     """Run one RPC session to its end in this process (a forked child)."""
     from tvm.rpc import _ffi_api
 
     os.chdir(workdir)
-    _install_session_functions(workdir)
+    _install_session_functions(workdir, info)
     _ffi_api.ServerLoop(conn.fileno())
 
 
@@ -138,17 +185,21 @@ def _terminate(signum, _frame):
 
 def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | None = None,
           custom_addr: str | None = None, fork: bool = True, once: bool = False,
-          work_root: str | None = None) -> None:
+          work_root: str | None = None, emulator: str | None = None) -> None:
     """Listen on ``host:port`` and serve RPC sessions one after another until killed.
 
     Each session's uploads go to a fresh directory under ``work_root`` (default: the temp
-    directory), removed when the session ends or the server is terminated (SIGTERM)."""
+    directory), removed when the session ends or the server is terminated (SIGTERM).
+    ``emulator``: how this server is emulated (e.g. ``qemu-aarch64 -cpu max``), reported by
+    :data:`INFO_FUNC`."""
     from tvm.rpc import base
 
     signal.signal(signal.SIGTERM, _terminate)
 
     # A session killed by SIGILL/SIGSEGV must not leave a qemu core file behind.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _load_runtime_extra()  # before forking: every session inherits it
+    info = server_info(emulator)
     listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listen.bind((host, port))
@@ -176,7 +227,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | 
         workdir = tempfile.mkdtemp(prefix="edgeavs-rpc-", dir=work_root)
         if not fork:
             try:
-                _serve_session(conn, workdir)
+                _serve_session(conn, workdir, info)
             finally:
                 conn.close()
                 os.chdir("/")
@@ -188,7 +239,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | 
                 try:
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     listen.close()
-                    _serve_session(conn, workdir)
+                    _serve_session(conn, workdir, info)
                 except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
                     _log(f"session error: {type(exc).__name__}: {exc}")
                     code = 1
@@ -219,9 +270,11 @@ def main(argv=None) -> int:
     ap.add_argument("--no-fork", action="store_true", help="serve sessions in this process")
     ap.add_argument("--once", action="store_true", help="exit after the first session")
     ap.add_argument("--work-root", help="directory for the sessions' uploads (default: temp)")
+    ap.add_argument("--emulator", help="how this device is emulated (reported to clients)")
     args = ap.parse_args(argv)
     serve(args.host, args.port, args.key, args.tracker, args.custom_addr,
-          fork=not args.no_fork, once=args.once, work_root=args.work_root)
+          fork=not args.no_fork, once=args.once, work_root=args.work_root,
+          emulator=args.emulator)
     return 0
 
 

@@ -122,7 +122,7 @@ def _best_us(db, task) -> float | None:
 def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
          trials: int | None = None, time_budget: float = 1800.0, seed: int = 0,
          rpc_tracker: str | None = None, rpc_key: str | None = None, only=(), log=None,
-         progress: bool = True) -> dict:
+         progress: bool = True, remote_os: str | None = None) -> dict:
     """Tune LightAVSeg for ``target`` into the records directory ``out``. Returns a summary.
 
     ``only``: substrings of task (TIR function) names; when given, only those tasks are
@@ -141,6 +141,11 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     if not tgt.is_host and rpc_tracker is None:
         raise EdgeAVSError(f"target {tgt.name} is not this machine: measuring needs a device "
                            "(--rpc-tracker HOST:PORT --rpc-key KEY)")
+    remote = None
+    if rpc_tracker is not None:  # checked before any compilation: a bad address fails fast
+        from edgeavs.tune.remote import connect_tuning_device
+
+        remote = connect_tuning_device(tgt, rpc_tracker, rpc_key, remote_os=remote_os, log=say)
     records = RecordsDir(out)
     resumed = records.create_or_resume(tgt)
     variant, weights = resolve_weights(variant, checkpoint, seed=0)
@@ -209,11 +214,11 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             say(f"  knob search skipped: {knob_run.skipped}")
 
         builder = ms.builder.LocalBuilder(max_workers=max(1, min(2, tgt.num_cores)),
-                                          timeout_sec=BUILDER_TIMEOUT_S)
-        if rpc_tracker:
-            host, _, port = rpc_tracker.rpartition(":")
-            runner = ms.runner.RPCRunner(ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port),
-                                                             tracker_key=rpc_key, session_timeout_sec=600))
+                                          timeout_sec=BUILDER_TIMEOUT_S,
+                                          **(remote.builder_options() if remote else {}))
+        if remote is not None:  # edgeavs.tune.remote: candidates linked and measured on the device
+            runner = remote.runner()
+            records.append_log({"device": remote.info})
         else:
             runner = ms.runner.LocalRunner()
 
@@ -270,6 +275,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                "estimate_ms": round(estimate_ms(), 3) if prof else None,
                "seconds": round(time.perf_counter() - t_start, 1), "resumed": resumed,
                "database": records.validate(), "knobs": knob_run.as_dict()}
+    if remote is not None:
+        summary["device"] = remote.info
     return summary
 
 
