@@ -135,6 +135,14 @@ def build_prim_func(func: PrimFunc, target: Mapping[str, Any] | str | Target | N
     return tvm.compile(func, target=tgt)
 
 
+def structural_hash(node) -> int:
+    """Structural hash of an IR node (``tvm.ir.structural_hash`` before 0.27; apache-tvm-ffi's now): the same
+    for structurally equal nodes, in every process."""
+    import tvm_ffi
+
+    return int(tvm_ffi.structural_hash(node))
+
+
 def to_tvm(array) -> runtime.Tensor:
     """A numpy array as a TVM runtime tensor on the host CPU."""
     return runtime.tensor(array, device=tvm.cpu())
@@ -146,6 +154,7 @@ __all__ = [
     "assert_structural_equal", "VirtualMachine", "cpu",
     "tvm_version", "llvm_version", "llvm_host_cpu", "llvm_host_triple", "llvm_is_valid_cpu",
     "llvm_vector_width", "make_target", "host_target", "SimdInfo", "simd_info", "build_prim_func", "to_tvm",
+    "structural_hash",
 ]
 
 

@@ -125,7 +125,10 @@ def schedule(wl: AudioGateWorkload, cfg: AudioGateConfig) -> PrimFunc:
     elif cfg.unroll_gemv > 1 and wl.c % cfg.unroll_gemv == 0:
         _, rci = sch.split(rc, [None, cfg.unroll_gemv])
         sch.unroll(rci)
-    return finish(sch.mod["main"], CHAIN, cfg)
+    from edgeavs.tune.knobs import WORKLOAD_ATTR, kernel_key
+
+    # the workload key: how edgeavs tune finds this kernel's workload and its records match it again
+    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key("audio_gate", wl))
 
 
 def audio_gate_kernel(wl: AudioGateWorkload, target: TargetLike = None,

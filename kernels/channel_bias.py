@@ -75,7 +75,10 @@ def schedule(wl: ChannelBiasWorkload, cfg: ChannelBiasConfig) -> PrimFunc:
         sch.vectorize(pl)
     if cfg.parallel:
         sch.parallel(nc)
-    return finish(sch.mod["main"], CHAIN, cfg)
+    from edgeavs.tune.knobs import WORKLOAD_ATTR, kernel_key
+
+    # the workload key: how edgeavs tune finds this kernel's workload and its records match it again
+    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key("channel_bias", wl))
 
 
 def channel_bias_kernel(wl: ChannelBiasWorkload, target: TargetLike = None,

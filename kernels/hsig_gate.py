@@ -272,7 +272,10 @@ def schedule(wl: HsigGateWorkload, cfg: HsigGateConfig) -> PrimFunc:
             sch.vectorize(jl)
         if cfg.parallel:
             sch.parallel(no)
-    return finish(sch.mod["main"], CHAIN, cfg)
+    from edgeavs.tune.knobs import WORKLOAD_ATTR, kernel_key
+
+    # the workload key: how edgeavs tune finds this kernel's workload and its records match it again
+    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key("hsig_gate", wl))
 
 
 def hsig_gate_kernel(wl: HsigGateWorkload, target: TargetLike = None,

@@ -58,6 +58,11 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
             total = sum(c["functions"] for c in sched["classes"].values())
             per_class = ", ".join(f"{k} {v['scheduled']}/{v['functions']}" for k, v in sched["classes"].items())
             click.echo(f"edgeavs schedules: {done}/{total} functions ({per_class})", err=True)
+            knobs = sched.get("knobs") or {}
+            if records and knobs:
+                stale = f"; {knobs['stale']} knob records match no function (ignored)" if knobs.get("stale") else ""
+                click.echo(f"tuned knobs: {knobs['tuned']} functions, target defaults: {knobs['default']}{stale}",
+                           err=True)
             if sched.get("unmatched"):
                 click.echo(f"  left to TVM's default lowering: {', '.join(sched['unmatched'])}", err=True)
     click.echo(output)

@@ -43,7 +43,7 @@ class PipelineContext:
     fusion: bool = True
     fusion_report: dict = field(default_factory=dict)
     schedules: bool = True
-    schedule_configs: dict | None = None  # knob overrides (tuned), see ApplyEdgeAVSSchedules
+    schedule_configs: dict | None = None  # knob overrides (tuned): ApplyEdgeAVSSchedules and the fusion kernels
     schedule_report: dict = field(default_factory=dict)
     records: object = None  # a tuning records directory (edgeavs.tune.RecordsDir path)
 
@@ -81,7 +81,7 @@ def _fusion(ctx):
     ctx.fusion_report = {"enabled": True, "available": True, "chains": {}}
 
     def run(mod):
-        mod, stats = fusion.run_fusion_passes(mod, ctx.target)
+        mod, stats = fusion.run_fusion_passes(mod, ctx.target, ctx.schedule_configs)
         ctx.fusion_report["chains"] = {name: st.as_dict() for name, st in stats.items()}
         return _unique_symbols(mod)
 

@@ -65,12 +65,25 @@ def get_pattern(name: str) -> FusionPattern:
     raise KeyError(f"unknown fusion pattern {name!r}; known: {', '.join(PATTERN_NAMES)}")
 
 
-def fusion_passes(target=None, names: tuple[str, ...] | None = None) -> list:
+def fusion_passes(target=None, names: tuple[str, ...] | None = None, configs: dict | None = None) -> list:
     """The fusion passes (``tvm.transform.Pass``) in pipeline order; ``names`` selects a subset (pattern or
-    pass names). Each pass object exposes ``.stats`` (``FusionStats``) after it ran."""
+    pass names); ``configs``: tuned kernel knobs (``{"functions": ...}``, see ``edgeavs.tune.knobs``). Each pass
+    object exposes ``.stats`` (``FusionStats``) after it ran."""
     wanted = PATTERNS if names is None else tuple(get_pattern(n) for n in names)
     order = [p for p in PATTERNS if p in wanted]
-    return [p.make_pass(target=target) for p in order]
+    return [_make_pass(p, target, configs) for p in order]
+
+
+def _make_pass(row: FusionPattern, target, configs):
+    """``row``'s pass; ``configs`` only for the passes whose kernels have tunable knobs (they take it)."""
+    if configs is None:
+        return row.make_pass(target=target)
+    try:
+        return row.make_pass(target=target, configs=configs)
+    except TypeError as exc:
+        if "configs" not in str(exc):
+            raise
+        return row.make_pass(target=target)
 
 
 def FuseEdgeAVS(target=None) -> Sequential:  # noqa: N802 - a pass factory, TVM style
@@ -89,10 +102,12 @@ def fusion_report(before: IRModule, after: IRModule) -> dict[str, dict[str, int]
     return {name: {"found": b[name], "left": a[name], "fused": b[name] - a[name]} for name in PATTERN_NAMES}
 
 
-def run_fusion_passes(mod: IRModule, target=None) -> tuple[IRModule, dict[str, FusionStats]]:
-    """Apply the passes in order; return the module and each pass's stats by pattern name."""
+def run_fusion_passes(mod: IRModule, target=None,
+                      configs: dict | None = None) -> tuple[IRModule, dict[str, FusionStats]]:
+    """Apply the passes in order (kernels with ``configs``' tuned knobs where given); return the module and
+    each pass's stats by pattern name."""
     stats = {}
-    for row, p in zip(PATTERNS, fusion_passes(target)):
+    for row, p in zip(PATTERNS, fusion_passes(target, configs=configs)):
         mod = p(mod)
         stats[row.name] = p.stats
     return mod, stats

@@ -13,6 +13,7 @@ import numpy as np
 from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
                                      run_fusion, static_shape)
 from edgeavs.passes.hsigmoid import hsigmoid_pattern
+from edgeavs.tune.knobs import pick_kernel_config
 from edgeavs.tvm_api import IRModule, Target, dpl, module_pass, relax
 from kernels.audio_gate import AudioGateWorkload, audio_gate_kernel, fallback_config
 
@@ -77,7 +78,7 @@ def _pattern():
     return root, annotations, check
 
 
-def _rewrite_fn(ann: dict, target):
+def _rewrite_fn(ann: dict, target, configs=None):
     def rewrite(orig, m, ctx, kernels):
         # The pool may have other users (after FuseChannelBias the encoder and decoder gates of a level share
         # max(V)): the kernel recomputes it, which is the pass over V that the unfused graph made anyway.
@@ -97,10 +98,11 @@ def _rewrite_fn(ann: dict, target):
             shift_batch = static_shape(shift)[0]
             args.append(shift)
         wl = AudioGateWorkload(n=n, c=c, h=h, w=w, o=o, shift_batch=shift_batch)
-        cfg = fallback_config(wl, target)
+        cfg, make, _ = pick_kernel_config(configs, "audio_gate", wl, fallback_config(wl, target),
+                                          lambda c: audio_gate_kernel(wl, config=c))
         if cfg.weight_transposed:
             args[1] = relax.const(np.ascontiguousarray(const_array(weight)[:, :, 0, 0].T))
-        gv = kernels.get(("audio_gate", wl, cfg), "edgeavs_audio_gate", lambda: audio_gate_kernel(wl, config=cfg))
+        gv = kernels.get(("audio_gate", wl, cfg), "edgeavs_audio_gate", make)
         return relax.call_tir(gv, args, out_ty=relax.TensorType((n, o, 1, 1), "float32"))
 
     return rewrite
@@ -125,19 +127,24 @@ class FuseAudioGate:
     ----------
     target : dict | str | tvm.target.Target, optional
         Target the kernel's default schedule is derived from; default the current target, else the host.
+    configs : dict, optional
+        ``{"functions": {workload key: knob entry}}`` (``edgeavs tune`` records): a kernel whose workload has an
+        entry is built with its tuned config instead of the default (``edgeavs.tune.knobs``).
 
     After running, ``self.stats`` (``FusionStats``) holds how many chains were found and fused.
     """
 
-    def __init__(self, target=None):
+    def __init__(self, target=None, configs=None):
         self.target = target
+        self.configs = configs
         self.stats = FusionStats()
 
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = FusionStats()
         found = count_matches(mod)
-        mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target)), self.stats)
+        mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
+                            self.stats)
         self.stats.found = found
         self.stats.fused = found - count_matches(mod)
         return mod

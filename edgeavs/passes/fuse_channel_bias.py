@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from edgeavs.passes._rewrite import FusionStats, MatchContext, dtype_of, run_fusion, static_shape
 from edgeavs.passes.fuse_audio_gate import _resolve_target
+from edgeavs.tune.knobs import pick_kernel_config
 from edgeavs.tvm_api import Constant, IRModule, dpl, module_pass, relax
-from kernels.channel_bias import ChannelBiasWorkload, channel_bias_kernel
+from kernels.channel_bias import ChannelBiasWorkload, channel_bias_kernel, fallback_config
 
 NAME = "edgeavs.channel_bias"
 _MAX_ROUNDS = 32
@@ -208,7 +209,7 @@ def _instance_pattern():
     return root, check
 
 
-def _kernel_rewrite(root, target):
+def _kernel_rewrite(root, target, configs=None):
     def rewrite(orig, m, ctx: MatchContext, kernels):
         x, a = _split(orig, ctx)
         n, c, h, w = static_shape(orig)
@@ -216,8 +217,9 @@ def _kernel_rewrite(root, target):
         residual = (_op_name(producer) == "relax.add" and ctx.single_use(producer)
                     and all(_full(p, (n, c, h, w)) for p in producer.args))
         wl = ChannelBiasWorkload(n=n, c=c, h=h, w=w, a_batch=static_shape(a)[0], residual=residual)
-        gv = kernels.get(("channel_bias", wl, str(target)), "edgeavs_channel_bias",
-                         lambda: channel_bias_kernel(wl, target))
+        cfg, make, _ = pick_kernel_config(configs, "channel_bias", wl, fallback_config(wl, target),
+                                          lambda c: channel_bias_kernel(wl, target, config=c))
+        gv = kernels.get(("channel_bias", wl, cfg), "edgeavs_channel_bias", make)
         args = [producer.args[0], producer.args[1], a] if residual else [x, a]
         return relax.call_tir(gv, args, out_ty=relax.TensorType((n, c, h, w), "float32"))
 
@@ -240,13 +242,17 @@ class FuseChannelBias:
         Target the fallback kernel's schedule is derived from; default the current target, else the host.
     fallback_kernel : bool
         Replace instances that cannot be sunk by ``kernels.channel_bias`` (default True).
+    configs : dict, optional
+        ``{"functions": {workload key: knob entry}}`` (``edgeavs tune`` records): a fallback kernel whose workload
+        has an entry is built with its tuned config (``edgeavs.tune.knobs``).
 
     After running, ``self.stats`` (``FusionStats``): ``found`` instances, ``fused`` = found minus those left,
     ``variants``: sink steps by consumer kind and fallback kernels (``kernel``).
     """
 
-    def __init__(self, target=None, fallback_kernel: bool = True):
+    def __init__(self, target=None, fallback_kernel: bool = True, configs=None):
         self.target = target
+        self.configs = configs
         self.fallback_kernel = fallback_kernel
         self.stats = FusionStats()
 
@@ -263,7 +269,8 @@ class FuseChannelBias:
         if self.fallback_kernel:
             iroot, icheck = _instance_pattern()
             kstats = FusionStats()
-            mod, _ = run_fusion(mod, iroot, icheck, _kernel_rewrite(iroot, _resolve_target(self.target)), kstats)
+            rewrite = _kernel_rewrite(iroot, _resolve_target(self.target), self.configs)
+            mod, _ = run_fusion(mod, iroot, icheck, rewrite, kstats)
             if kstats.fused:
                 self.stats.variants["kernel"] += kstats.fused
         left = count_matches(mod)

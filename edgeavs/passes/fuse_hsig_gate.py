@@ -15,6 +15,7 @@ from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dty
                                      run_fusion, static_shape)
 from edgeavs.passes.fuse_audio_gate import _conv1x1_ok, _resolve_target
 from edgeavs.passes.hsigmoid import _is, hsigmoid_pattern
+from edgeavs.tune.knobs import pick_kernel_config
 from edgeavs.tvm_api import IRModule, dpl, module_pass, relax
 from kernels.hsig_gate import HsigGateWorkload, fallback_config, hsig_gate_kernel
 
@@ -101,7 +102,7 @@ def _pattern():
     return root, ann, check
 
 
-def _rewrite_fn(ann: dict, target):
+def _rewrite_fn(ann: dict, target, configs=None):
     def rewrite(orig, m, ctx: MatchContext, kernels):
         prologue = [m[p] for p in (ann["relu6"], ann["relu6_onnx"], ann["vmax"]) if p in m]
         in_relu6 = bool(prologue) and all(ctx.single_use(e) for e in prologue)
@@ -129,10 +130,11 @@ def _rewrite_fn(ann: dict, target):
         _, _, h, w = static_shape(orig)
         wl = HsigGateWorkload(n=n, ci=ci, hg=hg, wg=wg, co=co, h=h, w=w, in_relu6=bool(in_relu6),
                               bias_batch=bias_batch)
-        cfg = fallback_config(wl, target)
+        cfg, make, _ = pick_kernel_config(configs, "hsig_gate", wl, fallback_config(wl, target),
+                                          lambda c: hsig_gate_kernel(wl, config=c))
         if cfg.weight_transposed:
             weight = relax.const(np.ascontiguousarray(const_array(weight)[:, :, 0, 0].T))
-        gv = kernels.get(("hsig_gate", wl, cfg), "edgeavs_hsig_gate", lambda: hsig_gate_kernel(wl, config=cfg))
+        gv = kernels.get(("hsig_gate", wl, cfg), "edgeavs_hsig_gate", make)
         return relax.call_tir(gv, [data, weight, bias, m[ann["y"]]],
                               out_ty=relax.TensorType((n, co, h, w), "float32"))
 
@@ -153,19 +155,24 @@ class FuseHsigGate:
     ----------
     target : dict | str | tvm.target.Target, optional
         Target the kernel's default schedule is derived from; default the current target, else the host.
+    configs : dict, optional
+        ``{"functions": {workload key: knob entry}}`` (``edgeavs tune`` records): a kernel whose workload has an
+        entry is built with its tuned config instead of the default (``edgeavs.tune.knobs``).
 
     After running, ``self.stats`` (``FusionStats``) holds how many chains were found and fused.
     """
 
-    def __init__(self, target=None):
+    def __init__(self, target=None, configs=None):
         self.target = target
+        self.configs = configs
         self.stats = FusionStats()
 
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = FusionStats()
         found = count_matches(mod)
-        mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target)), self.stats)
+        mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
+                            self.stats)
         self.stats.found = found
         self.stats.fused = found - count_matches(mod)
         return mod

@@ -76,10 +76,16 @@ def schedule_prim_func(func: PrimFunc, target: Target, configs: dict | None = No
     from kernels import conv2d, depthwise, elementwise, pointwise, stft
     from kernels.defaults import cpu_facts
 
+    from edgeavs.tune.knobs import TUNED_ATTR, WORKLOAD_ATTR, function_key, tuned_config
+
     facts = cpu_facts(target)
     configs = configs or {}
     sch = s_tir.Schedule(func)
     cls, block = classify(sch)
+    wkey = function_key(func, cls)
+    tuned = tuned_config(configs, wkey)  # configs["functions"][key]: this function's tuned knobs
+    if tuned is not None:
+        configs = {**configs, tuned[0]: tuned[1]}
     attempts = []
     if cls in ("conv1x1", "matmul"):
         attempts.append(("gemm", lambda s, b: pointwise.schedule_gemm(
@@ -116,6 +122,9 @@ def schedule_prim_func(func: PrimFunc, target: Target, configs: dict | None = No
         for key, value in func.attrs.items() if func.attrs is not None else []:
             new = new.with_attr(key, value)
         new = new.with_attr("edgeavs.schedule", name).with_attr("edgeavs.config", str(cfg))
+        new = new.with_attr(WORKLOAD_ATTR, wkey)
+        if tuned is not None and tuned[0] == name:
+            new = new.with_attr(TUNED_ATTR, "tuned")
         if check_lowering:
             err = _lowers(new, target)
             if err is not None:
@@ -135,12 +144,16 @@ class ApplyEdgeAVSSchedules:
         Default: ``Target.current()`` (the pipeline runs under ``with target:``).
     configs : dict, optional
         Per schedule name (``gemm``, ``depthwise``, ``direct_conv``, ``generic``) a config that replaces the
-        target-derived default (what ``edgeavs tune`` will set).
+        target-derived default; ``configs["functions"][key]`` (``edgeavs tune``'s knob records, keyed by
+        ``edgeavs.tune.knobs.function_key``: class + structural hash, stable across compiles) overrides it
+        for the one function with that key, which then carries ``edgeavs.knobs="tuned"``.
     check_lowering : bool
         Run the TIR pipeline on each scheduled function and keep the unscheduled one when it fails.
 
     After the pass ran, ``report`` holds ``{"classes": {class: {"functions", "scheduled", "by_schedule"}},
-    "unmatched": [names], "errors": {name: message}}``. ``EDGEAVS_NO_SCHEDULES=1`` disables the pass.
+    "unmatched": [names], "errors": {name: message}, "knobs": {"tuned", "default", "records", "stale", ...}}``
+    (``knobs``: functions, fusion kernels included, on tuned vs default knobs; stale = knob records that matched
+    no function and were ignored). ``EDGEAVS_NO_SCHEDULES=1`` disables the pass.
     """
 
     def __init__(self, target=None, configs: dict | None = None, check_lowering: bool = True):
@@ -182,6 +195,7 @@ class ApplyEdgeAVSSchedules:
             updates[gv] = new
         for gv, new in updates.items():
             mod[gv] = new
+        from edgeavs.tune.knobs import usage as knob_usage
         self.report = {
             "enabled": True,
             "target": str(target.attrs.get("mcpu", "")) or str(target.kind.name),
@@ -189,5 +203,6 @@ class ApplyEdgeAVSSchedules:
                             "by_schedule": dict(v["by_schedule"])} for k, v in sorted(classes.items())},
             "unmatched": sorted(unmatched),
             "errors": errors,
+            "knobs": knob_usage(mod, self.configs),
         }
         return mod

@@ -5,7 +5,8 @@ A records directory holds::
     fingerprint.json               target dict + its fingerprint, LLVM, TVM, edgeavs versions
     database_workload.json         MetaSchedule JSONDatabase (one JSON value per line)
     database_tuning_record.json
-    edgeavs_knobs.json             best knob configuration per edgeavs-scheduled function
+    edgeavs_knobs.json             per edgeavs-scheduled function / kernel (by workload key): the searched
+                                   knobs' winner, or null when the default stayed (edgeavs.tune.knobs)
     tune_log.jsonl                 one line per tuning round (what was tried, the best so far)
 
 Every file is replaced atomically (written beside it, then renamed), the workload file before
@@ -142,19 +143,29 @@ class RecordsDir:
             if counts["records"] and not counts["workloads"]:
                 raise EdgeAVSError(f"{self.records}: tuning records without {WORKLOADS}")
         if self.knobs_path.exists():
-            counts["knobs"] = len(self.read_knobs())
+            counts["knobs"] = sum(1 for e in self.read_knobs().values() if e.get("config") is not None)
         return counts
 
     def read_knobs(self) -> dict:
+        """``{workload key: entry}`` from ``edgeavs_knobs.json`` (see ``edgeavs.tune.knobs``), every config
+        checked against its kind's knobs; a file that does not parse or holds an invalid knob value is a
+        one-line error naming the file."""
         if not self.knobs_path.exists():
             return {}
+        from edgeavs.tune.knobs import check_entries
+
         try:
             data = json.loads(self.knobs_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise EdgeAVSError(f"{self.knobs_path}: not valid JSON (truncated or corrupt)") from None
-        if not isinstance(data, dict):
-            raise EdgeAVSError(f"{self.knobs_path}: expected a JSON object of knob configurations")
-        return data
+        return check_entries(data, self.knobs_path)
+
+    def write_knobs(self, functions: dict) -> None:
+        """Replace ``edgeavs_knobs.json`` atomically with ``functions`` (``{workload key: entry}``)."""
+        from edgeavs.tune.knobs import FORMAT as KNOBS_FORMAT
+
+        atomic_write_text(self.knobs_path, json.dumps({"format": KNOBS_FORMAT, "functions": functions},
+                                                      indent=1, sort_keys=True) + "\n")
 
     def open(self, target) -> "RecordsDir":
         """An existing directory, checked against ``target`` and validated."""
@@ -197,7 +208,7 @@ class RecordsDir:
                 _check_lines(src, 2)  # never publish a half-written line
                 atomic_copy(src, self.path / name)
         if knobs is not None:
-            atomic_write_text(self.knobs_path, json.dumps(knobs, indent=1, sort_keys=True))
+            self.write_knobs(knobs)
 
     def append_log(self, entry: dict) -> None:
         """The log is rewritten whole (atomically), so it is never left half-written."""

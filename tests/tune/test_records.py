@@ -80,7 +80,8 @@ def test_commit_publishes_only_complete_lines(tmp_path, host):
     work.mkdir()
     rec.seed_workdir(work)
     _fake_db(work)
-    rec.commit_from(work, knobs={"f": {"tile": 8}})
+    rec.commit_from(work, knobs={"gemm/0123456789abcdef": {
+        "kind": "gemm", "config": {"co_tile": 8, "pixel_vectors": 2, "lanes": 16}}})
     assert rec.validate() == {"workloads": 2, "records": 1, "knobs": 1}
     # A half-written line in the scratch database is never published.
     with open(work / RECORDS, "a") as f:
