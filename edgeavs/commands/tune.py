@@ -47,6 +47,12 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
     else:
         click.echo(f"{summary['trials']} trials in {summary['rounds']} rounds over {summary['tasks']} tasks, "
                    f"{summary['seconds']:.0f} s; records in {summary['records']}")
+        k = summary.get("knobs") or {}
+        if k.get("skipped"):
+            click.echo(f"knob search skipped: {k['skipped']}")
+        elif k:
+            click.echo(f"knobs: {k['functions']} edgeavs functions searched ({k['trials']} of the trials), "
+                       f"{k['tuned']} faster than their defaults; {k['resumed']} already in the records")
         if summary.get("untuned_ms") is not None:
             click.echo(f"estimated latency {summary['untuned_ms']:.2f} ms untuned -> "
                        f"{summary['estimate_ms']:.2f} ms with the records")

@@ -476,7 +476,15 @@ def search(tasks: list[KnobTask], records, target, *, deadline: float, max_trial
         if time.perf_counter() + mean * need > deadline:
             break
         ts = time.perf_counter()
-        entry = search_task(task, timer)
+        try:
+            entry = search_task(task, timer)
+        except Exception as exc:  # noqa: BLE001 - the default itself does not build here: record, go on
+            lines = str(exc).strip().splitlines()
+            functions[task.key] = {"kind": task.kind, "config": None, "functions": sorted(task.names),
+                                   "error": lines[-1] if lines else type(exc).__name__}
+            records.write_knobs(functions)
+            say(f"  knobs {task.names[0]}: not searched ({functions[task.key]['error']})")
+            continue
         entry_trials = entry.pop("trials")
         secs = time.perf_counter() - ts
         per_trial.append(secs / max(1, entry_trials + 1))

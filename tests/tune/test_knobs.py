@@ -1,0 +1,181 @@
+"""Knob records: per-function overrides by workload key, the knob search and its resume, bad knob files, and
+tune -> compile --records -> verify on the tiny variant."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from edgeavs.errors import EdgeAVSError
+from edgeavs.passes.schedule_ops import ApplyEdgeAVSSchedules
+from edgeavs.targets import load_target
+from edgeavs.tune import RecordsDir, knobs
+from edgeavs.tvm_api import IRModule, PrimFunc, relax, to_tvm, tvm
+from kernels.workloads import fuse
+from tests.kernels.sched_util import NATIVE, rel_l2
+
+
+def _graph():
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 16, 14, 14), "float32"))
+    w1 = relax.Var("w1", relax.TensorType((32, 16, 1, 1), "float32"))
+    w2 = relax.Var("w2", relax.TensorType((32, 1, 3, 3), "float32"))
+    with bb.function("main", [x, w1, w2]):
+        with bb.dataflow():
+            y = bb.emit(relax.op.nn.relu(relax.op.nn.conv2d(x, w1)))
+            y = bb.emit(relax.op.clip(relax.op.nn.conv2d(y, w2, padding=1, groups=32), 0.0, 6.0))
+            out = bb.emit_output(y)
+        bb.emit_func_output(out)
+    return fuse(bb.get())
+
+
+def _args():
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((1, 16, 14, 14)).astype("float32"),
+            rng.standard_normal((32, 16, 1, 1)).astype("float32"),
+            rng.standard_normal((32, 1, 3, 3)).astype("float32")]
+
+
+def _copy(mod):
+    return IRModule(dict(mod.functions_items()), attrs=mod.attrs, global_infos=mod.global_infos)
+
+
+def _run(mod):
+    vm = relax.VirtualMachine(tvm.compile(mod, target=NATIVE), tvm.cpu())
+    return vm["main"](*[to_tvm(a) for a in _args()]).numpy()
+
+
+def _funcs_by_schedule(mod):
+    return {str(f.attrs["edgeavs.schedule"]): (gv, f) for gv, f in mod.functions_items()
+            if isinstance(f, PrimFunc) and f.attrs is not None and "edgeavs.schedule" in f.attrs}
+
+
+def test_override_changes_one_functions_schedule_and_keeps_numerics():
+    plain = _graph()
+    default = ApplyEdgeAVSSchedules(target=NATIVE)(_copy(plain))
+    gv, gemm = _funcs_by_schedule(default)["gemm"]
+    key = str(gemm.attrs["edgeavs.workload"])
+    assert key.startswith("conv1x1/")
+    old = knobs.config_from_dict("gemm", {"co_tile": 1, "pixel_vectors": 1, "lanes": 4})
+    assert str(old) != str(gemm.attrs["edgeavs.config"])  # the override below is not the default
+    configs = {"functions": {key: {"kind": "gemm", "config": knobs.config_to_dict(old)},
+                             "conv1x1/00000000deadbeef": {"kind": "gemm", "config": knobs.config_to_dict(old)}}}
+    p = ApplyEdgeAVSSchedules(target=NATIVE, configs=configs)
+    tuned = p(_copy(plain))
+    new = tuned[gv]
+    assert str(new.attrs["edgeavs.config"]) == str(old) and str(new.attrs["edgeavs.knobs"]) == "tuned"
+    _, dw = _funcs_by_schedule(tuned)["depthwise"]
+    assert "edgeavs.knobs" not in dw.attrs  # the other function keeps its default
+    assert p.report["knobs"]["tuned"] == 1 and p.report["knobs"]["default"] == 1
+    assert p.report["knobs"]["stale"] == 1  # the entry for a function this module does not have
+    err = rel_l2(_run(tuned), _run(plain))
+    assert err <= 1e-6, err
+
+
+def test_kernel_override_is_built_with_the_tuned_config():
+    from kernels.hsig_gate import HsigGateWorkload, fallback_config, hsig_gate_kernel, reference
+
+    wl = HsigGateWorkload(n=1, ci=16, hg=8, wg=8, co=24, h=8, w=8)
+    default = fallback_config(wl, NATIVE)
+    want = knobs.candidates(default, {"tile_co": [1, 2, 3]})[0]
+    configs = {"functions": {knobs.kernel_key("hsig_gate", wl): {"kind": "hsig_gate",
+                                                                 "config": knobs.config_to_dict(want)}}}
+    cfg, make, tuned = knobs.pick_kernel_config(configs, "hsig_gate", wl, default,
+                                                lambda c: hsig_gate_kernel(wl, config=c))
+    func = make()
+    assert tuned and cfg == want and str(func.attrs["edgeavs.config"]) == str(want)
+    assert knobs.parse_kernel_key(str(func.attrs["edgeavs.workload"]))[1] == wl
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((1, 16, 8, 8)).astype("float32"), rng.standard_normal((1, 24, 8, 8)).astype("float32")
+    w = rng.standard_normal((24, 16, 1, 1)).astype("float32")
+    b = rng.standard_normal((1, 24, 1, 1)).astype("float32")
+    lib = tvm.compile(func.with_attr("global_symbol", "main"), target=NATIVE)
+    out = to_tvm(np.zeros((1, 24, 8, 8), "float32"))
+    lib["main"](to_tvm(x), to_tvm(w), to_tvm(b), to_tvm(y), out)
+    err = rel_l2(out.numpy(), reference(x, w, b, y))
+    assert err <= 1e-6, err
+
+
+def test_search_writes_entries_and_resume_skips_them(tmp_path):
+    host = load_target("host")
+    rec = RecordsDir(tmp_path / "rec")
+    rec.create_or_resume(host)
+    pre = _graph()
+    scheduled = ApplyEdgeAVSSchedules(target=NATIVE)(_copy(pre))
+    tasks = knobs.knob_tasks(pre, scheduled, NATIVE, {})
+    assert {t.kind for t in tasks} == {"gemm", "depthwise"} and all(t.candidates for t in tasks)
+    import time
+
+    first = knobs.search(tasks, rec, NATIVE, deadline=time.perf_counter() + 300, max_trials=None)
+    assert first.functions == 2 and first.trials >= sum(len(t.candidates) for t in tasks)
+    entries = rec.read_knobs()
+    assert set(entries) == {t.key for t in tasks}
+    for t in tasks:
+        e = entries[t.key]
+        assert e["kind"] == t.kind and e["default_us"] > 0 and e["best_us"] <= e["default_us"]
+        if e["config"] is not None:  # kept only with the margin
+            assert e["best_us"] < e["default_us"] * (1 - knobs.MARGIN)
+    text = rec.knobs_path.read_text()
+    again = knobs.search(tasks, rec, NATIVE, deadline=time.perf_counter() + 300, max_trials=None)
+    assert (again.functions, again.resumed, again.trials) == (0, 2, 0)
+    assert rec.knobs_path.read_text() == text
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("json", "not valid JSON"),
+    ("format", "not an edgeavs knob file"),
+    ("value", "knob co_tile=0 is not a positive integer"),
+    ("unknown", "unknown knob 'tile'"),
+    ("choice", "knob parallel=\"rows\" is not one of pixel, channel"),
+])
+def test_bad_knob_file_is_a_one_line_error(tmp_path, damage, message):
+    host = load_target("host")
+    rec = RecordsDir(tmp_path / "rec")
+    rec.create_or_resume(host)
+    good = {"co_tile": 4, "pixel_vectors": 2, "lanes": 16, "parallel": "pixel", "pack": True}
+    bad = dict(good, **{"value": {"co_tile": 0}, "unknown": {"tile": 3}, "choice": {"parallel": "rows"}}.get(damage, {}))
+    body = {"format": knobs.FORMAT, "functions": {"conv1x1/0123456789abcdef": {"kind": "gemm", "config": bad}}}
+    text = {"json": json.dumps(body)[:-5], "format": json.dumps({"f": 1})}.get(damage, json.dumps(body))
+    rec.knobs_path.write_text(text)
+    with pytest.raises(EdgeAVSError) as exc:
+        rec.open(host)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith(f"{rec.knobs_path}: ") and message in msg
+    # the CLI: the same line, before anything is compiled
+    r = CliRunner().invoke(main, ["compile", "--variant", "tiny", "--resolution", "64", "--records",
+                                  str(rec.path), "-o", str(tmp_path / "art")])
+    assert r.exit_code == 1 and r.output.strip().splitlines()[-1] == f"Error: {msg}"
+    assert not (tmp_path / "art").exists()
+
+
+@pytest.mark.slow
+def test_tune_compile_verify_tiny(tmp_path):
+    """Knob search through the CLI on the hottest 1x1 convs of tiny at 64 (hand-picked by --only to keep it
+    short), then compile --records applies the kept knobs and verify passes."""
+    out = tmp_path / "rec"
+    r = CliRunner().invoke(main, ["tune", "--variant", "tiny", "--resolution", "64", "--trials", "30",
+                                  "--only", "fused_conv2d2", "--time-budget", "10m", "--json", "-o", str(out)])
+    assert r.exit_code == 0, r.output[-3000:]
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    k = summary["knobs"]
+    assert k["functions"] >= 1 and 1 <= k["trials"] <= 30 and summary["trials"] == k["trials"]
+    entries = RecordsDir(out).read_knobs()
+    assert len(entries) == k["functions"]
+    kept = sum(1 for e in entries.values() if e["config"] is not None)
+    log = [json.loads(line) for line in (out / "tune_log.jsonl").read_text().splitlines()]
+    assert sorted(e["key"] for e in log if "knobs" in e) == sorted(entries)
+
+    art = tmp_path / "art"
+    r = CliRunner().invoke(main, ["compile", "--variant", "tiny", "--resolution", "64", "--records", str(out),
+                                  "-o", str(art)])
+    assert r.exit_code == 0, r.output[-2000:]
+    used = json.loads((art / "manifest.json").read_text())["schedules"]["knobs"]
+    assert used["stale"] == 0 and used["records"] == kept
+    assert used["tuned"] >= kept > 0, (used, entries)
+    assert f"tuned knobs: {used['tuned']} functions" in r.output
+    r = CliRunner().invoke(main, ["verify", str(art), "--seeds", "2"])
+    assert r.exit_code == 0 and r.output.strip().splitlines()[-1] == "PASS", r.output[-2000:]
