@@ -29,14 +29,24 @@ _VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
               help="Tuning records from `edgeavs tune` (must have been tuned for this target).")
 @click.option("--no-schedules", is_flag=True,
               help="Skip edgeavs's CPU schedules: TVM's default lowering (for comparison).")
+@click.option("--profile", is_flag=True,
+              help="Host targets: then time every function (as `edgeavs profile`) and record each unscheduled "
+                   "function's share of latency in the manifest and the log.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the artifact path.")
-def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, records, no_schedules, output, quiet):
+def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, records, no_schedules, output, quiet,
+                profile):
     """Compile LightAVSeg for TARGET into an artifact directory: model.so (weights bound in)
     and manifest.json (versions, target fingerprint, shapes, file hashes, fusion report)."""
     from edgeavs.compiler.build import compile_artifact, parse_resolution, resolve_weights
     from edgeavs.targets import load_target
 
     tgt = load_target(target)
+    if profile and (tgt.link != "host" or no_schedules):
+        from edgeavs.errors import EdgeAVSError
+
+        raise EdgeAVSError(f"--profile times the artifact on this machine: it needs a host-linked target with "
+                           f"edgeavs schedules (target {tgt.name} links with {tgt.link})" if tgt.link != "host"
+                           else "--profile needs edgeavs schedules (drop --no-schedules)")
     resolved, weights = resolve_weights(variant, checkpoint, interaction=fusion)
     if output is None:
         h, w = parse_resolution(resolution)
@@ -65,4 +75,13 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
                            err=True)
             if sched.get("unmatched"):
                 click.echo(f"  left to TVM's default lowering: {', '.join(sched['unmatched'])}", err=True)
+    if profile:
+        from edgeavs.compiler.breakdown import profile_into_manifest
+
+        report = profile_into_manifest(output)
+        if not quiet:
+            shares = ", ".join(f"{r['name']} {r['share']:.2%}" for r in report["unscheduled"])
+            click.echo(f"  unscheduled: {len(report['unscheduled'])} functions, {report['unscheduled_share']:.1%} "
+                       f"of latency at {report['threads']} threads ({shares}); `edgeavs profile {output}` for "
+                       "the per-class breakdown", err=True)
     click.echo(output)

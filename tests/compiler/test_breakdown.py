@@ -160,3 +160,27 @@ def test_cli_table_and_json(tmp_path):
     lines = r.output.splitlines()
     assert lines[1].split()[:3] == ["class", "funcs", "ours"]
     assert f"{len(data['unscheduled'])} functions unscheduled" in r.output
+
+
+def test_profile_into_manifest_keeps_the_artifact_valid():
+    from edgeavs.compiler.artifact import validate_artifact
+    from edgeavs.compiler.breakdown import profile_into_manifest
+
+    art = copy_of(tiny_artifact(), "profiled")
+    report = profile_into_manifest(art, threads=2, repeat=2)
+    m = validate_artifact(art)  # the hashes cover the library, not the manifest
+    prof = m["schedules"]["profile"]
+    assert prof["threads"] == 2
+    assert set(prof["unscheduled"]) == {r["name"] for r in report["unscheduled"]}
+    assert prof["unscheduled_share"] == pytest.approx(sum(prof["unscheduled"].values()), abs=1e-3)
+    assert abs(sum(c["share"] for c in prof["classes"].values()) - 1.0) <= 1e-3  # rounded to 4 places
+
+
+def test_compile_profile_needs_a_host_target(tmp_path):
+    r = _run("compile", "--target", "aarch64-linux", "--variant", "tiny", "--resolution", "64", "--profile",
+             "-o", str(tmp_path / "a"))
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == (
+        "Error: --profile times the artifact on this machine: it needs a host-linked target with edgeavs "
+        "schedules (target aarch64-linux links with cross)")
+    assert not (tmp_path / "a").exists()
