@@ -12,7 +12,9 @@ broadcasts, resize, concat ...) and reductions (means, maxes, softmax sums) this
    space is a multiple of 4 lanes or more, and which reads every operand at the output's own index (adds of two
    maps, activations), is flattened to one loop, split by the vector width and vectorised (the flat index stays
    linear);
-4. a reduction whose innermost loop is a reduction over the last (contiguous) index of every operand it reads —
+4. a "reduction" whose reduction loops all have extent 1 (a 1x1 depthwise conv) is scheduled as a spatial block
+   (the unit loops moved outside the vector loop);
+5. a reduction whose innermost loop is a reduction over the last (contiguous) index of every operand it reads —
    a matrix-vector product (a 1x1 conv on a 1x1 map), a row sum — is split by a vector width that divides it and
    ``rfactor``-ed: vector partial sums over contiguous loads, then a short horizontal sum (unscheduled, such a
    dot product is scalar and serial: ~2 GFLOP/s).
@@ -97,7 +99,7 @@ def _vector_factor(extent: int, lanes: int) -> int | None:
 
 
 def vectorize_reduction(sch: s_tir.Schedule, block, cfg: GenericConfig) -> bool:
-    """Step 4 of the module docstring on one reduction block; False (schedule untouched) when it does not apply.
+    """Step 5 of the module docstring on one reduction block; False (schedule untouched) when it does not apply.
 
     The trailing reduction loops (legalised blocks put them last) whose variables index the trailing dimensions of
     every operand they read, in order and plainly (a mean over H and W of NCHW), are fused into one contiguous
@@ -197,6 +199,41 @@ def _flatten_and_vectorize(sch: s_tir.Schedule, block, cfg: GenericConfig, total
     return True
 
 
+def _unit_reduction(sch: s_tir.Schedule, block, cfg: GenericConfig, loops, iters, exts, total) -> bool:
+    """A "reduction" whose reduction loops all have extent 1 (a 1x1 depthwise conv: a per-channel scale) is
+    elementwise work: move those loops outside the innermost spatial loop, then vectorise that and parallelise
+    the outer spatial loops (as a spatial block). False (untouched) when it does not apply."""
+    if len(iters) != len(loops):
+        return False
+    red = [i for i, iv in enumerate(iters) if int(iv.iter_type) == COMM_REDUCE]
+    if not red or any(exts[i] != 1 for i in red) or red != list(range(len(iters) - len(red), len(iters))):
+        return False
+    sp = [i for i in range(len(loops)) if i not in red]
+    if not sp:
+        return False
+    inner, e = loops[sp[-1]], exts[sp[-1]]
+    vec = None
+    if e % cfg.lanes == 0 and e > cfg.lanes:
+        sch.reorder(*[loops[i] for i in red], inner)
+        _, vec = sch.split(inner, [None, cfg.lanes])
+    elif 1 < e <= cfg.max_whole_vector and (e % 4 == 0 or e >= cfg.lanes):
+        sch.reorder(*[loops[i] for i in red], inner)
+        vec = inner
+    outer = [loops[i] for i in sp[:-1]] if vec is not None else [loops[i] for i in sp]
+    if vec is None and len(outer) > 1:
+        outer = outer[:-1]  # keep the contiguous inner loop serial
+    applied = False
+    if cfg.parallel and total >= cfg.min_parallel_work and outer:
+        fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+        if (_extent(sch, fused) or 0) >= 2:
+            sch.parallel(fused)
+            applied = True
+    if vec is not None:
+        sch.vectorize(vec)
+        applied = True
+    return applied
+
+
 def schedule_block(sch: s_tir.Schedule, block, cfg: GenericConfig) -> bool:
     """Parallelise/vectorise one block in place; True when anything was applied."""
     loops = sch.get_loops(block)
@@ -210,6 +247,8 @@ def schedule_block(sch: s_tir.Schedule, block, cfg: GenericConfig) -> bool:
     for e in exts:
         total *= e
     spatial = all(int(iv.iter_type) == DATA_PAR for iv in iters)
+    if not spatial and _unit_reduction(sch, block, cfg, loops, iters, exts, total):
+        return True
     if not spatial and vectorize_reduction(sch, block, cfg):
         return True
     if spatial and len(iters) == len(loops) and exts and not (

@@ -139,3 +139,20 @@ def test_odd_sized_map_and_broadcast_left_alone():
     _, (new, _, sched, _, _) = _scheduled(_module_n(shapes, lambda bb, x, y: bb.emit(relax.op.add(x, y))))
     assert sched is None
     assert rel_l2(run(new, [c, d], (1, 320, 7, 7), NATIVE), c.astype(np.float64) + d) <= 1e-6
+
+
+@pytest.mark.parametrize("c, h, w, vectorised", [(192, 28, 28, True), (21, 4, 4, True), (13, 9, 32, True),
+                                                 (19, 7, 7, False)])   # 7 columns, 931 elements: left alone
+def test_1x1_depthwise_scale(c, h, w, vectorised):
+    # groups == channels with a 1x1 kernel: every reduction loop has extent 1 -> scheduled as elementwise work
+    case = ConvCase(c, c, h, w, k=1, groups=c, act="relu")
+    func, (new, cls, sched, _, err) = _scheduled(fuse(case.relax_module()))
+    text = new.script()
+    if vectorised:
+        assert sched == "generic", err
+        assert "T.vectorized" in text and "_rf" not in text
+    else:
+        assert sched is None
+    args = case.inputs(seed=8)
+    want = case.reference(args)
+    assert rel_l2(run(new, args, want.shape, NATIVE), want) <= 1e-6
