@@ -8,9 +8,10 @@ For each fusion and resolution (batch 1, one second of audio, ``--threads`` thre
 - PyTorch eager latency of the whole model (warm-up, then the median of up to ``--repeat``
   runs; wall and process CPU time) and the peak resident memory of the process that ran it
   (``ru_maxrss``); the same for ``run_interaction`` alone on one frame's backbone outputs;
-- the compiled latency, when ``--artifacts DIR`` holds an artifact directory named
-  ``{variant}-{fusion}-{H}x{W}`` and ``edgeavs.compiler.artifact.load_artifact`` exists;
-  otherwise the reason it was skipped is recorded.
+- the compiled latency (``edgeavs compile --fusion F``, our schedules, no tuning) of the
+  artifact directory ``--artifacts DIR/{variant}-{fusion}-{H}x{W}``; with ``--compile`` the
+  missing ones are compiled first (each under ``--compile-timeout``), and a size that cannot
+  be compiled is recorded with the compiler's one-line reason.
 
 Every measurement runs in its own subprocess under a time cap, so an out-of-memory kill or a
 timeout is recorded for that cell and the sweep goes on. Output: ``scaling.json`` and
@@ -18,6 +19,7 @@ timeout is recorded for that cell and the sweep goes on. Output: ``scaling.json`
 with fitted slopes) in ``--out`` (default ``bench/results`` next to this script).
 
     python bench/scaling.py                       # the full sweep (several minutes)
+    python bench/scaling.py --kinds compiled --artifacts ART --compile --resume   # + compiled latency
     python bench/scaling.py --sizes 224x224,448x448 --fusions lightavseg,tpavi --repeat 5
 """
 
@@ -128,6 +130,9 @@ def _work_compiled(variant: str, fusion: str, size, repeat: int, artifacts: str 
         return {"status": "skipped", "reason": "no --artifacts directory given"}
     path = Path(artifacts) / f"{variant}-{fusion}-{size[0]}x{size[1]}"
     if not path.is_dir():
+        failed = path.with_name(path.name + ".error")
+        if failed.is_file():
+            return {"status": "cannot-compile", "reason": failed.read_text().strip()}
         return {"status": "skipped", "reason": f"no artifact {path.name} in --artifacts"}
     import numpy as np
 
@@ -170,8 +175,8 @@ def _worker(spec: dict) -> dict:
 def _measure(spec: dict) -> dict:
     """Run one measurement in a fresh interpreter; an OOM kill or a timeout is a result."""
     n = str(spec["threads"])
-    env = dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, TVM_NUM_THREADS=n,
-               OMP_WAIT_POLICY="PASSIVE")
+    # OMP_WAIT_POLICY stays at its default: PASSIVE made PyTorch ~3x slower at 2 threads here.
+    env = dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, TVM_NUM_THREADS=n)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     t0 = time.perf_counter()
     try:
@@ -185,6 +190,29 @@ def _measure(spec: dict) -> dict:
     oom = p.returncode in (-9, 137) or any("MemoryError" in s or "out of memory" in s.lower()
                                            for s in tail)
     return {"status": "oom" if oom else "error", "returncode": p.returncode, "stderr_tail": tail}
+
+
+def _compile(variant: str, fusion: str, size, artifacts: str, timeout: int) -> dict:
+    """Compile the missing artifact ``{variant}-{fusion}-{H}x{W}`` (our CLI, its own process).
+    A failure leaves ``<name>.error`` holding the one-line reason, read by the compiled cell."""
+    path = Path(artifacts) / f"{variant}-{fusion}-{size[0]}x{size[1]}"
+    if path.is_dir():
+        return {"status": "ok", "reused": True}
+    cli = HERE.parent / "cli.py"
+    cmd = [sys.executable, str(cli), "compile", "--variant", variant, "--fusion", fusion,
+           "--resolution", f"{size[0]}x{size[1]}", "-o", str(path), "-q"]
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        reason = f"compile over the {timeout} s cap"
+    else:
+        if p.returncode == 0:
+            return {"status": "ok", "seconds": round(time.perf_counter() - t0, 1)}
+        lines = [s for s in (p.stderr or "").strip().splitlines() if s.startswith("Error:")]
+        reason = lines[-1] if lines else f"compile exited {p.returncode}"
+    path.with_name(path.name + ".error").write_text(reason + "\n")
+    return {"status": "error", "reason": reason}
 
 
 def _pixels(size) -> int:
@@ -228,6 +256,7 @@ def summarise(results: list[dict], fusions) -> dict:
         "eager_cpu_ms": lambda r: r["eager"]["cpu_median_ms"],
         "interaction_ms": lambda r: r["interaction"]["median_ms"],
         "interaction_cpu_ms": lambda r: r["interaction"]["cpu_median_ms"],
+        "compiled_ms": lambda r: r["compiled"]["median_ms"],
     }
     out = {}
     for f in fusions:
@@ -268,10 +297,14 @@ def plot(results: list[dict], summary: dict, fusions, path: Path) -> None:
         if s:
             k = summary[f]["slopes"]["eager_ms"]
             ax2.plot(*zip(*s), "x--", color=c, alpha=0.5, label=f"{f}, wall (slope {k:.2f})")
+        s = _series(results, f, lambda r: r["compiled"]["median_ms"])
+        if s:
+            k = summary[f]["slopes"]["compiled_ms"]
+            ax2.plot(*zip(*s), "s:", color=c, label=f"{f}, edgeavs compiled (slope {k:.2f})")
     for ax, title, ylabel in (
             (ax1, "Interaction MACs, spatial part (torch flop counter)", "MACs"),
             (ax3, "Interaction alone, PyTorch eager (median)", "ms"),
-            (ax2, "Whole model, PyTorch eager, batch 1, 2 threads (median)", "ms")):
+            (ax2, "Whole model, batch 1, 2 threads (median): PyTorch eager and compiled", "ms")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("pixels (H·W)")
@@ -299,8 +332,14 @@ def plot(results: list[dict], summary: dict, fusions, path: Path) -> None:
               show_default="bench/results")
 @click.option("--kinds", default="macs,eager,interaction,compiled", show_default=True,
               help="Which measurements to run.")
-@click.option("--resume", is_flag=True, help="Keep the cells already in --out/scaling.json.")
-def main(worker, variant, fusions, sizes, threads, repeat, timeout, artifacts, out, kinds, resume):
+@click.option("--resume", is_flag=True,
+              help="Keep the cells already in --out/scaling.json (a skipped cell is measured again).")
+@click.option("--compile", "compile_missing", is_flag=True,
+              help="Compile the artifacts missing from --artifacts first (edgeavs compile --fusion).")
+@click.option("--compile-timeout", default=1200, show_default=True, type=int,
+              help="Seconds per compile.")
+def main(worker, variant, fusions, sizes, threads, repeat, timeout, artifacts, out, kinds, resume,
+         compile_missing, compile_timeout):
     """Sweep fusions × resolutions; write scaling.json and scaling.png."""
     if worker:
         click.echo(json.dumps(_worker(json.loads(worker))))
@@ -353,8 +392,12 @@ def main(worker, variant, fusions, sizes, threads, repeat, timeout, artifacts, o
                 if r is None:
                     r = {"fusion": f, "size": list(size), "pixels": _pixels(size)}
                     results.append(r)
-                if resume and kind in r:
+                prev = r.get(kind)
+                if resume and prev is not None and prev.get("status", "ok") != "skipped":
                     continue
+                if kind == "compiled" and compile_missing and artifacts:
+                    r["compile"] = _compile(variant, f, size, artifacts, compile_timeout)
+                    click.echo(f"compile  {f:12s} {size[0]}x{size[1]}: {json.dumps(r['compile'])}", err=True)
                 m = _measure({**base, "kind": kind, "fusion": f, "size": list(size)})
                 if kind == "macs" and m.get("status") == "ok":
                     m = {"interaction": m["interaction"], "model": m["model"]}
