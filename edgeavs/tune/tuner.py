@@ -10,8 +10,9 @@ the on-disk state are ours):
 3. knob search first (``edgeavs.tune.knobs``, host targets only): the functions our schedules
    and fusion kernels cover, hottest first, each candidate of their knob space timed against
    the default; ``edgeavs_knobs.json`` is rewritten atomically after every function and a
-   resumed run skips the functions it holds. It may use ``KNOB_SHARE`` of the budget (all of
-   it when MetaSchedule has no task); every candidate counts as a trial;
+   resumed run skips the functions it holds. It gets the share of the remaining budget that
+   its functions have of the profiled latency, within ``KNOB_SHARE`` (all of it when
+   MetaSchedule has no task); every candidate counts as a trial;
 4. then, round after round, give a few trials to the task with the largest remaining share that
    has not converged (two rounds without a 2 % gain), until ``trials`` or ``time_budget``
    runs out; after every round the database is published atomically (records.py), so
@@ -33,7 +34,7 @@ from edgeavs.errors import EdgeAVSError
 from edgeavs.tune.records import RecordsDir
 
 TRIALS_PER_ROUND = 8
-KNOB_SHARE = 0.5  # of the time budget and trials for our knob search when MetaSchedule has tasks too
+KNOB_SHARE = (0.5, 0.9)  # bounds on the knob search's share of the budget when MetaSchedule has tasks too
 CONVERGED_GAIN = 0.02
 BUILDER_TIMEOUT_S = 120  # the pass form's 30 s times out every build on 2 cores (TVM-NOTES)
 
@@ -200,8 +201,10 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             "schedules); "
             f"untuned latency {total_profiled / 1e3:.2f} ms" if prof else f"  {len(tasks)} tasks")
         # Knob tasks first: a candidate builds in well under a second and they cover most of the latency.
-        # They may use KNOB_SHARE of the time and trials when MetaSchedule has tasks too, else all of it.
-        share = KNOB_SHARE if tasks else 1.0
+        # Their share of the time and trials: their share of the profiled latency (within KNOB_SHARE) when
+        # MetaSchedule has tasks too, else all of it.
+        covered = sum(t.profiled_us for t in ktasks) / total_profiled if prof else 0.0
+        share = min(KNOB_SHARE[1], max(KNOB_SHARE[0], covered)) if tasks else 1.0
         if tgt.is_host:
             say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces")
             knob_run = knob_search.search(
