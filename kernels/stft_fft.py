@@ -26,7 +26,10 @@ Arguments: ``x`` (N, 1, L) the padded signal as the convs read it, ``table``, ``
 
 Work: per frame ``(M/2) log2 M`` butterflies (10 flops each) + ``n_fft`` window multiplies + ``(M+1)`` x 13 flops
 of post-processing and power: 31 k flops against ``2 * 2 * bins * n_fft + 3 * bins`` = 2.1 M for the conv form
-(n_fft 1024), ~68x fewer. fp32 rel-L2 against float64 ~1e-7 (tests: 1e-6).
+(n_fft 1024), ~68x fewer. fp32 rel-L2 against float64 ~1.6e-7 (tests: 1e-6; the fp32 conv form is ~2-9e-7).
+Measured (Rocket Lake AVX-512, 1 thread, 101 frames, 8 frames per chunk, radix 4, shared machine): 0.079 ms, of
+which the windowed load (strided gathers: the frame -> lane transpose) 0.034, the FFT 0.031, the post-processing
+0.017; a scalar load loop instead of the gathers was slower (0.097 ms in all).
 
 Knobs (:class:`StftFftConfig`): ``frames`` (frames per chunk = width of the vectorised lane loop: one or two SIMD
 registers), ``radix`` (2: one pass over the chunk per stage; 4: stage pairs merged).
