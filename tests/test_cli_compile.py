@@ -3,6 +3,8 @@ The error cases all fail before anything is compiled."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -61,10 +63,10 @@ def test_checkpoint_of_another_variant(tmp_path, small_checkpoint):
 
 
 @pytest.mark.parametrize("res, shown", [("200", "200x200"), ("224x100", "224x100")])
-def test_resolution_not_a_multiple_of_32(tmp_path, res, shown):
+def test_resolution_not_a_multiple_of_16(tmp_path, res, shown):
     r = _run("compile", "--variant", "tiny", "--resolution", res, "-o", str(tmp_path / "a"))
     assert r.exit_code == 1
-    assert _last(r) == f"Error: resolution {shown}: LightAVSeg-tiny needs sides that are positive multiples of 32"
+    assert _last(r) == f"Error: resolution {shown}: LightAVSeg-tiny needs sides that are positive multiples of 16"
     assert not (tmp_path / "a").exists()
 
 
@@ -84,3 +86,16 @@ def test_export_onnx_writes_a_model(tmp_path):
     assert [i.name for i in model.graph.input] == ["frames", "waveform"]
     assert [o.name for o in model.graph.output] == ["logits"]
     assert model.opset_import[0].version == 18
+
+
+def test_sides_not_multiples_of_32_compile_and_verify(tmp_path):
+    """80 x 112 (multiples of 16, not of 32): the stride-32 level rounds up (2.5 -> 3, 3.5 -> 4)
+    the same way in PyTorch and in the compiled graph, so verify passes (fp32 tolerance table)."""
+    art = tmp_path / "odd"
+    r = _run("compile", "--variant", "tiny", "--resolution", "80x112", "-o", str(art), "-q")
+    assert r.exit_code == 0, r.output
+    report = tmp_path / "rep.json"
+    r = _run("verify", str(art), "--seeds", "2", "--report", str(report))
+    assert r.exit_code == 0, r.output
+    rep = json.loads(report.read_text())
+    assert rep["passed"] and rep["resolution"] == [80, 112]

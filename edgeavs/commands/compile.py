@@ -18,7 +18,7 @@ _VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
               help="Audio-visual fusion (default: the checkpoint's, else lightavseg); the "
                    "baselines compile through the same pipeline.")
 @click.option("--resolution", default="224", show_default=True, metavar="N|HxW",
-              help="Input size; sides must be multiples of 32.")
+              help="Input size; sides must be multiples of 16.")
 @click.option("--via", type=click.Choice(["export", "onnx"]), default="export", show_default=True,
               help="Import route: torch.export, or ONNX (dynamo, opset 18).")
 @click.option("--dump-ir", type=click.Path(file_okay=False, path_type=str), default=None,

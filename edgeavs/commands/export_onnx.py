@@ -11,7 +11,7 @@ from edgeavs.commands.compile import _VARIANTS
 @click.option("--variant", type=click.Choice(_VARIANTS, case_sensitive=False), default=None,
               help="Model size (default: the checkpoint's variant, else large).")
 @click.option("--resolution", default="224", show_default=True, metavar="N|HxW",
-              help="Input size; sides must be multiples of 32.")
+              help="Input size; sides must be multiples of 16.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="An edgeavs checkpoint; without it, random init with seed 0.")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=str),

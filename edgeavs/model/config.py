@@ -91,10 +91,12 @@ class VariantConfig:
     def size_multiple(self) -> int:
         """Input sides must be multiples of this.
 
-        32 keeps the stride-8/16/32 levels exact (224 -> 28, 14, 7); the last stride-2 stage
-        then rounds up (7 -> 4) exactly as the official SeaFormer does at 224.
+        16 admits 720p (720 x 1280). At multiples of 32 the stride-8/16/32 levels are exact
+        (224 -> 28, 14, 7); otherwise the stride-32 level rounds up (720 -> 45 -> 23) the way
+        every later stride-2 stage already does (7 -> 4 at 224), identically in PyTorch and in
+        the compiled graph (verified at 80 x 112 in the tests).
         """
-        return 32
+        return 16
 
 
 _T = SeaFormerConfig(

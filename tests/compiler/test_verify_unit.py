@@ -67,7 +67,8 @@ def test_resolution_parsing():
     assert parse_resolution("224") == (224, 224)
     assert parse_resolution("224x320") == (224, 320)
     assert check_resolution("64x96", "tiny") == (64, 96)
-    with pytest.raises(EdgeAVSError, match="multiples of 32"):
+    assert check_resolution("720x1280", "large") == (720, 1280)  # 720p: 720 = 45 * 16
+    with pytest.raises(EdgeAVSError, match="multiples of 16"):
         check_resolution("100", "tiny")
 
 
