@@ -369,11 +369,13 @@ def profile_artifact(directory, threads: int | None = None, repeat: int = 10, pe
     cmd = [sys.executable, "-m", "edgeavs.compiler.breakdown", str(directory), "--repeat", str(repeat)]
     if peak is not None:
         cmd += ["--peak", str(peak)]
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise EdgeAVSError(f"profiling {directory} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
     measured = json.loads(proc.stdout.strip().splitlines()[-1])
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     single = measured["sgemm_single_core_gflops"]
     peak_info = ({"gflops": float(peak), "method": "given (--peak)", "threads": threads} if peak is not None else
                  {"gflops": single * threads, "single_core_gflops": single, "threads": threads,
@@ -382,7 +384,9 @@ def profile_artifact(directory, threads: int | None = None, repeat: int = 10, pe
     h, w = manifest["resolution"]
     return {"artifact": str(directory), "variant": manifest["variant"], "resolution": [h, w],
             "target": manifest["target"], "threads": threads, "repeat": repeat, "peak": peak_info,
-            "latency_ms": measured["latency_ms"], **report}
+            "latency_ms": measured["latency_ms"], "cpus": os.cpu_count(),
+            "load_average_1min": [load_before, load_after],  # other work on the machine while profiling
+            **report}
 
 
 def write_json(path, obj) -> None:
@@ -424,9 +428,13 @@ def profile_into_manifest(directory, threads: int | None = None, repeat: int = 1
 def format_breakdown(report: dict) -> str:
     h, w = report["resolution"]
     peak = report["peak"]
+    load = report.get("load_average_1min") or [None]
+    busy = (f" [machine load {load[0]:.1f} on {report.get('cpus')} CPUs: timings include contention]"
+            if load[0] is not None and report.get("cpus") and load[0] > 0.5 * report["cpus"] else "")
     lines = [f"LightAVSeg-{report['variant']} {h}x{w}, {report['threads']} threads: {report['latency_ms']:.2f} ms "
              f"per inference (instrumented sum {report['total_us'] / 1e3:.2f} ms), {report['gflop']:.3f} GFLOP, "
-             f"{report['gflops']:.1f} GFLOP/s = {report['fraction_of_peak']:.1%} of peak {peak['gflops']:.0f} GFLOP/s",
+             f"{report['gflops']:.1f} GFLOP/s = {report['fraction_of_peak']:.1%} of peak {peak['gflops']:.0f} GFLOP/s"
+             + busy,
              f"{'class':<14} {'funcs':>5} {'ours':>5} {'ms':>8} {'share':>7} {'GFLOP':>7} {'GFLOP/s':>8} {'of peak':>8}"]
     for cls, c in report["classes"].items():
         rate = (f"{c['flops'] / 1e9:7.3f} {c['gflops']:8.1f} {c['fraction_of_peak']:8.1%}" if not c["uncounted"]
