@@ -32,6 +32,21 @@ TRACKER_CONNECT_TIMEOUT_S = 5.0
 PROBE_SESSION_TIMEOUT_S = 60
 
 
+def build_candidate(mod, target, _params=None):
+    """``f_build`` for the remote builder: MetaSchedule's default build without its import of
+    ``tvm.s_tir.tensor_intrin``.
+
+    That import registers the tensor intrinsics by parsing a few hundred TVMScript functions:
+    20-60 s on 2 cores, paid again in every round because ``LocalBuilder`` starts fresh worker
+    processes each time. Intrinsics are looked up by name only while scheduling (``tensorize``,
+    in the tuning process, which has them); the candidate the builder receives is already
+    scheduled and builds without them."""
+    from edgeavs.tvm_api import s_tir, tvm
+
+    mod = s_tir.transform.RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm.driver.build(mod, target=target)
+
+
 class CrossExport:
     """``f_export`` for MetaSchedule's ``LocalBuilder``: link a candidate with ``compiler``.
 
@@ -120,7 +135,7 @@ class TuningDevice:
 
     def builder_options(self) -> dict:
         """Extra keyword arguments for ``LocalBuilder``: export with the device's linker."""
-        return {"f_export": CrossExport(self.linker)}
+        return {"f_build": build_candidate, "f_export": CrossExport(self.linker)}
 
     def runner(self):
         """MetaSchedule's ``RPCRunner`` through the tracker. On an emulator each candidate is
