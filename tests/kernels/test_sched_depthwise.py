@@ -91,3 +91,12 @@ def test_stride2_defaults():
     assert not c3.parity and not c3.tile
     c1 = fallback_config(DepthwiseWorkload(channels=128, out_h=56, out_w=56, k=5, stride=1), haswell)
     assert not c1.parity and c1.tile
+
+
+def test_3x3_rows_capped_at_8():
+    avx512 = {"kind": "llvm", "mcpu": "skylake-avx512", "num-cores": 2}
+    for hw in (112, 56, 28, 14, 7):
+        c = fallback_config(DepthwiseWorkload(channels=96, out_h=hw, out_w=hw, k=3, stride=1), avx512)
+        assert c.rows <= 8 and hw % c.rows == 0
+    c5 = fallback_config(DepthwiseWorkload(channels=512, out_h=28, out_w=28, k=5, stride=1), avx512)
+    assert c5.rows == 14  # 5x5: the register budget (16 rows) decides
