@@ -13,8 +13,8 @@ On the session: ``upload`` the library, ``load_module`` it remotely, and drive a
 tensors live on the remote CPU: ``set_input`` + ``invoke_stateful`` + ``get_outputs`` (works for
 tuple outputs too). Inputs go over as numpy, outputs come back as numpy.
 
-:class:`DeviceSpec.runner_config` is the hook for tuning over RPC (MetaSchedule's
-``RPCConfig`` fields) when the tune issue lands.
+:class:`DeviceSpec.runner_config` gives MetaSchedule's ``RPCConfig`` fields for tuning over RPC
+(``edgeavs tune --rpc-tracker``, :mod:`edgeavs.tune.remote`).
 """
 
 from __future__ import annotations
