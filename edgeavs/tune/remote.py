@@ -153,8 +153,9 @@ def connect_tuning_device(target, rpc_tracker: str, rpc_key: str, remote_os: str
     """Check the tracker and the device, choose the linker; say so when it is an emulator.
 
     The device's OS: ``remote_os`` when given, else what our server reports, else the target's
-    (``android`` for a target linked with the NDK, ``linux`` otherwise). Android without a
-    configured NDK is a one-line error."""
+    (``android`` for a target linked with the NDK, ``linux`` otherwise). Our server reports
+    ``platform.system()``, which is ``linux`` under Android too (e.g. in Termux): pass
+    ``remote_os="android"`` there. Android without a configured NDK is a one-line error."""
     from edgeavs.device.export import device_linker
     from edgeavs.device.remote import device_spec
 
