@@ -37,8 +37,9 @@ class DepthwiseConfig:
     unroll_taps: bool = True
     tile: bool = True
     """False: only threads over channels and the per-channel padded plane (LLVM vectorises the plain loops)."""
-    parity: bool = True
-    """Stride 2: store the padded plane split into even and odd columns so every tap's loads are contiguous."""
+    parity: bool = False
+    """Stride 2: store the padded plane split into even and odd columns so every tap's loads are contiguous
+    (default False so that configs written before this knob keep their behaviour; the fallback sets it)."""
 
     @property
     def width_tile(self) -> int:
