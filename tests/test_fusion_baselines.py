@@ -151,17 +151,18 @@ def test_info_unknown_fusion_is_a_usage_error():
     assert r.exit_code == 2 and "nope" in r.output
 
 
-def test_baseline_compiles_and_verifies_through_the_same_pipeline(tmp_path):
-    """``edgeavs compile --fusion tpavi``: the same pipeline; our fusion passes find only the
-    backbone's h-sigmoid gates (TPAVI has no recursive audio path to fuse), and the artifact verifies against the
-    PyTorch TPAVI model within the fp32 tolerance table."""
-    art = tmp_path / "tpavi"
+@pytest.mark.parametrize("fusion", ["tpavi", "avsegformer"])
+def test_baseline_compiles_and_verifies_through_the_same_pipeline(tmp_path, fusion):
+    """``edgeavs compile --fusion F``: the same pipeline; our fusion passes find only the
+    backbone's h-sigmoid gates (the baselines have no recursive audio path to fuse), and the
+    artifact verifies against the PyTorch model of that fusion within the fp32 tolerance table."""
+    art = tmp_path / fusion
     runner = CliRunner()
-    r = runner.invoke(main, ["compile", "--variant", "tiny", "--fusion", "tpavi", "--resolution", "64",
+    r = runner.invoke(main, ["compile", "--variant", "tiny", "--fusion", fusion, "--resolution", "64",
                              "-o", str(art), "-q"])
     assert r.exit_code == 0, r.output
     manifest = json.loads((art / "manifest.json").read_text())
-    assert manifest["weights"]["fusion"] == "tpavi"
+    assert manifest["weights"]["fusion"] == fusion
     chains = manifest["fusion"]["chains"]
     assert chains["edgeavs.audio_gate"]["fused"] == chains["edgeavs.channel_bias"]["fused"] == 0
     assert chains["edgeavs.hsig_gate"]["fused"] > 0  # the SeaFormer backbone's own gates

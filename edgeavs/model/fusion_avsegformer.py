@@ -153,7 +153,10 @@ def sine_position(h: int, w: int, feats: int, ref: torch.Tensor) -> torch.Tensor
     x = torch.arange(1, w + 1, dtype=ref.dtype, device=ref.device)
     y = (y - 0.5) / (h + eps) * scale  # AVSegFormer's mmdet encoding uses offset -0.5
     x = (x - 0.5) / (w + eps) * scale
-    dim_t = 10000.0 ** (2 * (torch.arange(feats, dtype=ref.dtype, device=ref.device) // 2) / feats)
+    # the frequencies depend on ``feats`` alone: a constant (a traced ``arange // 2`` does not
+    # import into TVM 0.27, whose floor_divide importer types the 2 as int32 against any dtype)
+    dim_t = torch.tensor([10000.0 ** (2 * (i // 2) / feats) for i in range(feats)],
+                         dtype=ref.dtype, device=ref.device)
 
     def enc(v):
         p = v[:, None] / dim_t
