@@ -33,7 +33,7 @@ PROBE_SESSION_TIMEOUT_S = 60
 
 
 def build_candidate(mod, target, _params=None):
-    """``f_build`` for the remote builder: MetaSchedule's default build without its import of
+    """``f_build`` for the builder (host and remote): MetaSchedule's default build without its import of
     ``tvm.s_tir.tensor_intrin``.
 
     That import registers the tensor intrinsics by parsing a few hundred TVMScript functions:

@@ -216,9 +216,12 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                                                        "implemented: they keep their target-derived defaults")
             say(f"  knob search skipped: {knob_run.skipped}")
 
+        from edgeavs.tune.remote import build_candidate
+
         builder = ms.builder.LocalBuilder(max_workers=max(1, min(2, tgt.num_cores)),
                                           timeout_sec=BUILDER_TIMEOUT_S,
-                                          **(remote.builder_options() if remote else {}))
+                                          **(remote.builder_options() if remote
+                                             else {"f_build": build_candidate}))
         if remote is not None:  # edgeavs.tune.remote: candidates linked and measured on the device
             runner = remote.runner()
             records.append_log({"device": remote.info})
