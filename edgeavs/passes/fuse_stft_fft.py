@@ -21,7 +21,8 @@ import numpy as np
 
 from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
                                      run_fusion, static_shape)
-from edgeavs.tvm_api import IRModule, Target, dpl, module_pass, relax
+from edgeavs.passes.fuse_audio_gate import _resolve_target
+from edgeavs.tvm_api import IRModule, dpl, module_pass, relax
 from kernels.stft_fft import StftFftWorkload, dft_basis, fallback_config, stft_fft_kernel, tables
 
 NAME = "edgeavs.stft_fft"
@@ -118,12 +119,6 @@ def _rewrite_fn(ann: dict, target):
                               out_ty=relax.TensorType((n, wl.bins, wl.frames), "float32"))
 
     return rewrite
-
-
-def _resolve_target(target):
-    if target is not None:
-        return target
-    return Target.current(allow_none=True)
 
 
 @module_pass(opt_level=0, name="FuseStftFft")
