@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edgeavs.compiler.breakdown import format_breakdown, profile_artifact, write_json  # noqa: E402
+from edgeavs.compiler.breakdown import format_breakdown, profile_artifact  # noqa: E402
+from edgeavs.io.atomic import write_json  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from edgeavs.device.emulator import setup_emulator
-    from edgeavs.tune.records import atomic_write_text
+    from edgeavs.io.atomic import atomic_write_text
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)

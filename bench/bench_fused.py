@@ -562,20 +562,6 @@ def _machine(threads: int, target: dict) -> dict:
             "target": target}
 
 
-def _write_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variant", default="large")
@@ -654,8 +640,10 @@ def main(argv=None) -> int:
         "rows": rows,
         "summary": summary,
     }
+    from edgeavs.io.atomic import write_json
+
     out = Path(args.out)
-    _write_atomic(out, result)
+    write_json(out, result, indent=1)
     print()
     print(_table(rows))
     print(f"\nspeedup vs TVM default (through the VM both): min {summary['min_speedup']}x, median "

@@ -71,7 +71,8 @@ def main(argv=None) -> int:
 
     from edgeavs.commands.bench import run_bench
     from edgeavs.compiler.artifact import read_manifest
-    from edgeavs.compiler.breakdown import profile_artifact, write_json
+    from edgeavs.compiler.breakdown import profile_artifact
+    from edgeavs.io.atomic import write_json
     from edgeavs.compiler.build import parse_resolution
     from edgeavs.tune import parse_duration
 

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgeavs.io.atomic import write_json
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # name -> (task, fusion, msa weight)
@@ -117,9 +119,7 @@ def _run_one(name: str, work: Path, args) -> dict:
     rec["test_shuffled_audio"] = _evaluate(data, task, best, True)
     mj, mj_s = rec["test"]["M_J"], rec["test_shuffled_audio"]["M_J"]
     rec["shuffled_audio_drop_M_J"] = round((mj - mj_s) / mj, 4) if mj > 0 else None
-    tmp = run_dir / "result.json.tmp"
-    tmp.write_text(json.dumps(rec, indent=2) + "\n")
-    os.replace(tmp, run_dir / "result.json")
+    write_json(run_dir / "result.json", rec)
     return rec
 
 
@@ -211,10 +211,7 @@ def main(argv=None) -> int:
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_json(args.out, result)
     print(f"{'run':24s} {'epochs':>6s} {'steps':>6s} {'M_J':>7s} {'M_F':>7s} {'shufM_J':>7s} {'drop':>6s}")
     for name, r in runs.items():
         drop = r["shuffled_audio_drop_M_J"]

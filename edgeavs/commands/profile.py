@@ -22,7 +22,8 @@ def profile(artifact, threads, repeat, peak, top, json_out):
     worker process) and attribute it to its op class: functions, how many got edgeavs schedules,
     ms, share of latency, GFLOP/s and fraction of the measured peak; then the unscheduled
     functions with their shares and the slowest functions."""
-    from edgeavs.compiler.breakdown import format_breakdown, profile_artifact, write_json
+    from edgeavs.compiler.breakdown import format_breakdown, profile_artifact
+    from edgeavs.io.atomic import write_json
 
     report = profile_artifact(artifact, threads=threads, repeat=repeat, peak=peak, top=top)
     click.echo(format_breakdown(report))

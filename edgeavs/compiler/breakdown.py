@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
+from edgeavs.io.atomic import write_json
 
 VM_BUILTIN = "vm-builtin"
 SCHEDULE_PASS = "ApplyEdgeAVSSchedules"
@@ -387,24 +388,6 @@ def profile_artifact(directory, threads: int | None = None, repeat: int = 10, pe
             "latency_ms": measured["latency_ms"], "cpus": os.cpu_count(),
             "load_average_1min": [load_before, load_after],  # other work on the machine while profiling
             **report}
-
-
-def write_json(path, obj) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (beside it, then renamed)."""
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(obj, indent=2) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def profile_into_manifest(directory, threads: int | None = None, repeat: int = 10) -> dict:

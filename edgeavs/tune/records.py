@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
+from edgeavs.io.atomic import atomic_write_text
 
 FINGERPRINT = "fingerprint.json"
 WORKLOADS = "database_workload.json"
@@ -31,20 +32,6 @@ RECORDS = "database_tuning_record.json"
 KNOBS = "edgeavs_knobs.json"
 LOG = "tune_log.jsonl"
 FORMAT = "edgeavs-records/1"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def atomic_copy(src: Path, dst: Path) -> None:
