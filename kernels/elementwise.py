@@ -199,6 +199,31 @@ def _flatten_and_vectorize(sch: s_tir.Schedule, block, cfg: GenericConfig, total
     return True
 
 
+def _inner_vector(extent: int, cfg: GenericConfig) -> str | None:
+    """How an innermost spatial loop of ``extent`` is vectorised: ``"split"`` into ``cfg.lanes``-wide vectors,
+    ``"whole"`` (one vector of the whole loop), or None (left scalar)."""
+    if extent % cfg.lanes == 0 and extent > cfg.lanes:
+        return "split"
+    if 1 < extent <= cfg.max_whole_vector and (extent % 4 == 0 or extent >= cfg.lanes):
+        return "whole"
+    return None
+
+
+def _parallel_and_vectorize(sch: s_tir.Schedule, par_loops, vec, cfg: GenericConfig, total: int) -> bool:
+    """Fuse and parallelise ``par_loops`` (when the work is large enough and the fused extent >= 2), vectorise
+    ``vec`` (when given); True when anything was applied."""
+    applied = False
+    if cfg.parallel and total >= cfg.min_parallel_work and par_loops:
+        fused = sch.fuse(*par_loops) if len(par_loops) > 1 else par_loops[0]
+        if (_extent(sch, fused) or 0) >= 2:
+            sch.parallel(fused)
+            applied = True
+    if vec is not None:
+        sch.vectorize(vec)
+        applied = True
+    return applied
+
+
 def _unit_reduction(sch: s_tir.Schedule, block, cfg: GenericConfig, loops, iters, exts, total) -> bool:
     """A "reduction" whose reduction loops all have extent 1 (a 1x1 depthwise conv: a per-channel scale) is
     elementwise work: move those loops outside the innermost spatial loop, then vectorise that and parallelise
@@ -211,27 +236,16 @@ def _unit_reduction(sch: s_tir.Schedule, block, cfg: GenericConfig, loops, iters
     sp = [i for i in range(len(loops)) if i not in red]
     if not sp:
         return False
-    inner, e = loops[sp[-1]], exts[sp[-1]]
+    inner = loops[sp[-1]]
+    plan = _inner_vector(exts[sp[-1]], cfg)
     vec = None
-    if e % cfg.lanes == 0 and e > cfg.lanes:
+    if plan is not None:
         sch.reorder(*[loops[i] for i in red], inner)
-        _, vec = sch.split(inner, [None, cfg.lanes])
-    elif 1 < e <= cfg.max_whole_vector and (e % 4 == 0 or e >= cfg.lanes):
-        sch.reorder(*[loops[i] for i in red], inner)
-        vec = inner
+        vec = sch.split(inner, [None, cfg.lanes])[1] if plan == "split" else inner
     outer = [loops[i] for i in sp[:-1]] if vec is not None else [loops[i] for i in sp]
     if vec is None and len(outer) > 1:
         outer = outer[:-1]  # keep the contiguous inner loop serial
-    applied = False
-    if cfg.parallel and total >= cfg.min_parallel_work and outer:
-        fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-        if (_extent(sch, fused) or 0) >= 2:
-            sch.parallel(fused)
-            applied = True
-    if vec is not None:
-        sch.vectorize(vec)
-        applied = True
-    return applied
+    return _parallel_and_vectorize(sch, outer, vec, cfg, total)
 
 
 def schedule_block(sch: s_tir.Schedule, block, cfg: GenericConfig) -> bool:
@@ -251,9 +265,7 @@ def schedule_block(sch: s_tir.Schedule, block, cfg: GenericConfig) -> bool:
         return True
     if not spatial and vectorize_reduction(sch, block, cfg):
         return True
-    if spatial and len(iters) == len(loops) and exts and not (
-            exts[-1] % cfg.lanes == 0 and exts[-1] > cfg.lanes
-            or 1 < exts[-1] <= cfg.max_whole_vector and (exts[-1] % 4 == 0 or exts[-1] >= cfg.lanes)) \
+    if spatial and len(iters) == len(loops) and _inner_vector(exts[-1], cfg) is None \
             and _flatten_and_vectorize(sch, block, cfg, total):
         return True
     # leading loops whose block iter is spatial (one-to-one bindings from legalisation)
@@ -263,30 +275,19 @@ def schedule_block(sch: s_tir.Schedule, block, cfg: GenericConfig) -> bool:
             if int(iv.iter_type) != DATA_PAR:
                 break
             lead += 1
-    applied = False
     vec_loop = None
-    if spatial and len(loops) >= 1:
-        inner = loops[-1]
-        e = exts[-1]
-        if e % cfg.lanes == 0 and e > cfg.lanes:
-            _, vec_loop = sch.split(inner, [None, cfg.lanes])
-        elif 1 < e <= cfg.max_whole_vector and (e % 4 == 0 or e >= cfg.lanes):
-            vec_loop = inner
+    if spatial:
+        plan = _inner_vector(exts[-1], cfg)
+        if plan == "split":
+            vec_loop = sch.split(loops[-1], [None, cfg.lanes])[1]
+        elif plan == "whole":
+            vec_loop = loops[-1]
         loops = sch.get_loops(block)
         lead = len(loops) - 1 if vec_loop is not None else len(loops)
-    if cfg.parallel and total >= cfg.min_parallel_work and lead >= 1:
-        par_loops = loops[:lead] if not spatial else loops[:lead]
-        if spatial and vec_loop is None and len(par_loops) > 1:
-            par_loops = par_loops[:-1]  # keep the contiguous inner loop serial: one thread per row
-        if par_loops:
-            fused = sch.fuse(*par_loops) if len(par_loops) > 1 else par_loops[0]
-            if (_extent(sch, fused) or 0) >= 2:
-                sch.parallel(fused)
-                applied = True
-    if vec_loop is not None:
-        sch.vectorize(vec_loop)
-        applied = True
-    return applied
+    par_loops = loops[:lead]
+    if spatial and vec_loop is None and len(par_loops) > 1:
+        par_loops = par_loops[:-1]  # keep the contiguous inner loop serial: one thread per row
+    return _parallel_and_vectorize(sch, par_loops, vec_loop, cfg, total)
 
 
 def schedule_generic(sch: s_tir.Schedule, cfg: GenericConfig | None = None, target: TargetLike = None,
