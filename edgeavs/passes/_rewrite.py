@@ -199,6 +199,17 @@ def run_fusion(mod: IRModule, pattern: dpl.DFPattern, check: Check, rewrite: Rew
     return _drop_orphans(new_mod, mod, updates), stats
 
 
+def run_counted_fusion(mod: IRModule, pattern: dpl.DFPattern, check: Check, rewrite: Rewriter,
+                       stats: FusionStats) -> IRModule:
+    """``run_fusion`` with ``stats.found``/``stats.fused`` counted on the module itself: the chains present before
+    the rewrite, and how many of them are gone after it (the single-pattern fusion passes' report)."""
+    found = run_fusion(mod, pattern, check, None)[1].found
+    mod, _ = run_fusion(mod, pattern, check, rewrite, stats)
+    stats.found = found
+    stats.fused = found - run_fusion(mod, pattern, check, None)[1].found
+    return mod
+
+
 def _drop_orphans(new_mod: IRModule, old_mod: IRModule, updates: dict) -> IRModule:
     """Remove PrimFuncs that only the rewritten chains called (e.g. ONNX's ``maximum``/``minimum``)."""
     before = set()

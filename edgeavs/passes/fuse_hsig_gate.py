@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
-                                     run_fusion, static_shape)
+                                     run_counted_fusion, run_fusion, static_shape)
 from edgeavs.passes.fuse_audio_gate import _conv1x1_ok, _resolve_target
 from edgeavs.passes.hsigmoid import _is, hsigmoid_pattern
 from edgeavs.tune.knobs import pick_kernel_config
@@ -170,12 +170,8 @@ class FuseHsigGate:
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = FusionStats()
-        found = count_matches(mod)
-        mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
-                            self.stats)
-        self.stats.found = found
-        self.stats.fused = found - count_matches(mod)
-        return mod
+        return run_counted_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
+                                  self.stats)
 
     @property
     def num_matches(self) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
-                                     run_fusion, static_shape)
+                                     run_counted_fusion, run_fusion, static_shape)
 from edgeavs.passes.fuse_audio_gate import _resolve_target
 from edgeavs.tvm_api import IRModule, dpl, module_pass, relax
 from kernels.stft_fft import StftFftWorkload, dft_basis, fallback_config, stft_fft_kernel, tables
@@ -151,13 +151,8 @@ class FuseStftFft:
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = StftFftStats()
-        found = count_matches(mod)
-        no_match = count_candidates(mod) - found
-        mod, _ = run_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target)), self.stats)
-        self.stats.found = found
-        self.stats.fused = found - count_matches(mod)
-        self.stats.no_match = no_match
-        return mod
+        self.stats.no_match = count_candidates(mod) - count_matches(mod)
+        return run_counted_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target)), self.stats)
 
     @property
     def num_matches(self) -> int:
