@@ -14,6 +14,10 @@
     edgeavs-schedules    ApplyEdgeAVSSchedules: our CPU schedule for every fused PrimFunc by its
                          block structure, with the target-derived default knobs or the tuned
                          knobs from a records directory; its report names what nothing matched
+    weight-prepack       SplitLayoutRewritePreproc, FoldConstant, DCE: the weight re-layouts our
+                         schedules mark (``meta_schedule.layout_rewrite_preproc``, kernels/conv2d.py)
+                         become PrimFuncs of their own, evaluated here on the constant weights; the
+                         scheduled function (same name) reads the re-laid-out weight
     apply-records        MetaScheduleApplyDatabase for the functions still unscheduled, when
                          compiled with tuning records (``edgeavs compile --records``)
     lower                TVM's CPU dataflow-lowering and finalisation passes (memory planning,
@@ -126,6 +130,58 @@ def _schedules(ctx):
     return [run]
 
 
+def _weight_prepack(ctx):
+    if not ctx.schedules:
+        return []
+    _, T = _t()
+    return [_split_layout_rewrites, T.FoldConstant(), T.DeadCodeElimination()]
+
+
+def _split_layout_rewrites(mod):
+    """SplitLayoutRewritePreproc on every function but the PrimFuncs without a root block (the hand-written
+    ``T.prim_func`` kernels, e.g. the FFT), which it cannot read and which carry no layout rewrite; the split
+    compute functions get their names back (``X_prepacked`` -> ``X``: profiles and tuning records name them)."""
+    from edgeavs.tvm_api import IRModule, PrimFunc, relax, s_tir
+
+    _, T = _t()
+    plain = {gv: f for gv, f in mod.functions_items()
+             if isinstance(f, PrimFunc) and not isinstance(f.body, s_tir.SBlockRealize)}
+    view = IRModule({gv: f for gv, f in mod.functions_items() if gv not in plain}, attrs=mod.attrs,
+                    global_infos=mod.global_infos)
+    out = T.SplitLayoutRewritePreproc()(view)
+    for gv, f in plain.items():
+        out[gv] = f
+    suffix = "_prepacked"
+    split = {gv.name_hint: (gv, f) for gv, f in out.functions_items()
+             if isinstance(f, PrimFunc) and gv.name_hint.endswith(suffix)}
+    if not split:
+        return out
+    names = {gv.name_hint: gv for gv in out.functions.keys()}
+    funcs = {}
+    for name, (gv, f) in split.items():
+        base = name[: -len(suffix)]
+        del out[gv]  # else add_func returns the structurally equal function under its old name
+        if base in names:
+            # the unsplit original, called nowhere now: the split's DCE kept it because the view's
+            # functions call kernels outside the view (``plain``), and then DCE removes nothing
+            del out[names[base]]
+        if f.attrs is not None and "global_symbol" in f.attrs:
+            f = f.with_attr("global_symbol", base)
+        funcs[name] = (base, f)
+    bb = relax.BlockBuilder(out)
+    renamed = {name: bb.add_func(f, base) for name, (base, f) in funcs.items()}
+
+    @relax.expr_functor.mutator
+    class Rename(relax.PyExprMutator):
+        def visit_global_var_(self, op):
+            return renamed.get(op.name_hint, op)
+
+    for gv, f in list(out.functions_items()):
+        if isinstance(f, relax.Function):
+            bb.update_func(gv, Rename(out).visit_expr(f))
+    return bb.get()
+
+
 def _apply_records(ctx):
     if ctx.records is None:
         return []
@@ -153,6 +209,7 @@ PIPELINE: list[Phase] = [
     Phase("legalize", _legalize),
     Phase("fuse-ops", _fuse_ops),
     Phase("edgeavs-schedules", _schedules),
+    Phase("weight-prepack", _weight_prepack),
     Phase("apply-records", _apply_records),
     Phase("lower", _lower),
 ]
