@@ -31,10 +31,11 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
          remote_os, seed, only, as_json, out):
     """Auto-tune LightAVSeg for a target; records are reused by `edgeavs compile --records`.
 
-    Trials go to the functions with the largest share of the measured latency first; a task
-    stops when two rounds bring less than 2 %. After every round the database is written
-    atomically: Ctrl-C keeps everything measured so far, and running the same command again
-    continues from it.
+    edgeavs's own schedules and kernels are searched through their knobs, every candidate timed
+    inside the compiled model; a config is kept only when it also makes the whole model faster.
+    What they leave goes to MetaSchedule, the largest share of the latency first; a task stops
+    when two rounds bring less than 2 %. Records are written atomically: Ctrl-C keeps everything
+    committed so far, and running the same command again continues from it.
     """
     from edgeavs.tune import parse_duration, tune as run
 
@@ -53,6 +54,10 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
         elif k:
             click.echo(f"knobs: {k['functions']} edgeavs functions searched ({k['trials']} of the trials), "
                        f"{k['tuned']} faster than their defaults; {k['resumed']} already in the records")
-        if summary.get("untuned_ms") is not None:
-            click.echo(f"estimated latency {summary['untuned_ms']:.2f} ms untuned -> "
-                       f"{summary['estimate_ms']:.2f} ms with the records")
+        e2e = summary.get("end_to_end")
+        if e2e:
+            click.echo(f"measured end to end: {e2e['untuned_ms']:.2f} ms untuned -> {e2e['tuned_ms']:.2f} ms "
+                       "with the records")
+        elif summary.get("untuned_ms") is not None:
+            click.echo(f"nothing kept: the records leave the build as it was ({summary['untuned_ms']:.2f} ms "
+                       "instrumented)")

@@ -1,4 +1,4 @@
-"""Knob search: time our own schedules' and kernels' candidate configs on this CPU, keep what wins.
+"""Knob records: workload keys, knob spaces, candidates and the ``edgeavs_knobs.json`` file of ``edgeavs tune``.
 
 Every edgeavs schedule (``kernels/{pointwise,depthwise,conv2d,stft,elementwise}.py``) and fusion kernel
 (``kernels/{hsig_gate,audio_gate,channel_bias}.py``) has a ``Config``, a target-derived ``fallback_config`` and a
@@ -8,16 +8,13 @@ Every edgeavs schedule (``kernels/{pointwise,depthwise,conv2d,stft,elementwise}.
    ``<class>/<structural hash of the unscheduled PrimFunc>`` for a function ``ApplyEdgeAVSSchedules`` scheduled
    (e.g. ``conv1x1/244ab5876c5fa252``), ``<kernel>/<workload fields>`` for a fusion kernel
    (``hsig_gate/n=1,ci=64,...``). The key is the ``edgeavs.workload`` attribute of the scheduled function.
-2. **Candidates.** The default config, then one knob changed at a time over its ``knob_space`` values (the
-   values nearest the default first, at most :data:`MAX_CANDIDATES`), then the combination of the knob values
-   that each beat the default alone. Each candidate counts as one trial of the tune budget.
-3. **Timing.** ``time_evaluator`` on random inputs, ``number`` chosen so one measurement takes at least
-   :data:`MIN_MEASURE_S`, the minimum of :data:`REPEATS` measurements (the least disturbed one on a shared
-   machine). The best candidate and the default are then timed again, alternately; the candidate is kept only
-   when it beats the default by :data:`MARGIN` in that re-measurement, so timing noise does not flip a config.
-4. **Records.** ``edgeavs_knobs.json`` in the records directory (``records.py``): per key the kind (schedule or
-   kernel name), the winning config (``null``: the default won), the function name and the timings. It is
-   rewritten atomically after every function; a run that finds a key there skips it (resume).
+2. **Candidates.** One knob changed at a time over its ``knob_space`` values around a centre config (the values
+   nearest the centre first, at most :data:`MAX_CANDIDATES`). Each candidate counts as one trial of the tune
+   budget. The search itself, which times candidates inside the compiled model and keeps a config only when it
+   wins there and end to end, is :mod:`edgeavs.tune.in_model`.
+3. **Records.** ``edgeavs_knobs.json`` in the records directory (``records.py``): per key the kind (schedule or
+   kernel name), the winning config (``null``: the default stayed), the functions and the in-model timings. A
+   run that finds a key there skips it (resume) and builds that function with the recorded config.
 
 At compile time ``configs["functions"]`` (the records' entries) overrides the default for a function whose key
 matches (``ApplyEdgeAVSSchedules`` and the fusion passes call :func:`tuned_config`); such a function carries
@@ -30,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -41,9 +37,6 @@ MARGIN = 0.03
 """A candidate must be this much faster than the default (re-measured) to replace it."""
 MAX_CANDIDATES = 16
 MAX_VALUES_PER_KNOB = 6
-MIN_MEASURE_S = 1e-3
-REPEATS = 5
-CONFIRM_ROUNDS = 3
 WORKLOAD_ATTR = "edgeavs.workload"
 TUNED_ATTR = "edgeavs.knobs"
 
@@ -232,7 +225,7 @@ def usage(mod, configs: dict | None) -> dict:
 
 # ------------------------------------------------------------------ tasks and candidates
 
-@dataclass
+@dataclass(eq=False)  # identity: tasks are dict keys of the search
 class KnobTask:
     key: str
     kind: str
@@ -346,49 +339,7 @@ def knob_tasks(pre, scheduled, target, profile: dict, only=()) -> list[KnobTask]
     return sorted(by_key.values(), key=lambda t: (-t.profiled_us, t.key))
 
 
-# ------------------------------------------------------------------ timing
-
-def _random_args(func, dev):
-    import numpy as np
-
-    from edgeavs.tvm_api import runtime
-
-    rng = np.random.default_rng(0)
-    args = []
-    for p in func.params:
-        buf = func.buffer_map[p] if hasattr(func, "buffer_map") else p  # 0.27: the params are the buffers
-        shape = [int(d) for d in buf.shape]
-        dtype = str(buf.dtype)
-        if dtype.startswith("float"):
-            a = rng.standard_normal(shape).astype(dtype)
-        else:
-            a = np.zeros(shape, dtype)  # indices: 0 is always in bounds
-        args.append(runtime.tensor(a, device=dev))
-    return args
-
-
-class Timer:
-    """Build a scheduled PrimFunc and time it (seconds per call)."""
-
-    def __init__(self, target):
-        from edgeavs.tvm_api import make_target, tvm
-
-        self.target = make_target(target)
-        self.dev = tvm.cpu()
-
-    def prepare(self, func):
-        from edgeavs.tvm_api import tvm
-
-        lib = tvm.compile(func.with_attr("global_symbol", "main"), target=self.target).jit()
-        args = _random_args(func, self.dev)
-        lib["main"](*args)  # warm-up (and a crash here is the candidate's, before timing)
-        once = lib.time_evaluator("main", self.dev, number=1, repeat=1)(*args).mean
-        number = max(1, min(10000, math.ceil(MIN_MEASURE_S / max(once, 1e-9))))
-        ev = lib.time_evaluator("main", self.dev, number=number, repeat=1)
-        return lambda repeat=REPEATS: min(ev(*args).mean for _ in range(repeat))
-
-
-# ------------------------------------------------------------------ the search
+# ------------------------------------------------------------------ the search's summary
 
 @dataclass
 class KnobSummary:
@@ -396,137 +347,34 @@ class KnobSummary:
     resumed: int = 0  # skipped: already in the records
     tuned: int = 0  # searched in this run and a candidate kept
     trials: int = 0
+    rounds: int = 0  # whole-model builds timed (edgeavs.tune.in_model)
     seconds: float = 0.0
-    gain_us: float = 0.0  # estimated saving per inference (profiled time x measured speed-up)
+    gain_us: float = 0.0  # saving per inference: in-model default minus tuned time of the kept functions
+    end_to_end: dict = field(default_factory=dict)  # {"default_ms", "tuned_ms"[, "rejected"]}
     skipped: str | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def search_task(task: KnobTask, timer: Timer, max_trials: int | None = None) -> dict:
-    """Time the default and the candidates of one task; returns the records entry (``config`` None when the
-    default stays) plus ``trials``."""
-    default_time = timer.prepare(task.build(task.default))
-    t_def = default_time()
-    results = []  # (seconds, config, timer)
-    trials = 0
-    for cand in task.candidates:
-        if max_trials is not None and trials >= max_trials:
-            break
-        trials += 1
-        try:
-            t = timer.prepare(task.build(cand))
-        except Exception:  # noqa: BLE001 - a config that does not build or lower for this function
-            continue
-        results.append((t(), cand, t))
-    # knobs that beat the default alone, combined
-    better = [(s, c) for s, c, _ in results if s < t_def]
-    combo = task.default
-    for k in [f.name for f in dataclasses.fields(task.default)]:
-        wins = [(s, getattr(c, k)) for s, c in better if getattr(c, k) != getattr(task.default, k)]
-        if wins:
-            combo = dataclasses.replace(combo, **{k: min(wins, key=lambda x: x[0])[1]})
-    tried = {c for _, c, _ in results}
-    if combo != task.default and combo not in tried and (max_trials is None or trials < max_trials):
-        trials += 1
-        try:
-            t = timer.prepare(task.build(combo))
-            results.append((t(), combo, t))
-        except Exception:  # noqa: BLE001
-            pass
-    entry = {"kind": task.kind, "config": None, "functions": sorted(task.names),
-             "default_us": round(float(t_def) * 1e6, 3), "best_us": round(float(t_def) * 1e6, 3),
-             "candidates": trials}
-    if results:
-        s, best, t_best = min(results, key=lambda r: r[0])
-        if s < t_def * (1 - MARGIN):
-            d_min, b_min = float("inf"), float("inf")
-            for _ in range(CONFIRM_ROUNDS):
-                d_min = min(d_min, default_time(2))
-                b_min = min(b_min, t_best(2))
-            entry["default_us"] = round(float(d_min) * 1e6, 3)
-            entry["best_us"] = round(float(b_min) * 1e6, 3)
-            if b_min < d_min * (1 - MARGIN):
-                entry["config"] = config_to_dict(best)
-            else:
-                entry["best_us"] = entry["default_us"]
-    entry["trials"] = trials
-    return entry
-
-
-def search(tasks: list[KnobTask], records, target, *, deadline: float, max_trials: int | None,
-           log=None) -> KnobSummary:
-    """Search ``tasks`` in order until ``deadline`` (``time.perf_counter()``) or ``max_trials``; after each
-    function the knob file is rewritten atomically. Tasks already in the records are skipped."""
-    say = log or (lambda _m: None)
-    summary = KnobSummary()
-    t0 = time.perf_counter()
-    functions = dict(records.read_knobs())
-    timer = Timer(target)
-    per_trial: list[float] = []
-    for task in tasks:
-        if task.key in functions:
-            summary.resumed += 1
-            continue
-        need = len(task.candidates) + 1
-        if max_trials is not None and summary.trials + need > max_trials:
-            continue  # a cooler function with fewer candidates may still fit
-        mean = sum(per_trial) / len(per_trial) if per_trial else 0.0
-        if time.perf_counter() + mean * need > deadline:
-            break
-        ts = time.perf_counter()
-        try:
-            entry = search_task(task, timer)
-        except Exception as exc:  # noqa: BLE001 - the default itself does not build here: record, go on
-            lines = str(exc).strip().splitlines()
-            functions[task.key] = {"kind": task.kind, "config": None, "functions": sorted(task.names),
-                                   "error": lines[-1] if lines else type(exc).__name__}
-            records.write_knobs(functions)
-            say(f"  knobs {task.names[0]}: not searched ({functions[task.key]['error']})")
-            continue
-        entry_trials = entry.pop("trials")
-        secs = time.perf_counter() - ts
-        per_trial.append(secs / max(1, entry_trials + 1))
-        functions[task.key] = entry
-        records.write_knobs(functions)
-        summary.functions += 1
-        summary.trials += entry_trials
-        if entry["config"] is not None:
-            summary.tuned += 1
-            summary.gain_us += task.profiled_us * (1 - entry["best_us"] / entry["default_us"])
-        records.append_log({"knobs": task.names[0], "key": task.key, "kind": task.kind,
-                            "candidates": entry_trials, "default_us": entry["default_us"],
-                            "best_us": entry["best_us"], "kept": entry["config"] is not None,
-                            "seconds": round(secs, 1)})
-        gain = "" if entry["config"] is None else \
-            f" -> {entry['best_us']:.1f} us ({entry['default_us'] / entry['best_us']:.2f}x)"
-        say(f"  knobs {task.names[0]:<40} {task.kind:<12} {entry_trials:2d} candidates, "
-            f"default {entry['default_us']:.1f} us{gain}")
-    summary.seconds = round(time.perf_counter() - t0, 1)
-    summary.gain_us = round(summary.gain_us, 1)
-    return summary
-
-
 def split_pipeline(mod, tvm_target, params):
-    """``(pre, scheduled)``: the pipeline up to ``fuse-ops`` (what candidates are scheduled from) and the same
-    module after ``edgeavs-schedules`` with the default knobs (what tasks and the profile come from)."""
+    """``(folded, pre, scheduled)``: the pipeline up to ``fold-constants`` (where a whole-model build for the
+    in-model search starts), then up to ``fuse-ops`` (what candidates are scheduled from), and the same module
+    after ``edgeavs-schedules`` with the default knobs (what tasks and the profile come from)."""
     from edgeavs.compiler.pipeline import PIPELINE, run_pipeline
-
-    upto = []
-    for p in PIPELINE:
-        if p.name == "edgeavs-schedules":
-            break
-        upto.append(p.name)
     from edgeavs.tvm_api import IRModule
 
-    pre = run_pipeline(mod, tvm_target, params, phases=upto)[0]
+    names = [p.name for p in PIPELINE]
+    folded = run_pipeline(mod, tvm_target, params, phases=names[:names.index("fold-constants") + 1])[0]
+    copy = IRModule(dict(folded.functions_items()), attrs=folded.attrs, global_infos=folded.global_infos)
+    pre = run_pipeline(copy, tvm_target, None,
+                       phases=names[names.index("fold-constants") + 1:names.index("edgeavs-schedules")])[0]
     # the schedule pass replaces functions in the module it is given: give it a copy
     copy = IRModule(dict(pre.functions_items()), attrs=pre.attrs, global_infos=pre.global_infos)
     scheduled = run_pipeline(copy, tvm_target, None, phases=["edgeavs-schedules"])[0]
-    return pre, scheduled
+    return folded, pre, scheduled
 
 
 __all__ = ["FORMAT", "MARGIN", "KnobTask", "KnobSummary", "candidates", "check_entries", "config_from_dict",
            "config_to_dict", "function_key", "kernel_key", "knob_tasks", "parse_kernel_key", "pick_kernel_config",
-           "search", "search_task", "split_pipeline", "tuned_config", "usage"]
+           "split_pipeline", "tuned_config", "usage"]

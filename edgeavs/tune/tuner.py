@@ -7,16 +7,19 @@ the on-disk state are ours):
    functions are the tasks; functions that carry an edgeavs schedule are marked scheduled
    and are searched through their own knob space, not MetaSchedule's;
 2. profile the untuned build once (VM call instrumentation): each task's share of latency;
-3. knob search first (``edgeavs.tune.knobs``, host targets only): the functions our schedules
-   and fusion kernels cover, hottest first, each candidate of their knob space timed against
-   the default; ``edgeavs_knobs.json`` is rewritten atomically after every function and a
-   resumed run skips the functions it holds. It gets the share of the remaining budget that
-   its functions have of the profiled latency, within ``KNOB_SHARE`` (all of it when
-   MetaSchedule has no task); every candidate counts as a trial;
-4. then, round after round, give a few trials to the task with the largest remaining share that
+3. knob search first (``edgeavs.tune.in_model``, host targets only): the functions our schedules
+   and fusion kernels cover, every candidate timed inside the compiled model (one build times one
+   candidate of every function), a winner kept only when it wins again against the defaults and
+   the whole model gets faster end to end. It gets the share of the remaining budget that its
+   functions have of the profiled latency, within ``KNOB_SHARE`` (all of it when MetaSchedule has
+   no task); every candidate counts as a trial;
+4. then, round after round, give a few trials to the MetaSchedule task with the largest remaining share that
    has not converged (two rounds without a 2 % gain), until ``trials`` or ``time_budget``
    runs out; after every round the database is published atomically (records.py), so
-   Ctrl-C or a crash leaves a valid database and the next run continues from it.
+   Ctrl-C or a crash leaves a valid database and the next run continues from it. A task under
+   ``MIN_TASK_SHARE`` of the latency is left out: no schedule of it can pay for a trial;
+5. finally (host) the untuned build and the build ``edgeavs compile --records`` makes are timed
+   alternately, end to end; the budget keeps ``E2E_RESERVE`` builds' worth of time for it.
 
 Timing noise decides which measured candidate is best, so "same seed, same trials" gives the
 same candidates tried, not always the same winner.
@@ -36,6 +39,10 @@ from edgeavs.tune.records import RecordsDir
 TRIALS_PER_ROUND = 8
 KNOB_SHARE = (0.5, 0.9)  # bounds on the knob search's share of the budget when MetaSchedule has tasks too
 CONVERGED_GAIN = 0.02
+E2E_RESERVE = 3.0
+"""The budget keeps this many builds' worth of time for the closing end-to-end check."""
+MIN_TASK_SHARE = 0.001
+"""A MetaSchedule task under this share of the profiled latency is not searched (unless ``only`` names it)."""
 BUILDER_TIMEOUT_S = 120  # the pass form's 30 s times out every build on 2 cores (TVM-NOTES)
 
 
@@ -75,16 +82,6 @@ class Task:
         return min(self.profiled_us, self.best_us * self.calls)
 
 
-def fused_module(mod, tvm_target, params, knobs=None):
-    """The pipeline up to lowering (fused, with edgeavs's schedules): what tasks are extracted
-    from and what records apply to."""
-    from edgeavs.compiler.pipeline import PIPELINE, run_pipeline
-
-    phases = [p.name for p in PIPELINE if p.name not in ("apply-records", "lower")]
-    return run_pipeline(mod, tvm_target, params, phases=phases,
-                        schedule_configs={"functions": knobs} if knobs else None)[0]
-
-
 def _task_func(task):
     mod = task.dispatched[0]
     return mod["main"] if "main" in [gv.name_hint for gv in mod.get_global_vars()] else mod
@@ -96,18 +93,33 @@ def _scheduled_by_edgeavs(func) -> bool:
 
 
 def _profile(fused, tvm_target, inputs) -> dict:
-    """Per-function total microseconds per inference in the untuned build."""
-    from edgeavs.tvm_api import relax, tvm
+    """Per-function microseconds per inference in the untuned build (instrumented; for shares)."""
+    from edgeavs.tune.in_model import build_vm, profile_median
+    from edgeavs.tvm_api import tvm
+
+    return profile_median(build_vm(fused, tvm_target), [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs], 5)
+
+
+def _end_to_end(mod, tvm_target, params, records, inputs, rounds: int = 5) -> dict:
+    """The untuned build and the build ``edgeavs compile --records`` makes, timed alternately (median ms)."""
+    import statistics
 
     from edgeavs.compiler.pipeline import run_pipeline
+    from edgeavs.tune.in_model import compile_vm, latency_s
+    from edgeavs.tvm_api import tvm
 
-    lowered = run_pipeline(fused, tvm_target, None, phases=["lower"])[0]
-    ex = tvm.compile(lowered, target=tvm_target, relax_pipeline=None)
-    from edgeavs.tune.profile import profile_functions
-
-    dev = tvm.cpu()
-    vm = relax.VirtualMachine(ex, dev)
-    return profile_functions(vm, [tvm.runtime.tensor(a, dev) for a in inputs])
+    knobs = records.read_knobs()
+    builds = {}
+    for name, kw in (("untuned_ms", {}), ("tuned_ms", {"records": str(records.path),
+                                                       "schedule_configs": {"functions": knobs} if knobs else None})):
+        lowered = run_pipeline(mod, tvm_target, params, **kw)[0]
+        builds[name] = compile_vm(lowered, tvm_target)
+    args = [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs]
+    times = {name: [] for name in builds}
+    for _ in range(rounds):
+        for name, vm in builds.items():
+            times[name].append(latency_s(vm, args))
+    return {name: round(statistics.median(t) * 1e3, 3) for name, t in times.items()}
 
 
 def _best_us(db, task) -> float | None:
@@ -160,8 +172,9 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     tvm_target = tgt.to_tvm()
     from edgeavs.tune import knobs as knob_search
 
-    # pre: fused, not yet scheduled (knob candidates are scheduled from it); fused: with the default knobs
-    pre, fused = knob_search.split_pipeline(mod, tvm_target, params)
+    # folded: where the in-model knob search's builds start; pre: fused, not yet scheduled (knob candidates
+    # are scheduled from it); fused: with the default knobs (tasks and the profile)
+    folded, pre, fused = knob_search.split_pipeline(mod, tvm_target, params)
 
     with tempfile.TemporaryDirectory(prefix="edgeavs-tune-") as scratch:
         scratch = Path(scratch)
@@ -174,14 +187,21 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(
             extracted, str(scratch / "logs"), seed=seed, num_threads=max(1, tgt.num_cores if tgt.is_host else 2))
         by_name = {t.task_name: t for t in extracted}
+        build_s = 0.0  # one build and profile of the model: what the closing end-to-end check costs, about
         if tgt.is_host:
             inputs = [a.numpy() for a in example_inputs(h, w)]
+            tb = time.perf_counter()
             prof = _profile(fused, tvm_target, inputs)
+            build_s = time.perf_counter() - tb
         else:
             prof = {}
-        tasks = []
+        tasks, negligible = [], 0
+        total_profiled = sum(prof.values())
         for ctx in contexts:
             if only and not any(o in ctx.task_name for o in only):
+                continue
+            if prof and not only and prof.get(ctx.task_name, 0.0) < MIN_TASK_SHARE * total_profiled:
+                negligible += 1  # its whole time is below the timing noise of the model: no trial can pay
                 continue
             ext = by_name[ctx.task_name]
             tasks.append(Task(ctx.task_name, ctx, calls=int(ext.weight),
@@ -193,24 +213,44 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         if only and not tasks and not ktasks:
             raise EdgeAVSError(f"--only {', '.join(only)}: no tuning task matches; tasks are: "
                                f"{', '.join(sorted(c.task_name for c in contexts))}")
-        total_profiled = sum(prof.values()) or float(len(tasks))
+        total_profiled = total_profiled or float(len(tasks))
         if not resumed:
             records.append_log({"profile_us": {k: round(v, 1) for k, v in sorted(prof.items())},
                                 "tasks": [t.name for t in tasks]})
-        say(f"  {len(tasks)} tasks to search ({len(all_tasks) - len(extracted)} functions carry edgeavs "
-            "schedules); "
-            f"untuned latency {total_profiled / 1e3:.2f} ms" if prof else f"  {len(tasks)} tasks")
-        # Knob tasks first: a candidate builds in well under a second and they cover most of the latency.
-        # Their share of the time and trials: their share of the profiled latency (within KNOB_SHARE) when
-        # MetaSchedule has tasks too, else all of it.
+        say(f"  {len(tasks)} MetaSchedule tasks ({len(all_tasks) - len(extracted)} functions carry edgeavs "
+            f"schedules, {negligible} left out: each under {MIN_TASK_SHARE:.1%} of the latency); "
+            f"untuned latency {total_profiled / 1e3:.2f} ms (instrumented)" if prof else f"  {len(tasks)} tasks")
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=trials, unit="trial", desc="tune", dynamic_ncols=True)
+
+        def show(n: int, estimate_ms: float) -> None:
+            if bar is not None:
+                bar.update(n)
+                bar.set_postfix(best_ms=f"{estimate_ms:.2f}",
+                                left=f"{max(0, time_budget - (time.perf_counter() - t_start)) / 60:.1f}m")
+
+        # Knob tasks first: they cover most of the latency. Their share of the time and trials: their share of
+        # the profiled latency (within KNOB_SHARE) when MetaSchedule has tasks too, else all of it.
         covered = sum(t.profiled_us for t in ktasks) / total_profiled if prof else 0.0
         share = min(KNOB_SHARE[1], max(KNOB_SHARE[0], covered)) if tasks else 1.0
         if tgt.is_host:
-            say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces")
-            knob_run = knob_search.search(
-                ktasks, records, tvm_target,
-                deadline=time.perf_counter() + share * max(0.0, t_start + time_budget - time.perf_counter()),
-                max_trials=None if trials is None else int(round(share * trials)), log=say)
+            from edgeavs.tune import in_model
+
+            say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
+                "timed inside the model")
+            left = max(0.0, t_start + time_budget - time.perf_counter() - E2E_RESERVE * build_s)
+            try:
+                knob_run = in_model.search(
+                    ktasks, records, folded, tvm_target, inputs, deadline=time.perf_counter() + share * left,
+                    max_trials=None if trials is None else int(round(share * trials)), log=say,
+                    on_round=lambda n, saved_us: show(n, (total_profiled - saved_us) / 1e3))
+            except BaseException:
+                if bar is not None:
+                    bar.close()
+                raise
         else:
             knob_run = knob_search.KnobSummary(skipped="measuring edgeavs kernels over RPC is not "
                                                        "implemented: they keep their target-derived defaults")
@@ -232,15 +272,10 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             gained = sum(t.profiled_us - t.current_us() for t in tasks) + knob_run.gain_us
             return (total_profiled - gained) / 1e3
 
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=trials, unit="trial", desc="tune", dynamic_ncols=True)
         done_trials, rounds, round_secs = knob_run.trials, 0, []
         try:
             while True:
-                left = time_budget - (time.perf_counter() - t_start)
+                left = time_budget - (time.perf_counter() - t_start) - E2E_RESERVE * build_s
                 if trials is not None and done_trials >= trials:
                     break
                 mean_round = sum(round_secs) / len(round_secs) if round_secs else 0.0
@@ -268,19 +303,22 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                 records.append_log({"round": rounds, "task": task.name, "trials": n,
                                     "best_us": task.best_us, "estimate_ms": round(estimate_ms(), 3),
                                     "seconds": round(round_secs[-1], 1)})
-                if bar is not None:
-                    bar.update(n)
-                    bar.set_postfix(best_ms=f"{estimate_ms():.2f}",
-                                    left=f"{max(0, time_budget - (time.perf_counter() - t_start)) / 60:.1f}m")
+                show(n, estimate_ms())
         finally:
             if bar is not None:
                 bar.close()
+    end_to_end = None
+    if tgt.is_host and (knob_run.tuned or records.validate()["records"]):
+        say("  end to end: the untuned build against the build compile --records makes ...")
+        end_to_end = _end_to_end(mod, tvm_target, params, records, inputs)
+        records.append_log({"end_to_end": end_to_end})
+        say(f"  end to end: untuned {end_to_end['untuned_ms']:.2f} ms, tuned {end_to_end['tuned_ms']:.2f} ms")
     summary = {"records": str(records.path), "target": tgt.name, "variant": variant,
                "resolution": [h, w], "tasks": len(tasks), "rounds": rounds, "trials": done_trials,
                "untuned_ms": round(total_profiled / 1e3, 3) if prof else None,
                "estimate_ms": round(estimate_ms(), 3) if prof else None,
                "seconds": round(time.perf_counter() - t_start, 1), "resumed": resumed,
-               "database": records.validate(), "knobs": knob_run.as_dict()}
+               "database": records.validate(), "knobs": knob_run.as_dict(), "end_to_end": end_to_end}
     if remote is not None:
         summary["device"] = remote.info
     return summary
