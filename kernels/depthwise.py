@@ -84,7 +84,7 @@ def knob_space(w: DepthwiseWorkload, target: TargetLike = None) -> dict:
             "tile": [True, False], "parity": [True, False] if w.stride == 2 else [True]}
 
 
-def _column_stride(info, column: str) -> int | None:
+def column_stride(info, column: str) -> int | None:
     """How far the data's column index moves per output column (the conv stride), read from the data index."""
     from tvm.sym.analyzer import Analyzer
 
@@ -136,7 +136,7 @@ def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None =
     producers = list(sch.get_producers(block))
     pad_block = producers[0] if len(producers) == 1 else None
     din = sch.get(pad_block).reads[0].source if pad_block is not None else None
-    stride = _column_stride(info, xx)
+    stride = column_stride(info, xx)
     if stride is None:
         stride = max(1, (int(din.shape[-1]) + 2 * (k // 2) - k) // max(1, ow - 1)) if din is not None and ow > 1 else 1
     wl = DepthwiseWorkload(channels=info.extents[ch], out_h=oh, out_w=ow, k=k, stride=stride)

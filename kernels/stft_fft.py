@@ -145,9 +145,16 @@ def stft_fft_kernel(wl: StftFftWorkload, target: TargetLike = None, config: Stft
     """The fixed-shape PrimFunc ``(x, table, bitrev, out)`` for ``wl`` (``config`` defaults to ``fallback_config``)."""
     wl.check()
     cfg = config or fallback_config(wl, target)
+    return schedule(wl, cfg)
+
+
+def schedule(wl: StftFftWorkload, cfg: StftFftConfig) -> PrimFunc:
+    """The kernel with ``cfg`` (``edgeavs tune``'s knob search builds candidates through this)."""
+    from edgeavs.tune.knobs import WORKLOAD_ATTR, kernel_key
+
     if cfg.frames < 2 or cfg.radix not in (2, 4):
         raise ValueError(f"stft_fft: bad config {cfg}")
-    return finish(_build(wl, cfg), CHAIN, cfg)
+    return finish(_build(wl, cfg), CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key("stft_fft", wl))
 
 
 def _build(wl: StftFftWorkload, cfg: StftFftConfig) -> PrimFunc:  # noqa: C901 - one TVMScript body

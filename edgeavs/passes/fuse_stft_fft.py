@@ -23,6 +23,7 @@ from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dty
                                      run_counted_fusion, run_fusion, static_shape)
 from edgeavs.passes.fuse_audio_gate import _resolve_target
 from edgeavs.tvm_api import IRModule, dpl, module_pass, relax
+from edgeavs.tune.knobs import pick_kernel_config
 from kernels.stft_fft import StftFftWorkload, dft_basis, fallback_config, stft_fft_kernel, tables
 
 NAME = "edgeavs.stft_fft"
@@ -103,7 +104,7 @@ def _pattern(check_weights: bool = True):
     return root, annotations, check
 
 
-def _rewrite_fn(ann: dict, target):
+def _rewrite_fn(ann: dict, target, configs=None):
     def rewrite(orig, m, ctx, kernels):
         if not interior_single_use(ctx, m, orig, [ann["x"]]):
             return None
@@ -112,8 +113,9 @@ def _rewrite_fn(ann: dict, target):
         n_fft = static_shape(m[ann["wa"]])[2]
         hop = int(m[ann["ca"]].attrs.strides[0])
         wl = StftFftWorkload(n=n, length=length, n_fft=n_fft, hop=hop)
-        cfg = fallback_config(wl, target)
-        gv = kernels.get(("stft_fft", wl, cfg), "edgeavs_stft_fft", lambda: stft_fft_kernel(wl, config=cfg))
+        cfg, make, _ = pick_kernel_config(configs, "stft_fft", wl, fallback_config(wl, target),
+                                          lambda c: stft_fft_kernel(wl, config=c))
+        gv = kernels.get(("stft_fft", wl, cfg), "edgeavs_stft_fft", make)
         table, bitrev = tables(wl)
         return relax.call_tir(gv, [x, relax.const(table), relax.const(bitrev)],
                               out_ty=relax.TensorType((n, wl.bins, wl.frames), "float32"))
@@ -137,8 +139,8 @@ class FuseStftFft:
     target : dict | str | tvm.target.Target, optional
         Target the kernel's default config is derived from; default the current target, else the host.
     configs : dict, optional
-        Tuned kernel knobs as the other fusion passes take them; accepted for the common pass signature, not
-        used yet (``edgeavs tune`` has no ``stft_fft`` kind: the kernel always gets ``fallback_config``).
+        Tuned kernel knobs (``configs["functions"]``, keyed by ``edgeavs.tune.knobs.kernel_key``), as the other
+        fusion passes take them; without an entry the kernel gets ``fallback_config``.
 
     After running, ``self.stats`` (``StftFftStats``) holds how many were found, fused and rejected.
     """
@@ -152,7 +154,8 @@ class FuseStftFft:
         root, ann, check = _pattern()
         self.stats = StftFftStats()
         self.stats.no_match = count_candidates(mod) - count_matches(mod)
-        return run_counted_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target)), self.stats)
+        return run_counted_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
+                                  self.stats)
 
     @property
     def num_matches(self) -> int:

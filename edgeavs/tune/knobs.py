@@ -40,7 +40,7 @@ MAX_VALUES_PER_KNOB = 6
 WORKLOAD_ATTR = "edgeavs.workload"
 TUNED_ATTR = "edgeavs.knobs"
 
-KERNELS = ("hsig_gate", "audio_gate", "channel_bias")
+KERNELS = ("hsig_gate", "audio_gate", "channel_bias", "stft_fft")
 SCHEDULES = ("gemm", "depthwise", "direct_conv", "window_dot", "generic")
 
 
@@ -56,10 +56,11 @@ def config_classes() -> dict[str, type]:
     from kernels.hsig_gate import HsigGateConfig
     from kernels.pointwise import GemmConfig
     from kernels.stft import DotConfig
+    from kernels.stft_fft import StftFftConfig
 
     return {"gemm": GemmConfig, "depthwise": DepthwiseConfig, "direct_conv": DirectConvConfig,
             "window_dot": DotConfig, "generic": GenericConfig, "hsig_gate": HsigGateConfig,
-            "audio_gate": AudioGateConfig, "channel_bias": ChannelBiasConfig}
+            "audio_gate": AudioGateConfig, "channel_bias": ChannelBiasConfig, "stft_fft": StftFftConfig}
 
 
 _CHOICES = {("gemm", "parallel"): ("pixel", "channel"), ("hsig_gate", "vector_axis"): ("px", "co")}
@@ -125,11 +126,12 @@ def kernel_key(kind: str, wl) -> str:
 
 
 def _workload_classes() -> dict[str, tuple]:
-    from kernels import audio_gate, channel_bias, hsig_gate
+    from kernels import audio_gate, channel_bias, hsig_gate, stft_fft
 
     return {"hsig_gate": (hsig_gate.HsigGateWorkload, hsig_gate),
             "audio_gate": (audio_gate.AudioGateWorkload, audio_gate),
-            "channel_bias": (channel_bias.ChannelBiasWorkload, channel_bias)}
+            "channel_bias": (channel_bias.ChannelBiasWorkload, channel_bias),
+            "stft_fft": (stft_fft.StftFftWorkload, stft_fft)}
 
 
 def parse_kernel_key(key: str):
@@ -279,9 +281,9 @@ def _scheduled_space(kind: str, func, target) -> dict:
     if kind == "depthwise":
         ky = [r for r in info.reduce if info.extents[r] > 1]
         yy, xx = info.pixel
-        # knob_space reads the output size only; the stride is the schedule's business
         wl = depthwise.DepthwiseWorkload(channels=info.extents[info.shared[0]], out_h=info.extents[yy],
-                                         out_w=info.extents[xx], k=info.extents[ky[0]] if ky else 1, stride=1)
+                                         out_w=info.extents[xx], k=info.extents[ky[0]] if ky else 1,
+                                         stride=depthwise.column_stride(info, xx) or 1)
         return depthwise.knob_space(wl, target)
     if kind == "direct_conv":
         return conv2d.knob_space(info.extents[info.register[0]], info.extents[info.pixel[-1]], target)

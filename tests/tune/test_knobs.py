@@ -256,3 +256,37 @@ def test_tune_compile_verify_tiny(tmp_path):
     assert f"tuned knobs: {used['tuned']} functions" in r.output
     r = CliRunner().invoke(main, ["verify", str(art), "--seeds", "2"])
     assert r.exit_code == 0 and r.output.strip().splitlines()[-1] == "PASS", r.output[-2000:]
+
+
+def test_stride_2_depthwise_searches_its_parity_knob():
+    """The knob space of a stride-2 depthwise function is built with its real stride (the even/odd plane
+    split only exists there)."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 8, 15, 15), "float32"))
+    w = relax.Var("w", relax.TensorType((8, 1, 5, 5), "float32"))
+    with bb.function("main", [x, w]):
+        with bb.dataflow():
+            out = bb.emit_output(relax.op.nn.conv2d(x, w, strides=2, padding=2, groups=8))
+        bb.emit_func_output(out)
+    _, pre, scheduled = knobs.split_pipeline(bb.get(), NATIVE, {})
+    (task,) = knobs.knob_tasks(pre, scheduled, NATIVE, {})
+    assert task.kind == "depthwise" and task.space["parity"] == [True, False]
+    assert any(c.parity != task.default.parity for c in task.candidates)
+
+
+def test_stft_fft_kernel_is_a_knob_kind():
+    """The real-FFT STFT kernel carries its workload key, and a tuned config for it is built by the pass's
+    config picker (marked tuned); a config the kernel refuses falls back to the default."""
+    from kernels.stft_fft import StftFftConfig, StftFftWorkload, fallback_config, stft_fft_kernel
+
+    wl = StftFftWorkload(n=1, length=1024 + 320 * 3)
+    default = stft_fft_kernel(wl, target=NATIVE)
+    key = str(default.attrs["edgeavs.workload"])
+    assert knobs.parse_kernel_key(key)[:2] == ("stft_fft", wl)
+    want = StftFftConfig(frames=4, radix=2)
+    for cfg, tuned in ((want, True), (StftFftConfig(frames=1, radix=4), False)):
+        configs = {"functions": {key: {"kind": "stft_fft", "config": knobs.config_to_dict(cfg)}}}
+        got, make, is_tuned = knobs.pick_kernel_config(configs, "stft_fft", wl, fallback_config(wl, NATIVE),
+                                                       lambda c: stft_fft_kernel(wl, config=c))
+        assert is_tuned == tuned and got == (cfg if tuned else fallback_config(wl, NATIVE))
+        assert str(make().attrs["edgeavs.config"]) == str(got)
