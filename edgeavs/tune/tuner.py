@@ -92,6 +92,23 @@ def _scheduled_by_edgeavs(func) -> bool:
     return attrs is not None and ("edgeavs.schedule" in attrs or "edgeavs.kernel" in attrs)
 
 
+def use_threads(n: int, log=None) -> int:
+    """Size TVM's thread pool for timing: ``n`` threads (the target's cores). TVM sizes the pool once, on first
+    use, from ``TVM_NUM_THREADS`` — without it from the *physical* cores on x86, 1 on a 2-vCPU machine, so
+    knobs would be chosen for one thread and deployed on two. Returns the pool's size; when the pool was already
+    started with another size (TVM ran in this process before), says so through ``log``."""
+    import os
+
+    from edgeavs.tvm_api import tvm
+
+    os.environ["TVM_NUM_THREADS"] = str(n)
+    got = int(tvm.get_global_func("runtime.NumThreads")())
+    if got != n and log is not None:
+        log(f"  note: timing with {got} TVM threads, not the target's {n}: this process started TVM's thread "
+            "pool before tune (run tune in a fresh process)")
+    return got
+
+
 def _profile(fused, tvm_target, inputs) -> dict:
     """Per-function microseconds per inference in the untuned build (instrumented; for shares)."""
     from edgeavs.tune.in_model import build_vm, profile_median
@@ -188,7 +205,9 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             extracted, str(scratch / "logs"), seed=seed, num_threads=max(1, tgt.num_cores if tgt.is_host else 2))
         by_name = {t.task_name: t for t in extracted}
         build_s = 0.0  # one build and profile of the model: what the closing end-to-end check costs, about
+        threads = None
         if tgt.is_host:
+            threads = use_threads(tgt.num_cores, say)
             inputs = [a.numpy() for a in example_inputs(h, w)]
             tb = time.perf_counter()
             prof = _profile(fused, tvm_target, inputs)
@@ -318,7 +337,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                "untuned_ms": round(total_profiled / 1e3, 3) if prof else None,
                "estimate_ms": round(estimate_ms(), 3) if prof else None,
                "seconds": round(time.perf_counter() - t_start, 1), "resumed": resumed,
-               "database": records.validate(), "knobs": knob_run.as_dict(), "end_to_end": end_to_end}
+               "database": records.validate(), "knobs": knob_run.as_dict(), "end_to_end": end_to_end,
+               "threads": threads}
     if remote is not None:
         summary["device"] = remote.info
     return summary
