@@ -49,11 +49,9 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
         click.echo(f"{summary['trials']} trials in {summary['rounds']} rounds over {summary['tasks']} tasks, "
                    f"{summary['seconds']:.0f} s; records in {summary['records']}")
         k = summary.get("knobs") or {}
-        if k.get("skipped"):
-            click.echo(f"knob search skipped: {k['skipped']}")
-        elif k:
+        if k:
             click.echo(f"knobs: {k['functions']} edgeavs functions searched ({k['trials']} of the trials), "
-                       f"{k['tuned']} faster than their defaults; {k['resumed']} already in the records")
+                       f"{k['tuned']} kept (faster end to end); {k['resumed']} already in the records")
         e2e = summary.get("end_to_end")
         if e2e:
             click.echo(f"measured end to end: {e2e['untuned_ms']:.2f} ms untuned -> {e2e['tuned_ms']:.2f} ms "

@@ -353,7 +353,6 @@ class KnobSummary:
     seconds: float = 0.0
     gain_us: float = 0.0  # saving per inference: in-model default minus tuned time of the kept functions
     end_to_end: dict = field(default_factory=dict)  # {"default_ms", "tuned_ms"[, "rejected"]}
-    skipped: str | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

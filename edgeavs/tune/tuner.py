@@ -7,10 +7,11 @@ the on-disk state are ours):
    functions are the tasks; functions that carry an edgeavs schedule are marked scheduled
    and are searched through their own knob space, not MetaSchedule's;
 2. profile the untuned build once (VM call instrumentation): each task's share of latency;
-3. knob search first (``edgeavs.tune.in_model``, host targets only): the functions our schedules
-   and fusion kernels cover, every candidate timed inside the compiled model (one build times one
-   candidate of every function), a winner kept only when it wins again against the defaults and
-   the whole model gets faster end to end. It gets the share of the remaining budget that its
+3. knob search first: the functions our schedules and fusion kernels cover. On the host
+   (``edgeavs.tune.in_model``) every candidate is timed inside the compiled model (one build times
+   one candidate of every function); on an RPC device (``edgeavs.tune.remote_knobs``) each
+   function's candidates are timed on the device one by one. Either way a winner is kept only
+   when the whole model gets faster end to end. It gets the share of the remaining budget that its
    functions have of the profiled latency, within ``KNOB_SHARE`` (all of it when MetaSchedule has
    no task); every candidate counts as a trial;
 4. then, round after round, give a few trials to the MetaSchedule task with the largest remaining share that
@@ -228,7 +229,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         for t in tasks:
             t.best_us = _best_us(db, t)
         # Our schedules' and kernels' knob spaces (edgeavs.tune.knobs), timed in this process: host only.
-        ktasks = knob_search.knob_tasks(pre, fused, tvm_target, prof, only=only) if tgt.is_host else []
+        ktasks = knob_search.knob_tasks(pre, fused, tvm_target, prof, only=only)
         if only and not tasks and not ktasks:
             raise EdgeAVSError(f"--only {', '.join(only)}: no tuning task matches; tasks are: "
                                f"{', '.join(sorted(c.task_name for c in contexts))}")
@@ -245,42 +246,52 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
 
             bar = tqdm(total=trials, unit="trial", desc="tune", dynamic_ncols=True)
 
-        def show(n: int, estimate_ms: float) -> None:
+        def show(n: int, estimate_ms: float | None) -> None:
             if bar is not None:
                 bar.update(n)
-                bar.set_postfix(best_ms=f"{estimate_ms:.2f}",
-                                left=f"{max(0, time_budget - (time.perf_counter() - t_start)) / 60:.1f}m")
+                left = f"{max(0, time_budget - (time.perf_counter() - t_start)) / 60:.1f}m"
+                if estimate_ms is None:  # no profile on a remote device: no estimate
+                    bar.set_postfix(left=left)
+                else:
+                    bar.set_postfix(best_ms=f"{estimate_ms:.2f}", left=left)
 
         # Knob tasks first: they cover most of the latency. Their share of the time and trials: their share of
         # the profiled latency (within KNOB_SHARE) when MetaSchedule has tasks too, else all of it.
         covered = sum(t.profiled_us for t in ktasks) / total_profiled if prof else 0.0
         share = min(KNOB_SHARE[1], max(KNOB_SHARE[0], covered)) if tasks else 1.0
-        if tgt.is_host:
-            from edgeavs.tune import in_model
-
-            say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
-                "timed inside the model")
-            left = max(0.0, t_start + time_budget - time.perf_counter() - E2E_RESERVE * build_s)
-            try:
-                knob_run = in_model.search(
-                    ktasks, records, folded, tvm_target, inputs, deadline=time.perf_counter() + share * left,
-                    max_trials=None if trials is None else int(round(share * trials)), log=say,
-                    on_round=lambda n, saved_us: show(n, (total_profiled - saved_us) / 1e3))
-            except BaseException:
-                if bar is not None:
-                    bar.close()
-                raise
-        else:
-            knob_run = knob_search.KnobSummary(skipped="measuring edgeavs kernels over RPC is not "
-                                                       "implemented: they keep their target-derived defaults")
-            say(f"  knob search skipped: {knob_run.skipped}")
-
         from edgeavs.tune.remote import build_candidate
 
         builder = ms.builder.LocalBuilder(max_workers=max(1, min(2, tgt.num_cores)),
                                           timeout_sec=BUILDER_TIMEOUT_S,
                                           **(remote.builder_options() if remote
                                              else {"f_build": build_candidate}))
+        try:
+            if tgt.is_host:
+                from edgeavs.tune import in_model
+
+                say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
+                    "timed inside the model")
+                left = max(0.0, t_start + time_budget - time.perf_counter() - E2E_RESERVE * build_s)
+                knob_run = in_model.search(
+                    ktasks, records, folded, tvm_target, inputs, deadline=time.perf_counter() + share * left,
+                    max_trials=None if trials is None else int(round(share * trials)), log=say,
+                    on_round=lambda n, saved_us: show(n, (total_profiled - saved_us) / 1e3))
+            else:
+                from edgeavs.tune import remote_knobs
+
+                say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
+                    "timed on the device")
+                left = max(0.0, t_start + time_budget - time.perf_counter())
+                knob_run = remote_knobs.search(
+                    ktasks, records, remote, tgt, deadline=time.perf_counter() + share * left,
+                    max_trials=None if trials is None else int(round(share * trials)), log=say,
+                    build_args={"variant": variant, "resolution": f"{h}x{w}", "checkpoint": checkpoint},
+                    builder=builder, on_round=lambda n, _saved: show(n, None))
+        except BaseException:
+            if bar is not None:
+                bar.close()
+            raise
+
         if remote is not None:  # edgeavs.tune.remote: candidates linked and measured on the device
             runner = remote.runner()
             records.append_log({"device": remote.info})
@@ -322,7 +333,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                 records.append_log({"round": rounds, "task": task.name, "trials": n,
                                     "best_us": task.best_us, "estimate_ms": round(estimate_ms(), 3),
                                     "seconds": round(round_secs[-1], 1)})
-                show(n, estimate_ms())
+                show(n, estimate_ms() if prof else None)
         finally:
             if bar is not None:
                 bar.close()

@@ -183,3 +183,38 @@ def test_android_device_without_ndk_is_one_line(tracker, tmp_path, monkeypatch):
     assert r.output.strip().splitlines()[-1] == ("Error: cannot link for Android: no Android NDK configured "
                                                  "(set ANDROID_NDK_HOME or TVM_NDK_CC)")
     assert not (tmp_path / "rec").exists()
+
+
+def test_knob_search_times_our_kernels_on_the_device(tracker, tmp_path):
+    """Over RPC the knob spaces of edgeavs's own schedules are searched too: each candidate linked for the
+    device and timed there; winners (if the emulator's meaningless timings give any) must also win end to end
+    on the device before they are kept, and whatever is kept compiles."""
+    from edgeavs.tune.records import RecordsDir
+
+    address, device = tracker
+    out = tmp_path / "rec"
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "tune", "--target", "snapdragon8elite",
+                           "--variant", "tiny", "--resolution", "64", "--rpc-tracker", address, "--rpc-key", KEY,
+                           "--trials", "3", "--only", "fused_conv2d2_", "--time-budget", "10m", "--json",
+                           "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    k = summary["knobs"]
+    assert k["functions"] >= 1 and 1 <= k["trials"] <= 3
+    entries = RecordsDir(out).read_knobs()
+    assert len(entries) == k["functions"]
+    for e in entries.values():
+        assert e["measured"] == "device" and e["default_us"] > 0 and e["candidates"] >= 1
+        if e["config"] is not None:
+            assert e["best_us"] < e["default_us"]
+    kept = sum(1 for e in entries.values() if e["config"] is not None)
+    assert kept == k["tuned"]
+    if any("rejected" in e or e["config"] is not None for e in entries.values()):
+        assert k["end_to_end"]["default_ms"] > 0 and k["end_to_end"]["tuned_ms"] > 0
+    log = [json.loads(line) for line in (out / "tune_log.jsonl").read_text().splitlines()]
+    assert [e["knobs"]["measured"] for e in log if "knobs" in e] == ["device"]
+    r = CliRunner().invoke(main, ["compile", "--target", "snapdragon8elite", "--variant", "tiny",
+                                  "--resolution", "64", "--records", str(out), "-q", "-o", str(tmp_path / "art")])
+    assert r.exit_code == 0, r.output[-2000:]
+    used = json.loads((tmp_path / "art" / "manifest.json").read_text())["schedules"]["knobs"]
+    assert used["records"] == kept and used["stale"] == 0
