@@ -2,18 +2,19 @@
 
 Why not time each function alone: ``time_evaluator`` on one kernel (its inputs hot in cache, the thread pool
 spinning between calls) ranked candidates that then lost inside the model. A 30-minute tune of LightAVSeg-L at
-224 that way kept 108 "faster" configs and the tuned build ran 26.0 ms against 23.6 ms untuned.
+224 that way kept 108 "faster" configs and the tuned build ran 26.0 ms against 23.6 ms untuned (that tune also
+timed on a one-thread pool: ``edgeavs.tune.tuner.use_threads`` now sizes it to the target's cores).
 
 One **round** is one build of the whole model. Every task (a workload key of :mod:`edgeavs.tune.knobs`, one or
 more functions) gets one config per round, so one build times one candidate of *every* function at once;
 the build is profiled through the VM instrumentation (:func:`edgeavs.tune.profile.profile_functions`, median
-per function over :data:`PASSES` passes). A model of ~170 functions with 16 candidates each takes ~17 rounds,
-each a few seconds of codegen.
+per function over :data:`PASSES` passes). A model of ~170 functions with 16 candidates each takes ~17 rounds
+for a generation; a round of LightAVSeg-L at 224 takes ~20 s on 2 cores (pipeline, codegen, 15 passes).
 
 1. Round 0: the current configs (the defaults, or what the records already hold).
 2. A *generation*: each task's candidates around its current best (:func:`edgeavs.tune.knobs.candidates`: one
-   knob changed at a time), one per round; then one round with the knob values that each beat the best
-   combined. A task whose best moved gets another generation around the new best while the budget lasts
+   knob changed at a time), one per round; then one round with the knob values that each beat the
+   generation's centre combined. A task whose best moved gets another generation around the new best while the budget lasts
    (a local search); the others are done.
 3. Confirmation: the build with every task's winner (W) and the round-0 build (D) are profiled alternately,
    :data:`CONFIRM_ROUNDS` times each; a task keeps its winner only when it beats D by :data:`MARGIN` there.
