@@ -84,16 +84,13 @@ def _stft_convs(pre) -> list[dict]:
     return out
 
 
-def _stft_key(n: int, length: int, n_fft: int, hop: int) -> str:
-    return f"stft_fft/n={n},length={length},n_fft={n_fft},hop={hop},dtype=float32"
-
-
 def collect(variant: str, resolution: str, out_dir: Path) -> None:
     """Import the model, run the pipeline through ``edgeavs-fusion``, write ``workloads.json`` and
     ``consts.npz`` (the kernels' constant arguments and the STFT's conv weights) to ``out_dir``."""
     from edgeavs.compiler.build import build_torch_model, check_resolution, import_model, resolve_weights
     from edgeavs.compiler.pipeline import PIPELINE, run_pipeline
     from edgeavs.targets import load_target
+    from edgeavs.tune.knobs import parse_kernel_key
     from edgeavs.tvm_api import Constant, PrimFunc, relax, tvm
 
     t0 = time.perf_counter()
@@ -127,19 +124,8 @@ def collect(variant: str, resolution: str, out_dir: Path) -> None:
                 args = list(call.args[1].fields)
                 shapes = [[int(d) for d in a.ty.shape] for a in args]
                 kernel = str(prim.attrs["edgeavs.kernel"]).split(".", 1)[-1]
+                key = str(prim.attrs["edgeavs.workload"])
                 extra = {}
-                if "edgeavs.workload" in prim.attrs:
-                    key = str(prim.attrs["edgeavs.workload"])
-                else:  # stft_fft: no workload attribute; the key from the shapes and the convs it replaced
-                    n, _, length = shapes[0]
-                    n_fft = 2 * shapes[2][0]
-                    if convs is None:
-                        convs = _stft_convs(pre)
-                    pair = [c for c in convs if c["in_shape"] == shapes[0] and c["weight"].shape[-1] == n_fft][:2]
-                    if len(pair) != 2:
-                        raise RuntimeError(f"stft_fft call on {shapes[0]}: its two conv1d not found before fusion")
-                    key = _stft_key(n, length, n_fft, pair[0]["stride"])
-                    extra = {"hop": pair[0]["stride"], "n_fft": n_fft}
                 if key in by_key:
                     by_key[key]["calls"] += 1
                     continue
@@ -151,7 +137,13 @@ def collect(variant: str, resolution: str, out_dir: Path) -> None:
                         descs.append({"const": f"k{i}_a{j}", "shape": shape, "dtype": str(a.ty.dtype)})
                     else:
                         descs.append({"const": None, "shape": shape, "dtype": str(a.ty.dtype)})
-                if kernel == "stft_fft":
+                if kernel == "stft_fft":  # the two conv1d it replaced: the unfused side's weights
+                    n_fft = parse_kernel_key(key)[1].n_fft
+                    if convs is None:
+                        convs = _stft_convs(pre)
+                    pair = [c for c in convs if c["in_shape"] == shapes[0] and c["weight"].shape[-1] == n_fft][:2]
+                    if len(pair) != 2:
+                        raise RuntimeError(f"stft_fft call on {shapes[0]}: its two conv1d not found before fusion")
                     consts[f"k{i}_wa"], consts[f"k{i}_wb"] = pair[0]["weight"], pair[1]["weight"]
                     extra.update(wa=f"k{i}_wa", wb=f"k{i}_wb")
                 by_key[key] = {"key": key, "kernel": kernel, "calls": 1,
@@ -341,16 +333,14 @@ def make_case(item: dict, consts, fusion: dict, rng) -> Case:
         a = rng.standard_normal(d["shape"]).astype(d["dtype"])
         args.append(a)
         inputs.append(j)
+    _, wl, module = parse_kernel_key(key)
     if kernel == "stft_fft":
-        from kernels.stft_fft import StftFftWorkload, flops, reference
+        from kernels.stft_fft import flops, reference
 
-        n, _, length = item["args"][0]["shape"]
-        wl = StftFftWorkload(n=n, length=length, n_fft=item["n_fft"], hop=item["hop"])
         fl = flops(wl)
         return Case(key, kernel, wl, item["calls"], item["config"], prim, args, inputs, tuple(item["out_shape"]),
                     stft_chain(wl, consts[item["wa"]], consts[item["wb"]]),
                     reference(args[0], wl.n_fft, wl.hop), fl["fft"], fl["conv"])
-    _, wl, module = parse_kernel_key(key)
     roles = ROLES["channel_bias+residual" if kernel == "channel_bias" and wl.residual else kernel]
     names = [roles[j] for j in inputs]
     a = dict(zip(roles, args))
