@@ -153,9 +153,11 @@ class FuseStftFft:
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = StftFftStats()
-        self.stats.no_match = count_candidates(mod) - count_matches(mod)
-        return run_counted_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
-                                  self.stats)
+        candidates = count_candidates(mod)
+        mod = run_counted_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
+                                 self.stats)
+        self.stats.no_match = candidates - self.stats.found  # found: counted by run_counted_fusion
+        return mod
 
     @property
     def num_matches(self) -> int:
