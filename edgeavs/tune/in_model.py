@@ -87,6 +87,16 @@ def latency_s(vm, args) -> float:
     return statistics.median(ev(*args).results)
 
 
+def time_alternately(timers: dict, rounds: int) -> dict[str, float]:
+    """``{name: median ms}`` of ``timers`` (name -> a callable returning seconds), called in turn ``rounds``
+    times, so load that comes and goes hits every side alike."""
+    times = {name: [] for name in timers}
+    for _ in range(rounds):
+        for name, measure in timers.items():
+            times[name].append(measure())
+    return {name: round(statistics.median(t) * 1e3, 3) for name, t in times.items()}
+
+
 def _copy(mod):
     from edgeavs.tvm_api import IRModule
 
@@ -300,12 +310,8 @@ def search(tasks: list[KnobTask], records, folded, tvm_target, inputs, *, deadli
         if confirmed:
             vm_k = vm_w if len(confirmed) == len(winners) else bench.build(
                 {**fixed, **{s.task: c for s, c in confirmed.items()}})[0]
-            d_t, k_t = [], []
-            for _ in range(E2E_ROUNDS):
-                d_t.append(bench.latency(vm_default))
-                k_t.append(bench.latency(vm_k))
-            e2e = {"default_ms": round(statistics.median(d_t) * 1e3, 3),
-                   "tuned_ms": round(statistics.median(k_t) * 1e3, 3)}
+            e2e = time_alternately({"default_ms": lambda: bench.latency(vm_default),
+                                    "tuned_ms": lambda: bench.latency(vm_k)}, E2E_ROUNDS)
             if e2e["tuned_ms"] >= e2e["default_ms"]:
                 say(f"  knobs rejected: the tuned build ran {e2e['tuned_ms']:.2f} ms end to end, the default "
                     f"{e2e['default_ms']:.2f} ms")

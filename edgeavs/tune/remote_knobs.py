@@ -70,6 +70,7 @@ def _end_to_end(device, tgt, winners: dict, build_args: dict) -> dict:
     from edgeavs.compiler.build import compile_artifact
     from edgeavs.device.export import library_for
     from edgeavs.device.remote import open_session
+    from edgeavs.tune.in_model import time_alternately
     from edgeavs.tune.records import RecordsDir
 
     with tempfile.TemporaryDirectory(prefix="edgeavs-e2e-") as tmp:
@@ -79,7 +80,6 @@ def _end_to_end(device, tgt, winners: dict, build_args: dict) -> dict:
         rec.write_knobs(winners)
         compile_artifact(tmp / "default", target=tgt, **build_args)
         compile_artifact(tmp / "tuned", target=tgt, records=rec.path, **build_args)
-        times = {"default_ms": [], "tuned_ms": []}
         libs = {}
         for name in ("default", "tuned"):  # distinct file names: both stay loaded in one server directory
             manifest = read_manifest(tmp / name)
@@ -90,12 +90,10 @@ def _end_to_end(device, tgt, winners: dict, build_args: dict) -> dict:
         with open_session(device.spec) as session:  # one session: a server serves one at a time
             vms = {name: session.load_vm(path) for name, path in libs.items()}
             try:
-                for _ in range(E2E_ROUNDS):
-                    for name, vm in vms.items():
-                        times[f"{name}_ms"].append(statistics.median(vm.time(*arrays)))
+                return time_alternately({f"{name}_ms": (lambda vm=vm: statistics.median(vm.time(*arrays)))
+                                         for name, vm in vms.items()}, E2E_ROUNDS)
             finally:
                 vms.clear()  # the remote modules hold the session open
-    return {k: round(statistics.median(v) * 1e3, 3) for k, v in times.items()}
 
 
 def search(tasks: list[KnobTask], records, device, tgt, *, deadline: float, max_trials: int | None,

@@ -120,10 +120,8 @@ def _profile(fused, tvm_target, inputs) -> dict:
 
 def _end_to_end(mod, tvm_target, params, records, inputs, rounds: int = 5) -> dict:
     """The untuned build and the build ``edgeavs compile --records`` makes, timed alternately (median ms)."""
-    import statistics
-
     from edgeavs.compiler.pipeline import run_pipeline
-    from edgeavs.tune.in_model import compile_vm, latency_s
+    from edgeavs.tune.in_model import compile_vm, latency_s, time_alternately
     from edgeavs.tvm_api import tvm
 
     knobs = records.read_knobs()
@@ -133,11 +131,7 @@ def _end_to_end(mod, tvm_target, params, records, inputs, rounds: int = 5) -> di
         lowered = run_pipeline(mod, tvm_target, params, **kw)[0]
         builds[name] = compile_vm(lowered, tvm_target)
     args = [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs]
-    times = {name: [] for name in builds}
-    for _ in range(rounds):
-        for name, vm in builds.items():
-            times[name].append(latency_s(vm, args))
-    return {name: round(statistics.median(t) * 1e3, 3) for name, t in times.items()}
+    return time_alternately({name: (lambda vm=vm: latency_s(vm, args)) for name, vm in builds.items()}, rounds)
 
 
 def _best_us(db, task) -> float | None:
