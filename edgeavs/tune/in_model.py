@@ -174,8 +174,8 @@ class ModelBench:
                 names.setdefault(str(func.attrs[WORKLOAD_ATTR]), []).append(gv.name_hint)
         return compile_vm(lowered, self.target), names
 
-    def profile(self, vm, passes: int | None = None) -> dict[str, float]:
-        return profile_median(vm, self.args, passes or self.passes)
+    def profile(self, vm) -> dict[str, float]:
+        return profile_median(vm, self.args, self.passes)
 
     def latency(self, vm) -> float:
         return latency_s(vm, self.args)

@@ -152,7 +152,7 @@ class _FakeBench:
         defaults = {t.key: t.default for t in tasks}
         monkeypatch.setattr(in_model.ModelBench, "build",
                             lambda bench, assign: (dict(assign), {t.key: t.names for t in tasks}))
-        monkeypatch.setattr(in_model.ModelBench, "profile", lambda bench, vm, passes=None: {
+        monkeypatch.setattr(in_model.ModelBench, "profile", lambda bench, vm: {
             n: (5.0 if t in vm and vm[t] != defaults[t.key] else 10.0) for t in tasks for n in t.names})
         monkeypatch.setattr(in_model.ModelBench, "latency", lambda bench, vm: (
             self.tuned_s if any(vm[t] != defaults[t.key] for t in vm) else 1.0))
