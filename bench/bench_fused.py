@@ -65,23 +65,27 @@ ROLES = {
 
 # ================================================================== child: import, pipeline, collect
 
+def _calls(mod, op: str):
+    """The calls of ``op`` bound in ``mod``'s Relax functions, in program order."""
+    from edgeavs.tvm_api import relax
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            for block in func.body.blocks:
+                for binding in block.bindings:
+                    v = binding.value
+                    if isinstance(v, relax.Call) and getattr(v.op, "name", "") == op:
+                        yield v
+
+
 def _stft_convs(pre) -> list[dict]:
     """The conv1d calls on constants in the pre-fusion module (the conv-STFT's DFT-basis convs): input shape,
     stride, weight -- in program order."""
-    from edgeavs.tvm_api import Constant, relax
+    from edgeavs.tvm_api import Constant
 
-    out = []
-    for _, func in pre.functions_items():
-        if not isinstance(func, relax.Function):
-            continue
-        for block in func.body.blocks:
-            for binding in block.bindings:
-                v = binding.value
-                if (isinstance(v, relax.Call) and getattr(v.op, "name", "") == "relax.nn.conv1d"
-                        and isinstance(v.args[1], Constant)):
-                    out.append({"in_shape": [int(d) for d in v.args[0].ty.shape],
-                                "stride": int(v.attrs.strides[0]), "weight": v.args[1].value.numpy()})
-    return out
+    return [{"in_shape": [int(d) for d in v.args[0].ty.shape], "stride": int(v.attrs.strides[0]),
+             "weight": v.args[1].value.numpy()}
+            for v in _calls(pre, "relax.nn.conv1d") if isinstance(v.args[1], Constant)]
 
 
 def collect(variant: str, resolution: str, out_dir: Path) -> None:
@@ -91,7 +95,7 @@ def collect(variant: str, resolution: str, out_dir: Path) -> None:
     from edgeavs.compiler.pipeline import PIPELINE, run_pipeline
     from edgeavs.targets import load_target
     from edgeavs.tune.knobs import parse_kernel_key
-    from edgeavs.tvm_api import Constant, PrimFunc, relax, tvm
+    from edgeavs.tvm_api import Constant, PrimFunc, tvm
 
     t0 = time.perf_counter()
     variant, weights = resolve_weights(variant)
@@ -110,47 +114,39 @@ def collect(variant: str, resolution: str, out_dir: Path) -> None:
     consts: dict[str, np.ndarray] = {}
     by_key: dict[str, dict] = {}
     convs = None
-    for _, func in fused.functions_items():
-        if not isinstance(func, relax.Function):
+    for call in _calls(fused, "relax.call_tir"):
+        prim = fused[call.args[0]]
+        if not isinstance(prim, PrimFunc) or prim.attrs is None or "edgeavs.kernel" not in prim.attrs:
             continue
-        for block in func.body.blocks:
-            for binding in block.bindings:
-                call = binding.value
-                if not (isinstance(call, relax.Call) and getattr(call.op, "name", "") == "relax.call_tir"):
-                    continue
-                prim = fused[call.args[0]]
-                if not isinstance(prim, PrimFunc) or prim.attrs is None or "edgeavs.kernel" not in prim.attrs:
-                    continue
-                args = list(call.args[1].fields)
-                shapes = [[int(d) for d in a.ty.shape] for a in args]
-                kernel = str(prim.attrs["edgeavs.kernel"]).split(".", 1)[-1]
-                key = str(prim.attrs["edgeavs.workload"])
-                extra = {}
-                if key in by_key:
-                    by_key[key]["calls"] += 1
-                    continue
-                i = len(by_key)
-                descs = []
-                for j, (a, shape) in enumerate(zip(args, shapes)):
-                    if isinstance(a, Constant):
-                        consts[f"k{i}_a{j}"] = a.value.numpy()
-                        descs.append({"const": f"k{i}_a{j}", "shape": shape, "dtype": str(a.ty.dtype)})
-                    else:
-                        descs.append({"const": None, "shape": shape, "dtype": str(a.ty.dtype)})
-                if kernel == "stft_fft":  # the two conv1d it replaced: the unfused side's weights
-                    n_fft = parse_kernel_key(key)[1].n_fft
-                    if convs is None:
-                        convs = _stft_convs(pre)
-                    pair = [c for c in convs if c["in_shape"] == shapes[0] and c["weight"].shape[-1] == n_fft][:2]
-                    if len(pair) != 2:
-                        raise RuntimeError(f"stft_fft call on {shapes[0]}: its two conv1d not found before fusion")
-                    consts[f"k{i}_wa"], consts[f"k{i}_wb"] = pair[0]["weight"], pair[1]["weight"]
-                    extra.update(wa=f"k{i}_wa", wb=f"k{i}_wb")
-                by_key[key] = {"key": key, "kernel": kernel, "calls": 1,
-                               "config": str(prim.attrs["edgeavs.config"]) if "edgeavs.config" in prim.attrs
-                               else None,
-                               "prim": tvm.ir.save_json(prim), "args": descs,
-                               "out_shape": [int(d) for d in call.ty.shape], **extra}
+        args = list(call.args[1].fields)
+        shapes = [[int(d) for d in a.ty.shape] for a in args]
+        kernel = str(prim.attrs["edgeavs.kernel"]).split(".", 1)[-1]
+        key = str(prim.attrs["edgeavs.workload"])
+        extra = {}
+        if key in by_key:
+            by_key[key]["calls"] += 1
+            continue
+        i = len(by_key)
+        descs = []
+        for j, (a, shape) in enumerate(zip(args, shapes)):
+            if isinstance(a, Constant):
+                consts[f"k{i}_a{j}"] = a.value.numpy()
+                descs.append({"const": f"k{i}_a{j}", "shape": shape, "dtype": str(a.ty.dtype)})
+            else:
+                descs.append({"const": None, "shape": shape, "dtype": str(a.ty.dtype)})
+        if kernel == "stft_fft":  # the two conv1d it replaced: the unfused side's weights
+            n_fft = parse_kernel_key(key)[1].n_fft
+            if convs is None:
+                convs = _stft_convs(pre)
+            pair = [c for c in convs if c["in_shape"] == shapes[0] and c["weight"].shape[-1] == n_fft][:2]
+            if len(pair) != 2:
+                raise RuntimeError(f"stft_fft call on {shapes[0]}: its two conv1d not found before fusion")
+            consts[f"k{i}_wa"], consts[f"k{i}_wb"] = pair[0]["weight"], pair[1]["weight"]
+            extra.update(wa=f"k{i}_wa", wb=f"k{i}_wb")
+        by_key[key] = {"key": key, "kernel": kernel, "calls": 1,
+                       "config": str(prim.attrs["edgeavs.config"]) if "edgeavs.config" in prim.attrs else None,
+                       "prim": tvm.ir.save_json(prim), "args": descs,
+                       "out_shape": [int(d) for d in call.ty.shape], **extra}
     meta = {"variant": variant, "resolution": [h, w], "weights": weights, "target": tgt.tvm_dict(),
             "target_name": tgt.name, "fusion": rep["fusion"], "phase_seconds": seconds,
             "collect_seconds": round(time.perf_counter() - t0, 1), "workloads": list(by_key.values())}
