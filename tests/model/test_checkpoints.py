@@ -1,5 +1,5 @@
-"""Official checkpoints load unchanged: key/shape identity with shared/reference layouts,
-and checkpoints synthesised from those layouts (official nesting) load strictly."""
+"""Official checkpoints load unchanged: key/shape identity with the official layouts kept in
+tests/data/checkpoints, and checkpoints synthesised from those layouts (official nesting) load strictly."""
 
 import pytest
 import torch
