@@ -35,6 +35,27 @@ EDGEAVS_KEYS = ("name", "description", "vector_width", "link", "cross_cc")
 ALLOWED_KEYS = EDGEAVS_KEYS[:2] + TVM_KEYS + EDGEAVS_KEYS[2:]
 KINDS = ("llvm",)
 LINKS = ("host", "cross", "ndk")
+LIMITS = {"num-cores": (1, 1024)}
+"""Inclusive ranges of the integer keys ("auto" aside)."""
+VECTOR_WIDTHS = (64, 128, 256, 512, 1024, 2048)
+"""SIMD register widths (bits) a ``vector_width`` may state."""
+MAX_MATTR = 64
+_FEATURE = r"[+-][A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_STRINGS = {  # key: (pattern or None for any printable one-line text, max length, what it must be)
+    "name": (r"[A-Za-z0-9][A-Za-z0-9_.-]*", 64, "letters, digits, '_', '.', '-'"),
+    "kind": (None, 64, "one line of text"),
+    "mtriple": (r"[A-Za-z0-9_.-]+", 128, "an LLVM triple (letters, digits, '_', '.', '-')"),
+    "mcpu": (r"[A-Za-z0-9_.+-]+", 64, "an LLVM CPU name (letters, digits, '_', '.', '+', '-')"),
+    "link": (None, 64, "one line of text"),
+    "cross_cc": (None, 4096, "one line of text (a compiler command or path)"),
+    "description": (None, 500, "one line of text"),
+}
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr(value)`` as it may appear in a one-line message (a long one cut)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(frozen=True)
@@ -96,33 +117,38 @@ def available_targets() -> list[str]:
 
 def _find(name_or_path: str | os.PathLike) -> Path:
     text = str(name_or_path)
+    try:
+        return _locate(text)
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        shown = text if len(text) <= 80 else text[:80] + "..."
+        raise EdgeAVSError(f"target {shown!r}: cannot be looked up "
+                           f"({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def _locate(text: str) -> Path:
     path = Path(text)
     looks_like_path = path.suffix in (".yaml", ".yml") or os.sep in text or "/" in text
     if looks_like_path:
         if not path.is_file():
             raise EdgeAVSError(f"target file {text} not found")
         return path
-    if re.fullmatch(r"[A-Za-z0-9_.-]+", text):
+    if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
         candidate = targets_dir() / f"{text}.yaml"
         if candidate.is_file():
             return candidate
     raise EdgeAVSError(
-        f"unknown target {text!r}; choose one of: {', '.join(available_targets())} "
+        f"unknown target {_short(text)}; choose one of: {', '.join(available_targets())} "
         "(or give the path to a target .yaml)")
 
 
-def _read(path: Path) -> dict:
-    import yaml
+MAX_FILE_BYTES = 2**20
+"""A target file is a dozen lines; anything above 1 MiB is not one."""
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "cannot be parsed"
-        raise EdgeAVSError(f"target file {path} is not valid YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EdgeAVSError(f"cannot read target file {path}: {exc}") from None
+
+def _read(path: Path) -> dict:
+    from edgeavs.io.structured import load_yaml
+
+    data = load_yaml(path, "target file", max_bytes=MAX_FILE_BYTES)
     if not isinstance(data, dict):
         raise EdgeAVSError(f"target file {path} must be a YAML mapping of keys "
                            f"({', '.join(ALLOWED_KEYS)})")
@@ -137,10 +163,14 @@ def _host_cores() -> int:
 
 
 def target_from_dict(data: dict, source: str = "<dict>") -> Target:
-    """Validate and resolve a target mapping (the parsed YAML)."""
-    unknown = [str(k) for k in data if k not in ALLOWED_KEYS]
+    """Validate and resolve a target mapping (the parsed YAML): every key known, every value of its type and
+    in its range (:data:`LIMITS`), each problem one EdgeAVSError line naming the key."""
+    if not isinstance(data, dict):
+        raise EdgeAVSError(f"target {source}: must be a mapping of keys ({', '.join(ALLOWED_KEYS)}), "
+                           f"got {type(data).__name__}")
+    unknown = [_short(str(k)) for k in data if not isinstance(k, str) or k not in ALLOWED_KEYS]
     if unknown:
-        raise EdgeAVSError(f"target {source}: unknown key(s) {', '.join(map(repr, unknown))}; "
+        raise EdgeAVSError(f"target {source}: unknown key(s) {', '.join(unknown)}; "
                            f"allowed: {', '.join(ALLOWED_KEYS)}")
 
     def text(key, default=None, required=False):
@@ -150,10 +180,22 @@ def target_from_dict(data: dict, source: str = "<dict>") -> Target:
                 raise EdgeAVSError(f"target {source}: {key!r} is required")
             return None
         if not isinstance(value, str) or not value.strip():
-            raise EdgeAVSError(f"target {source}: {key!r} must be a non-empty string, got {value!r}")
-        return value.strip()
+            raise EdgeAVSError(f"target {source}: {key!r} must be a non-empty string, got {_short(value)}")
+        value = value.strip()
+        pattern, limit, what = _STRINGS[key]
+        if len(value) > limit:
+            raise EdgeAVSError(f"target {source}: {key!r} is {len(value)} characters long; at most {limit}")
+        if not (re.fullmatch(pattern, value) if pattern else value.isprintable()):
+            raise EdgeAVSError(f"target {source}: {key!r} {_short(value)} must be {what}")
+        return value
 
-    name = text("name", default=Path(source).stem if source != "<dict>" else None, required=True)
+    name = data.get("name")
+    if name is None and source != "<dict>":
+        name = Path(source).stem
+        if not re.fullmatch(_STRINGS["name"][0], name):
+            raise EdgeAVSError(f"target {source}: no 'name', and the file name {name!r} is not one "
+                               f"({_STRINGS['name'][2]}); add a name: line")
+    name = text("name", default=name, required=True)
     kind = text("kind", required=True)
     if kind not in KINDS:
         raise EdgeAVSError(f"target {source}: kind {kind!r} is not supported; allowed: {', '.join(KINDS)}")
@@ -165,24 +207,31 @@ def target_from_dict(data: dict, source: str = "<dict>") -> Target:
     cross_cc = text("cross_cc")
     if link == "cross" and not cross_cc:
         raise EdgeAVSError(f"target {source}: link: cross needs cross_cc (the cross compiler to link with)")
+    description = data.get("description")
+    description = "" if description is None or description == "" else text("description")
 
-    mattr = data.get("mattr") or []
-    if not isinstance(mattr, list) or not all(isinstance(a, str) and a[:1] in "+-" and len(a) > 1
-                                              for a in mattr):
+    mattr = data.get("mattr")
+    mattr = [] if mattr is None else mattr
+    if not isinstance(mattr, list) or not all(isinstance(a, str) and re.fullmatch(_FEATURE, a) for a in mattr):
         raise EdgeAVSError(f"target {source}: mattr must be a list of '+feature'/'-feature' "
-                           f"strings, got {mattr!r}")
+                           f"strings, got {_short(mattr)}")
+    if len(mattr) > MAX_MATTR:
+        raise EdgeAVSError(f"target {source}: mattr has {len(mattr)} features; at most {MAX_MATTR}")
 
     cores = data.get("num-cores", "auto")
     if cores == "auto":
         cores = _host_cores()
-    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
-        raise EdgeAVSError(f"target {source}: num-cores must be a positive integer or 'auto', "
-                           f"got {data.get('num-cores')!r}")
+    else:
+        lo, hi = LIMITS["num-cores"]
+        if isinstance(cores, bool) or not isinstance(cores, int) or not lo <= cores <= hi:
+            raise EdgeAVSError(f"target {source}: num-cores must be a positive integer (at most {hi}) or "
+                               f"'auto', got {_short(cores)}")
 
     vw = data.get("vector_width")
-    if vw is not None and (isinstance(vw, bool) or not isinstance(vw, int) or vw <= 0 or vw % 8):
-        raise EdgeAVSError(f"target {source}: vector_width must be a positive number of bits "
-                           f"(a multiple of 8), got {vw!r}")
+    if vw is not None and (isinstance(vw, bool) or not isinstance(vw, int) or vw not in VECTOR_WIDTHS):
+        raise EdgeAVSError(f"target {source}: vector_width must be the SIMD register width in bits, one of "
+                           f"{', '.join(map(str, VECTOR_WIDTHS))} (NEON/SSE 128, AVX2 256, AVX-512 512, "
+                           f"SVE up to 2048), got {_short(vw)}")
 
     from edgeavs import tvm_api
 
@@ -198,7 +247,7 @@ def target_from_dict(data: dict, source: str = "<dict>") -> Target:
         check_llvm_features(mcpu, mattr, triple, source=f"target {source}")
     target = Target(name=name, kind=kind, mcpu=mcpu, num_cores=cores, vector_width=0,
                     mtriple=mtriple, mattr=tuple(mattr),
-                    description=str(data.get("description") or "").strip(),
+                    description=description,
                     link=link, cross_cc=cross_cc, source=source)
     if vw is None:
         vw = tvm_api.llvm_vector_width(target.tvm_dict())
