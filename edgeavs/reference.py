@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help=".npz to write the named outputs to")
     ap.add_argument("--aux", action="store_true", help="also every per-layer intermediate")
     ap.add_argument("--float64", action="store_true", help="run in double precision")
+    ap.add_argument("--no-mkldnn", action="store_true",
+                    help="PyTorch's native CPU kernels instead of oneDNN (the verify spread study)")
     args = ap.parse_args(argv)
 
     import torch
@@ -66,6 +68,8 @@ def main(argv=None) -> int:
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads:
         torch.set_num_threads(int(threads))
+    if args.no_mkldnn:
+        torch.backends.mkldnn.enabled = False
     from edgeavs.errors import EdgeAVSError
 
     try:
