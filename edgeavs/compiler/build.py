@@ -6,6 +6,7 @@ torch and TVM share this process (unavoidable: the importer needs both); nothing
 from __future__ import annotations
 
 import datetime as _dt
+import numbers
 import re
 import time
 from pathlib import Path
@@ -18,16 +19,43 @@ DEFAULT_SEED = 0
 """Random-init artifacts (no checkpoint) use this seed; see ``edgeavs.reference.build_reference_model``."""
 
 
+MAX_SIDE = 4096
+"""Largest input side accepted. Memory grows with the pixels: PyTorch eager LightAVSeg-L peaks at 0.68 GiB at
+720x1280 (bench/results/scaling.json, about 0.35 KiB per pixel), so ~6 GiB at 4096x4096, and the compile more;
+100000x100000 would need 112 GiB for the float32 input frame alone."""
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
 def parse_resolution(text) -> tuple[int, int]:
-    """``224`` or ``HxW`` (e.g. ``224x320``) -> ``(H, W)``."""
+    """``224`` or ``HxW`` (e.g. ``224x320``) -> ``(H, W)``; each side 1..:data:`MAX_SIDE` (a one-line
+    EdgeAVSError otherwise). A ``(H, W)`` pair (a manifest's) is checked the same way."""
     if isinstance(text, (tuple, list)):
-        h, w = (int(v) for v in text)
-        return h, w
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*", str(text))
-    if not m:
-        raise EdgeAVSError(f"resolution {text!r} is not N or HxW (e.g. 224 or 224x320)")
-    h = int(m.group(1))
-    w = int(m.group(2)) if m.group(2) else h
+        if len(text) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in text):
+            shown = repr(list(text)) if len(repr(text)) <= 60 else repr(text)[:60] + "..."
+            raise EdgeAVSError(f"resolution {shown} is not a pair of integers [H, W]")
+        h, w = int(text[0]), int(text[1])
+    else:
+        shown = str(text).strip()
+        m = re.fullmatch(r"\s*([0-9]+)\s*(?:[xX×]\s*([0-9]+))?\s*", str(text))
+        if not m:
+            cut = text if len(str(text)) <= 60 else str(text)[:60] + "..."
+            raise EdgeAVSError(f"resolution {cut!r} is not N or HxW (e.g. 224 or 224x320)")
+        if max(len(g.lstrip("0")) for g in m.groups() if g) > 6:  # also keeps int() within its digit limit
+            raise EdgeAVSError(f"resolution {shown[:20]}{'...' if len(shown) > 20 else ''}: sides above "
+                               f"{MAX_SIDE} are refused (memory grows with the pixels)")
+        h = int(m.group(1))
+        w = int(m.group(2)) if m.group(2) else h
+    if h <= 0 or w <= 0:
+        raise EdgeAVSError(f"resolution {h}x{w}: sides must be positive")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        frame = 12 * h * w  # bytes of the float32 1x3xHxW input
+        raise EdgeAVSError(f"resolution {h}x{w}: sides above {MAX_SIDE} are refused (memory grows with the "
+                           f"pixels: LightAVSeg-L needs ~6 GiB at {MAX_SIDE}x{MAX_SIDE}"
+                           + (f", the float32 input frame alone {_gib(frame)} at {h}x{w})" if frame >= 2**30
+                              else ")"))
     return h, w
 
 
