@@ -3,11 +3,18 @@
 Each sub-command is a click command in ``edgeavs/commands/<name>.py``; this file only
 assembles them and turns library errors (:class:`edgeavs.errors.EdgeAVSError`) into the
 one-line ``Error: ...`` message with a non-zero exit, never a traceback.
+
+Exit codes: 0 success; 1 an ``Error:`` (bad input, a failed check; ``verify``: a numeric
+failure); 2 a usage error (click's own, and ``verify``'s option conflicts); 3 an internal
+error (an unexpected exception: a bug, reported in one line; ``--debug`` or
+``EDGEAVS_DEBUG=1`` shows its traceback); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import traceback
 
 import click
 
@@ -32,20 +39,72 @@ COMMANDS = [
 ]
 
 
+INTERNAL_ERROR_EXIT = 3
+
+
+class InternalError(click.ClickException):
+    """An unexpected exception, shown as one ``Error:`` line with exit code 3."""
+
+    exit_code = INTERNAL_ERROR_EXIT
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def _debug(ctx) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get("EDGEAVS_DEBUG", "").strip() not in ("", "0")
+
+
+def _command_path(ctx, exc: BaseException) -> str:
+    """``edgeavs data synth``: the innermost click command the traceback went through."""
+    names = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is click.Command.invoke.__code__:
+            inner = tb.tb_frame.f_locals.get("ctx")
+            if isinstance(inner, click.Context):
+                chain = []
+                while inner is not None and inner.parent is not None:
+                    chain.append(inner.info_name)
+                    inner = inner.parent
+                names = list(reversed(chain)) or names
+        tb = tb.tb_next
+    if not names:
+        names = [ctx.invoked_subcommand] if ctx.invoked_subcommand else []
+    return " ".join(["edgeavs", *[n for n in names if n]])
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (exit 2), ctx.exit(n), Abort
         except EdgeAVSError as exc:
-            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            if _debug(ctx):
+                click.echo(traceback.format_exc().rstrip(), err=True)
+            raise click.ClickException(_first_line(exc) or type(exc).__name__) from None
         except KeyboardInterrupt:
             click.echo("Aborted.", err=True)
             ctx.exit(130)
+        except Exception as exc:  # a bug: one line and exit 3, the traceback only on request
+            if _debug(ctx):
+                click.echo(traceback.format_exc().rstrip(), err=True)
+            detail = _first_line(exc)
+            raise InternalError(
+                f"{_command_path(ctx, exc)}: internal error: {type(exc).__name__}"
+                f"{': ' + detail if detail else ''} (please report it; rerun with --debug or "
+                "EDGEAVS_DEBUG=1 for the traceback)") from None
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Exit codes: 0 success, 1 error (one `Error:` line), 2 usage error, 3 internal error "
+                    "(a bug; --debug or EDGEAVS_DEBUG=1 shows the traceback), 130 interrupted.")
 @click.version_option(__version__, prog_name="edgeavs")
-def main():
+@click.option("--debug", is_flag=True, help="On an error, also print the Python traceback (as EDGEAVS_DEBUG=1).")
+def main(debug):
     """edgeavs: LightAVSeg audio-visual segmentation, compiled with Apache TVM for phone CPUs."""
 
 

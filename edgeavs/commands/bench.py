@@ -158,11 +158,15 @@ def format_table(report: dict) -> str:
 def bench(artifact, threads, warmup, repeat, only, json_out):
     """Median latency of ARTIFACT, PyTorch eager and ONNX Runtime on the same input, each in its
     own process with the same thread count."""
+    from edgeavs.io.atomic import atomic_write_text, check_writable
+
+    if json_out:
+        check_writable(json_out, "--json")
     report = run_bench(artifact, threads, warmup, repeat, runtimes=only or RUNTIMES,
                        log=lambda m: click.echo(m, err=True))
     click.echo(format_table(report))
     if json_out:
-        Path(json_out).write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write_text(json_out, json.dumps(report, indent=2) + "\n", mode=0o644)
 
 
 def _main(argv=None) -> int:

@@ -7,6 +7,21 @@ import click
 _VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
 
 
+def check_output_dir(output, option: str) -> None:
+    """The artifact directory: its parents may be missing (they are created), but it must not be a
+    file, and an existing non-empty directory must be an artifact (compile replaces it whole)."""
+    import os
+
+    from edgeavs.compiler.artifact import MANIFEST
+    from edgeavs.errors import EdgeAVSError
+    from edgeavs.io.atomic import check_writable
+
+    check_writable(output, option, kind="dir", make_parents=True)
+    if os.path.isdir(output) and os.listdir(output) and not os.path.isfile(os.path.join(output, MANIFEST)):
+        raise EdgeAVSError(f"{option} {output}: exists and is not an edgeavs artifact (compile replaces the "
+                           "whole directory; choose a new or empty one)")
+
+
 @click.command("compile", short_help="Compile LightAVSeg with TVM into an artifact directory.")
 @click.option("--target", default="host", show_default=True, metavar="NAME|YAML",
               help="A target from targets/ (e.g. host) or the path to a target YAML.")
@@ -38,8 +53,13 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
     """Compile LightAVSeg for TARGET into an artifact directory: model.so (weights bound in)
     and manifest.json (versions, target fingerprint, shapes, file hashes, fusion report)."""
     from edgeavs.compiler.build import compile_artifact, parse_resolution, resolve_weights
+    from edgeavs.io.atomic import check_writable
     from edgeavs.targets import load_target
 
+    if output is not None:
+        check_output_dir(output, "--output")
+    if dump_ir is not None:
+        check_writable(dump_ir, "--dump-ir", kind="dir", make_parents=True)
     tgt = load_target(target)
     if profile and (tgt.link != "host" or no_schedules):
         from edgeavs.errors import EdgeAVSError
@@ -52,6 +72,7 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
         h, w = parse_resolution(resolution)
         kind = "" if weights["fusion"] == "lightavseg" else f"-{weights['fusion']}"
         output = f"artifacts/{resolved}{kind}-{h}x{w}-{tgt.name}"
+        check_output_dir(output, "output")
     log = None if quiet else (lambda m: click.echo(m, err=True))
     manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,
                                 resolution=resolution, via=via, dump_ir=dump_ir, log=log,

@@ -35,7 +35,9 @@ def check(root, task):
 def synth(out, task, clips, seed, size):
     """Write a synthetic audio-visual dataset in the AVSBench layout to the new folder OUT."""
     from edgeavs.data.synth import make_synthetic
+    from edgeavs.io.atomic import check_writable
 
+    check_writable(out, "OUT", kind="dir", make_parents=True)
     counts = make_synthetic(out, task=task, clips=clips, seed=seed, size=size)
     click.echo(f"wrote {sum(counts.values())} {task} clips to {out} ("
                + ", ".join(f"{s} {n}" for s, n in counts.items()) + ")")

@@ -207,5 +207,8 @@ def demo(out_dir, resolution, seconds, threads, train_steps):
     model is untrained and says so."""
     if resolution % 32:
         raise EdgeAVSError(f"--resolution {resolution}: must be a multiple of 32")
+    from edgeavs.io.atomic import check_writable
+
+    check_writable(out_dir, "-o", kind="dir")
     run_demo(out_dir, resolution=resolution, seconds=seconds, threads=threads,
              train_steps=train_steps, say=lambda m: click.echo(m))

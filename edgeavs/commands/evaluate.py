@@ -34,7 +34,10 @@ def evaluate(data, task, split, checkpoint, shuffle_audio, seed, batch_size, siz
              num_workers, dump_inputs, dump_clips, as_json):
     """Evaluate CHECKPOINT on a split: M_J (mean IoU) and M_F (F-measure, β² = 0.3) as AVSBench does."""
     from edgeavs.evaluate import evaluate as run_evaluation
+    from edgeavs.io.atomic import check_writable
 
+    if dump_inputs is not None:
+        check_writable(dump_inputs, "--dump-inputs")
     result = run_evaluation(data, task, checkpoint, split=split, shuffle_audio=shuffle_audio, seed=seed,
                             batch_size=batch_size, size=size, device=device, num_workers=num_workers,
                             limit=limit, dump_path=dump_inputs, dump_clips=dump_clips,

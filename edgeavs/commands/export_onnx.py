@@ -21,7 +21,9 @@ def export_onnx(variant, resolution, checkpoint, output):
     batch 1, the same graph ``edgeavs compile --via onnx`` imports."""
     from edgeavs.compiler import frontend
     from edgeavs.compiler.build import build_torch_model, check_resolution, resolve_weights
+    from edgeavs.io.atomic import check_writable
 
+    check_writable(output, "--output")
     resolved, weights = resolve_weights(variant, checkpoint)
     h, w = check_resolution(resolution, resolved)
     model = build_torch_model(resolved, weights, checkpoint)

@@ -23,8 +23,10 @@ def profile(artifact, threads, repeat, peak, top, json_out):
     ms, share of latency, GFLOP/s and fraction of the measured peak; then the unscheduled
     functions with their shares and the slowest functions."""
     from edgeavs.compiler.breakdown import format_breakdown, profile_artifact
-    from edgeavs.io.atomic import write_json
+    from edgeavs.io.atomic import check_writable, write_json
 
+    if json_out:
+        check_writable(json_out, "--json", make_parents=True)
     report = profile_artifact(artifact, threads=threads, repeat=repeat, peak=peak, top=top)
     click.echo(format_breakdown(report))
     if json_out:

@@ -64,6 +64,7 @@ torch; --checkpoint runs an edgeavs checkpoint in PyTorch eager at --resolution.
                    "model segments what makes the sound, so on silence its masks are meaningless.")
 def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fps, window,
             threshold, alpha, json_path, threads, silent_audio):
+    from edgeavs.io.atomic import check_writable
     from edgeavs.segment import Segmenter, check_masks_dir, check_output_path
     from edgeavs.video import MediaReader
 
@@ -74,6 +75,7 @@ def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fp
     if artifact is not None and resolution is not None:
         raise EdgeAVSError("--resolution goes with --checkpoint; an artifact's input size is fixed "
                            "when it is compiled")
+    out_given = out
     if out is None:
         out = video.with_name(f"{video.stem}_seg.mp4")
     seg_args = dict(window=window, threshold=threshold, alpha=alpha, fps=fps)
@@ -83,6 +85,11 @@ def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fp
         check_output_path(json_path, "--json")
     if masks_dir is not None:
         check_masks_dir(masks_dir)
+    check_writable(out, "output" if out_given is None else "--output")
+    if json_path is not None:
+        check_writable(json_path, "--json")
+    if masks_dir is not None:
+        check_writable(masks_dir, "--masks", kind="dir")
     MediaReader(video, allow_silent=silent_audio).close()  # fail fast on a bad input
 
     if artifact is not None:

@@ -37,8 +37,10 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
     when two rounds bring less than 2 %. Records are written atomically: Ctrl-C keeps everything
     committed so far, and running the same command again continues from it.
     """
+    from edgeavs.io.atomic import check_writable
     from edgeavs.tune import parse_duration, tune as run
 
+    check_writable(out, "--output", kind="dir")
     summary = run(out, target=target, variant=variant, resolution=resolution, checkpoint=checkpoint,
                   trials=trials, time_budget=parse_duration(time_budget), seed=seed,
                   rpc_tracker=rpc_tracker, rpc_key=rpc_key, remote_os=remote_os, only=only,

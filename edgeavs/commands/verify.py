@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from edgeavs.commands.device import device_from_options, device_options
@@ -26,8 +28,11 @@ def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report, device, 
     """Run ARTIFACT and the PyTorch reference (separate process) on the same inputs; compare
     every output (max abs, max rel, rel-L2) against the tolerance table in edgeavs.verify.
     On this machine by default; an AArch64 artifact on an emulated device or over RPC."""
-    from edgeavs.verify import VerifyUsageError, format_report, verify_artifact, write_report
+    from edgeavs.io.atomic import atomic_write_text, check_writable
+    from edgeavs.verify import VerifyUsageError, format_report, verify_artifact
 
+    if report:
+        check_writable(report, "--report")
     spec = device_from_options(device, rpc, rpc_tracker, rpc_key, remote_os)
     try:
         result = verify_artifact(artifact, checkpoint=checkpoint, seeds=seeds, inputs=inputs,
@@ -37,6 +42,6 @@ def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report, device, 
         raise click.UsageError(str(exc)) from None
     click.echo(format_report(result))
     if report:
-        write_report(result, report)
+        atomic_write_text(report, json.dumps(result, indent=2) + "\n", mode=0o644)
     if not result["passed"]:
         ctx.exit(1)

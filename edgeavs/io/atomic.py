@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file beside the target, then ``os.replace``.
 
 A reader (or a crash) sees the old file or the new one, never a half-written one.
+:func:`check_writable` checks an output path before any work starts, so that a bad
+``-o``/``--report``/``--json`` fails in one line at once, not after minutes of work.
 """
 
 from __future__ import annotations
@@ -9,6 +11,47 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from edgeavs.errors import EdgeAVSError
+
+
+def check_writable(path, option: str, kind: str = "file", make_parents: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written as a ``kind`` (``"file"`` or ``"dir"``).
+
+    The parent directory must exist (with ``make_parents``: the nearest existing ancestor, the
+    writer creating the rest), be a directory and be writable: ``os.access`` and then a real
+    temporary file created and removed in it (root passes ``os.access`` on any mode; a read-only
+    file system does not). A file must not be an existing directory, a directory not an existing
+    non-directory. Raises :class:`EdgeAVSError` with one line naming ``option`` and ``path``;
+    returns ``path`` as a :class:`Path`. Nothing is created.
+    """
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind must be 'file' or 'dir', not {kind!r}")
+    path = Path(path)
+    where = f"{option} {path}"
+    if kind == "file" and os.path.isdir(path):
+        raise EdgeAVSError(f"{where}: is a directory, expected a file name")
+    if kind == "dir" and os.path.exists(path) and not os.path.isdir(path):
+        raise EdgeAVSError(f"{where}: exists and is not a directory")
+    parent = Path(os.path.abspath(path)).parent
+    base = parent
+    if make_parents:
+        while not os.path.lexists(base) and base != base.parent:
+            base = base.parent
+    if not os.path.lexists(base):
+        raise EdgeAVSError(f"{where}: parent directory {parent} does not exist")
+    if not os.path.isdir(base):
+        what = "parent" if base == parent else "ancestor"
+        raise EdgeAVSError(f"{where}: {what} {base} is not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise EdgeAVSError(f"{where}: directory {base} is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".edgeavs-write-check.", dir=base)
+    except OSError as exc:
+        raise EdgeAVSError(f"{where}: directory {base} is not writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def atomic_write_text(path, text: str, mode: int | None = None) -> None:
