@@ -51,20 +51,28 @@ def staging_dir(dest):
     """A temp directory beside ``dest``; on success it replaces ``dest`` by rename, on failure
     it is removed, so a failed compile never leaves a half-written artifact."""
     dest = Path(dest).absolute()
+    if dest.exists() and not dest.is_dir():
+        raise EdgeAVSError(f"{dest}: exists and is not a directory (an artifact is a directory)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    old = None
     try:
         yield tmp
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+        if os.path.lexists(dest):  # the previous artifact (or a link to one) steps aside, unique name
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+            old.rmdir()
             os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
+        os.replace(tmp, dest)
     except BaseException:
+        if old is not None and os.path.lexists(old) and not os.path.lexists(dest):
+            os.replace(old, dest)  # the new one did not land: put the previous one back
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        if old.is_symlink() or not old.is_dir():
+            old.unlink()
+        else:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_manifest(directory, manifest: dict) -> dict:
