@@ -10,11 +10,11 @@ followed by ``split_windows(x, 5)``.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
 import warnings
-import wave
 
 import numpy as np
 from scipy.io import wavfile
@@ -40,18 +40,124 @@ _BELOW_ONE = np.nextafter(np.float32(1.0), np.float32(0.0))
 _WAV_MAGICS = (b"RIFF", b"RIFX", b"RF64")
 
 
+MAX_WAV_BYTES = 2 * 1024 ** 3
+"""The largest WAV file read (2 GiB: about 9 hours of 16-bit mono at 32 kHz); bigger ones are
+refused before anything is allocated."""
+
+MAX_SAMPLE_RATE = 1_000_000
+"""The highest sample rate accepted from a WAV header (real files stop at 768 kHz)."""
+
+_PCM, _IEEE_FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
+
+# What scipy.io.wavfile raises on malformed files besides its own ValueErrors: a missing fmt or
+# data chunk leaves a local unbound, zero channels or block size divide by zero, cut or odd
+# fields fail struct.unpack, odd container sizes make numpy dtypes that do not exist, ...
+_SCIPY_ERRORS = (ValueError, NameError, ZeroDivisionError, struct.error, EOFError, OverflowError,
+                 MemoryError, IndexError, TypeError, KeyError, OSError)
+
+
+class _Header:
+    """The fields of a WAV file's fmt chunk and the extent of its data chunk."""
+
+    __slots__ = ("tag", "channels", "rate", "block_align", "bits", "data_size", "data_avail")
+
+    def __init__(self, tag, channels, rate, block_align, bits, data_size, data_avail):
+        self.tag, self.channels, self.rate = tag, channels, rate
+        self.block_align, self.bits = block_align, bits
+        self.data_size, self.data_avail = data_size, data_avail
+
+
+def _scan_header(path: str, buf: bytes) -> _Header:
+    """Walk the RIFF chunks up to the data chunk and check what scipy would trust blindly.
+
+    Catches, before scipy allocates or divides anything: a cut header, no fmt or data chunk,
+    zero channels, a zero or absurd sample rate, a block size that does not split into the
+    channels, a sample width that does not fit its container, and a data chunk that declares
+    more bytes than the file holds (a truncated file, or a size field set to garbage).
+    """
+    magic = buf[:4]
+    if len(buf) < 12:
+        raise EdgeAVSError(f"{path}: truncated WAV file (the {len(buf)}-byte file ends inside the RIFF header)")
+    if buf[8:12] != b"WAVE":
+        raise EdgeAVSError(f"{path}: not a WAV file (RIFF form type {bytes(buf[8:12])!r}, expected b'WAVE')")
+    e = ">" if magic == b"RIFX" else "<"
+    rf64 = magic == b"RF64"
+    rf64_data = None
+    fmt = None
+    pos = 12
+    while pos + 8 <= len(buf):
+        cid = bytes(buf[pos:pos + 4])
+        size = struct.unpack(e + "I", buf[pos + 4:pos + 8])[0]
+        body = pos + 8
+        if cid == b"ds64" and rf64 and body + 16 <= len(buf):
+            rf64_data = struct.unpack("<Q", buf[body + 8:body + 16])[0]
+        elif cid == b"fmt ":
+            if size < 16:
+                raise EdgeAVSError(f"{path}: invalid WAV header (fmt chunk of {size} bytes, expected at least 16)")
+            if body + 16 > len(buf):
+                raise EdgeAVSError(f"{path}: truncated WAV file (the file ends inside the fmt chunk)")
+            tag, channels, rate, _, block_align, bits = struct.unpack(e + "HHIIHH", buf[body:body + 16])
+            if tag == _EXTENSIBLE and size >= 40 and body + 28 <= len(buf):
+                tag = struct.unpack(e + "I", buf[body + 24:body + 28])[0]  # the sub-format GUID's first field
+            fmt = (tag, channels, rate, block_align, bits)
+        elif cid == b"data":
+            if fmt is None:
+                raise EdgeAVSError(f"{path}: invalid WAV file (data chunk before any fmt chunk)")
+            if rf64:
+                if rf64_data is None:
+                    raise EdgeAVSError(f"{path}: invalid RF64 file (no ds64 chunk before the data chunk)")
+                size = rf64_data
+            hdr = _Header(*fmt, data_size=size, data_avail=len(buf) - body)
+            _check_fmt(path, hdr)
+            if hdr.tag in (_PCM, _IEEE_FLOAT) and hdr.data_size % hdr.block_align:
+                raise EdgeAVSError(f"{path}: invalid WAV file (data chunk of {hdr.data_size} bytes is "
+                                   f"not a whole number of {hdr.block_align}-byte frames)")
+            if hdr.data_size > hdr.data_avail:
+                raise EdgeAVSError(f"{path}: truncated WAV file (header declares {hdr.data_size} bytes of "
+                                   f"audio data, the file holds {hdr.data_avail})")
+            return hdr
+        pos = body + size + (size & 1)
+    what = "fmt chunk" if fmt is None else "data chunk"
+    if pos < len(buf):
+        raise EdgeAVSError(f"{path}: truncated WAV file (no {what}; the file ends inside a chunk header)")
+    raise EdgeAVSError(f"{path}: invalid or truncated WAV file (no {what})")
+
+
+def _check_fmt(path: str, h: _Header) -> None:
+    if h.channels == 0:
+        raise EdgeAVSError(f"{path}: invalid WAV header (0 channels)")
+    if not 0 < h.rate <= MAX_SAMPLE_RATE:
+        raise EdgeAVSError(f"{path}: invalid sample rate {h.rate} Hz in the WAV header "
+                           f"(expected 1 to {MAX_SAMPLE_RATE})")
+    if h.block_align == 0 or h.block_align % h.channels:
+        raise EdgeAVSError(f"{path}: invalid WAV header (block size {h.block_align} bytes for "
+                           f"{h.channels} channels)")
+    width = h.block_align // h.channels
+    if h.tag == _PCM:
+        if h.bits == 0 or h.bits > 8 * width or (h.bits <= 8 and width != 1):
+            raise EdgeAVSError(f"{path}: invalid WAV header ({h.bits}-bit samples in {width}-byte containers)")
+    elif h.tag == _IEEE_FLOAT:
+        if h.bits not in (32, 64) or 8 * width != h.bits:
+            raise EdgeAVSError(f"{path}: unsupported WAV sample format ({h.bits}-bit float in "
+                               f"{width}-byte containers)")
+
+
 def read_wav(path) -> tuple[np.ndarray, int]:
     """Read a WAV file as mono float32 in [-1, 1) and its sample rate.
 
     Supports integer PCM (8-, 16-, 24-, 32-, 64-bit) and IEEE float (32-, 64-bit) through
     ``scipy.io.wavfile``. Multi-channel audio is mixed to mono by averaging the channels.
-    Float data is returned as stored (not clipped).
+    Float data is returned as stored (not clipped), and must be finite.
+
+    The file (at most :data:`MAX_WAV_BYTES`) is read whole and its header checked before scipy
+    decodes it from memory, so a size field set to garbage cannot make scipy allocate more than
+    the file holds.
 
     Raises
     ------
     EdgeAVSError
-        One line naming the file: missing, empty, not a WAV file, truncated, an
-        unsupported sample format, or no samples.
+        One line naming the file: missing, empty, too large, not a WAV file, truncated, a
+        malformed header, an unsupported sample format, no samples, or non-finite samples.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -60,19 +166,29 @@ def read_wav(path) -> tuple[np.ndarray, int]:
         raise EdgeAVSError(f"{path}: is a directory, expected a WAV file")
     try:
         size = os.path.getsize(path)
+        if size > MAX_WAV_BYTES:
+            raise EdgeAVSError(f"{path}: audio file too large ({size} bytes; at most {MAX_WAV_BYTES} "
+                               "are read)")
         with open(path, "rb") as fh:
-            magic = fh.read(4)
+            buf = fh.read(MAX_WAV_BYTES + 1)
     except OSError as exc:
         raise EdgeAVSError(f"{path}: cannot read audio file ({exc.strerror or exc})") from None
-    if size == 0:
+    except MemoryError:
+        raise EdgeAVSError(f"{path}: audio file too large to read ({size} bytes)") from None
+    if not buf:
         raise EdgeAVSError(f"{path}: audio file is empty")
-    if magic not in _WAV_MAGICS:
+    if len(buf) > MAX_WAV_BYTES:
+        raise EdgeAVSError(f"{path}: audio file too large (more than {MAX_WAV_BYTES} bytes)")
+    if buf[:4] not in _WAV_MAGICS:
         raise EdgeAVSError(f"{path}: not a WAV file (no RIFF header)")
+    hdr = _scan_header(path, buf)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", wavfile.WavFileWarning)
         try:
-            rate, data = wavfile.read(path, mmap=False)
+            # from memory: scipy reads the data chunk with fid.read(size), which a BytesIO
+            # answers with what it holds, where a real file would allocate ``size`` first
+            rate, data = wavfile.read(io.BytesIO(buf), mmap=False)
         except ValueError as exc:
             msg = " ".join(str(exc).split())
             if "not a wav file" in msg.lower():
@@ -82,18 +198,29 @@ def read_wav(path) -> tuple[np.ndarray, int]:
             if "format" in msg.lower() or "bit depth" in msg.lower() or "data type" in msg.lower():
                 raise EdgeAVSError(f"{path}: unsupported WAV sample format ({msg})") from None
             raise EdgeAVSError(f"{path}: invalid WAV file ({msg})") from None
-        except (struct.error, EOFError, OSError) as exc:
-            raise EdgeAVSError(f"{path}: truncated or corrupt WAV file ({exc})") from None
+        except (struct.error, EOFError) as exc:
+            raise EdgeAVSError(f"{path}: truncated or corrupt WAV file ({_msg(exc)})") from None
+        except NameError:
+            # scipy stopped at the size the RIFF header declares before it met fmt or data
+            raise EdgeAVSError(f"{path}: invalid WAV file (no fmt or data chunk within the size "
+                               "the RIFF header declares)") from None
+        except MemoryError:
+            raise EdgeAVSError(f"{path}: WAV file too large to decode") from None
+        except _SCIPY_ERRORS as exc:
+            raise EdgeAVSError(f"{path}: invalid WAV file ({type(exc).__name__}: {_msg(exc)})") from None
     for w in caught:
         text = " ".join(str(w.message).split())
         if "prematurely" in text or "end of file" in text.lower():
             raise EdgeAVSError(f"{path}: truncated WAV file ({text})")
-    _check_frame_count(path, data)
 
     if data.size == 0:
         raise EdgeAVSError(f"{path}: WAV file has no samples")
-    if rate <= 0:
+    if rate <= 0 or rate > MAX_SAMPLE_RATE:
         raise EdgeAVSError(f"{path}: invalid sample rate {rate} Hz in the WAV header")
+    frames = hdr.data_size // hdr.block_align
+    if data.ndim not in (1, 2) or data.shape[0] != frames or (data.ndim == 2) != (hdr.channels > 1):
+        raise EdgeAVSError(f"{path}: invalid WAV file (decoded {data.shape[0]} frames, the header "
+                           f"declares {frames})")
     if data.dtype == np.uint8:
         x = (data.astype(np.float32) - 128.0) / 128.0
     elif data.dtype in _INT_SCALE:
@@ -101,7 +228,11 @@ def read_wav(path) -> tuple[np.ndarray, int]:
         # float32 rounds (2**31 - 1) / 2**31 up to 1.0: keep the promised [-1, 1).
         np.minimum(x, _BELOW_ONE, out=x)
     elif data.dtype in (np.float32, np.float64):
-        x = data.astype(np.float32)
+        with np.errstate(over="ignore"):
+            x = data.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise EdgeAVSError(f"{path}: WAV file holds non-finite samples (NaN, inf, or beyond "
+                               "float32's range)")
     else:
         raise EdgeAVSError(f"{path}: unsupported WAV sample format {data.dtype}")
     if x.ndim == 2:
@@ -109,21 +240,8 @@ def read_wav(path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(x, dtype=np.float32), int(rate)
 
 
-def _check_frame_count(path: str, data: np.ndarray) -> None:
-    """Catch a data chunk shorter than its header says, which scipy reads silently.
-
-    scipy warns when the file is shorter than the RIFF size, but not when the RIFF size was
-    rewritten to match a cut data chunk. The standard library's ``wave`` reads the declared
-    frame count of integer-PCM files; it does not know float WAVs, which are then trusted.
-    """
-    try:
-        with wave.open(path, "rb") as wf:
-            declared = wf.getnframes()
-    except (wave.Error, EOFError, struct.error, OSError):
-        return
-    if declared != data.shape[0]:
-        raise EdgeAVSError(
-            f"{path}: truncated WAV file (header declares {declared} frames, found {data.shape[0]})")
+def _msg(exc) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int = MODEL_SAMPLE_RATE) -> np.ndarray:

@@ -6,6 +6,9 @@ numpy and Pillow only: the compiled-artifact path must not import torch.
 from __future__ import annotations
 
 import os
+import struct
+import warnings
+import zlib
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -30,21 +33,74 @@ def _size_hw(size) -> tuple[int, int] | None:
     return h, w
 
 
-def _open_image(path) -> Image.Image:
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""The most pixels an image may declare (67 MP: an 8K frame is 33 MP). Bigger ones are refused
+from the header, before anything is decoded: a few-byte PNG can declare gigapixels."""
+
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
+"""The Pillow decoders tried; other files (and Pillow's many exotic plugins) are refused."""
+
+# What Pillow raises on garbage or truncated files besides UnidentifiedImageError: OSError
+# ("image file is truncated", decoder errors), SyntaxError (bad PNG chunks or CRCs),
+# ValueError, and from the odder chunk readers struct/zlib/Index/EOF errors.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError,
+                  TypeError, KeyError, OverflowError)
+
+
+def open_image(path, formats=IMAGE_FORMATS) -> Image.Image:
+    """Open and fully decode an image file (a cut or corrupt file fails here, not later).
+
+    Raises
+    ------
+    EdgeAVSError
+        One line naming the file: missing, a directory, not an image of ``formats``, larger
+        than :data:`MAX_IMAGE_PIXELS` or zero-sized, truncated or corrupt.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise EdgeAVSError(f"{path}: image file not found")
     if os.path.isdir(path):
         raise EdgeAVSError(f"{path}: is a directory, expected an image file")
     try:
-        img = Image.open(path)
-        img.load()
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            # Pillow only warns between its own limit and twice that: make it an error too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fh, formats=formats)
+            w, h = img.size
+            if w < 1 or h < 1:
+                raise EdgeAVSError(f"{path}: image has zero size ({w}x{h} pixels)")
+            if w * h > MAX_IMAGE_PIXELS:
+                raise EdgeAVSError(f"{path}: image too large ({w}x{h} pixels; at most "
+                                   f"{MAX_IMAGE_PIXELS} are decoded)")
+            img.load()  # decode now, while the file is open: truncation and bad data fail here
+    except EdgeAVSError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        detail = _msg(exc).split(", could be")[0]  # "Image size (N pixels) exceeds limit of M pixels"
+        raise EdgeAVSError(f"{path}: image too large ({detail})") from None
     except UnidentifiedImageError:
-        raise EdgeAVSError(f"{path}: not a readable image (PNG/JPEG expected)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        msg = " ".join(str(exc).split())
-        raise EdgeAVSError(f"{path}: unreadable image ({msg})") from None
+        names = "/".join(formats) if formats else "an image"
+        raise EdgeAVSError(f"{path}: not a readable image ({names} expected)") from None
+    except MemoryError:
+        raise EdgeAVSError(f"{path}: image too large to decode") from None
+    except _DECODE_ERRORS as exc:
+        raise EdgeAVSError(f"{path}: unreadable image ({_msg(exc)})") from None
     return img
+
+
+def _msg(exc) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _convert(path, fn, *args):
+    """``fn(*args)`` on a decoded image; a mode Pillow cannot convert becomes a one-line error."""
+    try:
+        return fn(*args)
+    except MemoryError:
+        raise EdgeAVSError(f"{os.fspath(path)}: image too large to convert") from None
+    except _DECODE_ERRORS as exc:
+        raise EdgeAVSError(f"{os.fspath(path)}: unreadable image ({_msg(exc)})") from None
+
 
 
 def load_frame(path, size=None) -> np.ndarray:
@@ -55,7 +111,12 @@ def load_frame(path, size=None) -> np.ndarray:
     the model's input.
     """
     hw = _size_hw(size)
-    img = _open_image(path).convert("RGB")
+    img = open_image(path)
+    return _convert(path, _frame_array, img, hw)
+
+
+def _frame_array(img, hw):
+    img = img.convert("RGB")
     if hw is not None and (img.height, img.width) != hw:
         img = img.resize((hw[1], hw[0]), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 255.0
@@ -80,7 +141,11 @@ def load_mask(path, size=None) -> np.ndarray:
     ignored). Resizing, when ``size`` differs, is nearest-neighbour on the binary mask.
     """
     hw = _size_hw(size)
-    img = _open_image(path)
+    img = open_image(path)
+    return _convert(path, _mask_array, img, hw)
+
+
+def _mask_array(img, hw):
     if img.mode in ("P", "L", "1", "I", "I;16", "F"):
         raw = np.asarray(img)
         fg = raw != 0
