@@ -63,6 +63,20 @@ def config_classes() -> dict[str, type]:
             "audio_gate": AudioGateConfig, "channel_bias": ChannelBiasConfig, "stft_fft": StftFftConfig}
 
 
+MAX_KNOB = 2**20
+"""The largest integer knob value a config may hold (the knob spaces stay below 65536): a larger one in a
+records file is refused in one line instead of reaching TVM's schedule primitives."""
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _shown(value) -> str:
+    """A knob value as one short line of JSON (a container by its type)."""
+    return _cut(json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__)
+
+
 _CHOICES = {("gemm", "parallel"): ("pixel", "channel"), ("hsig_gate", "vector_axis"): ("px", "co")}
 """The string knobs and their values (every other knob is a positive int or a bool)."""
 
@@ -74,17 +88,17 @@ def config_to_dict(cfg) -> dict:
 def config_from_dict(kind: str, values):
     """The ``kind``'s config from a JSON object; ValueError (one line) names the bad knob."""
     classes = config_classes()
-    if kind not in classes:
-        raise ValueError(f"unknown kind {kind!r} (known: {', '.join(sorted(classes))})")
+    if not isinstance(kind, str) or kind not in classes:
+        raise ValueError(f"unknown kind {_cut(repr(kind))} (known: {', '.join(sorted(classes))})")
     cls = classes[kind]
     if isinstance(values, cls):
         return values
     if not isinstance(values, dict):
         raise ValueError(f"{kind}: config must be a JSON object, not {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(str(k) for k in set(values) - set(fields))
     if unknown:
-        raise ValueError(f"{kind}: unknown knob {unknown[0]!r} (knobs: {', '.join(fields)})")
+        raise ValueError(f"{kind}: unknown knob {_cut(repr(unknown[0]))} (knobs: {', '.join(fields)})")
     for name, f in fields.items():
         if name not in values:
             if f.default is dataclasses.MISSING:
@@ -94,15 +108,15 @@ def config_from_dict(kind: str, values):
         if ty == "bool":
             ok = isinstance(v, bool)
         elif ty == "int":
-            ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1
+            ok = isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_KNOB
         elif ty == "str":
             ok = isinstance(v, str) and v in _CHOICES.get((kind, name), (v,))
         else:
             ok = True
         if not ok:
-            want = {"bool": "true or false", "int": "a positive integer"}.get(
+            want = {"bool": "true or false", "int": f"a positive integer (at most {MAX_KNOB})"}.get(
                 ty, "one of " + ", ".join(_CHOICES.get((kind, name), ("a string",))))
-            raise ValueError(f"{kind}: knob {name}={json.dumps(v)} is not {want}")
+            raise ValueError(f"{kind}: knob {name}={_shown(v)} is not {want}")
     return cls(**values)
 
 
@@ -159,14 +173,17 @@ def check_entries(data, path) -> dict:
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("functions"), dict):
         raise EdgeAVSError(f"{path}: not an edgeavs knob file ({FORMAT}: an object with \"functions\")")
     for key, entry in data["functions"].items():
+        shown = _cut(repr(key), 80)
+        if not key or not key.isprintable():
+            raise EdgeAVSError(f"{path}: entry {shown} is not a workload key (one line of text)")
         if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
-            raise EdgeAVSError(f"{path}: entry {key!r} has no \"kind\"")
+            raise EdgeAVSError(f"{path}: entry {shown} has no \"kind\"")
         if entry.get("config") is None:
             continue
         try:
             config_from_dict(entry["kind"], entry["config"])
         except ValueError as exc:
-            raise EdgeAVSError(f"{path}: entry {key!r}: {exc}") from None
+            raise EdgeAVSError(f"{path}: entry {shown}: {exc}") from None
     return data["functions"]
 
 

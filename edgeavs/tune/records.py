@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
 from edgeavs.io.atomic import atomic_write_text
+from edgeavs.io.structured import load_json, loads_json
 
 FINGERPRINT = "fingerprint.json"
 WORKLOADS = "database_workload.json"
@@ -35,10 +37,13 @@ FORMAT = "edgeavs-records/1"
 
 
 def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy ``src`` over ``dst`` atomically (beside it, fsync'ed, then renamed), like ``io.atomic``'s writers."""
     fd, tmp = tempfile.mkstemp(prefix=f".{Path(dst).name}.", dir=Path(dst).parent)
-    os.close(fd)
     try:
-        shutil.copyfile(src, tmp)
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+            shutil.copyfileobj(f, out)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):
@@ -54,23 +59,53 @@ def make_fingerprint(target) -> dict:
             "llvm": llvm_version(), "tvm": tvm_version(), "edgeavs": __version__}
 
 
-def _check_lines(path: Path, n_fields: int) -> int:
-    """Each line must be a JSON array of ``n_fields`` items; returns the line count."""
+MAX_FINGERPRINT_BYTES = 2**20
+MAX_KNOBS_BYTES = 64 * 2**20
+
+
+def _check_lines(path: Path, kind: str, n_workloads: int | None = None) -> int:
+    """Each line of a MetaSchedule ``kind`` file ("workload" or "record") must be a JSON array of two items: a
+    workload's structural-hash string and its module, or a record's workload index (below ``n_workloads`` when
+    given) and the record; nested at most ``MAX_DEPTH`` levels (TVM parses the lines again, recursively).
+    Returns the line count."""
+    n_fields = 2
     count = 0
-    with open(path, "rb") as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line.decode("utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise EdgeAVSError(f"{path}: line {i} is not valid JSON (truncated or corrupt "
-                                   "database); delete the records directory or restore it") from None
-            if not isinstance(value, list) or len(value) != n_fields:
-                raise EdgeAVSError(f"{path}: line {i} is not a MetaSchedule "
-                                   f"{'workload' if n_fields == 2 else 'record'} entry")
-            count += 1
+    try:
+        with open(path, "rb") as f:
+            for i, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    value = loads_json(line, f"{path}: line {i}")
+                except EdgeAVSError as exc:
+                    raise EdgeAVSError(f"{exc} (truncated or corrupt database); delete the records directory "
+                                       "or restore it") from None
+                first = value[0] if isinstance(value, list) and value else None
+                if not isinstance(value, list) or len(value) != n_fields or (
+                        not isinstance(first, str) if kind == "workload" else
+                        isinstance(first, bool) or not isinstance(first, int) or first < 0
+                        or (n_workloads is not None and first >= n_workloads)):
+                    raise EdgeAVSError(f"{path}: line {i} is not a MetaSchedule {kind} entry")
+                count += 1
+    except OSError as exc:
+        raise EdgeAVSError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
     return count
+
+
+def _check_fingerprint(fp, path) -> dict:
+    if not isinstance(fp, dict) or fp.get("format") != FORMAT:
+        raise EdgeAVSError(f"{path}: not an edgeavs records fingerprint ({FORMAT})")
+    if not isinstance(fp.get("target"), dict):
+        raise EdgeAVSError(f"{path}: \"target\" must be a target dict (an object)")
+    tf = fp.get("target_fingerprint")
+    if not isinstance(tf, str) or not re.fullmatch(r"[0-9a-f]{64}", tf):
+        raise EdgeAVSError(f"{path}: \"target_fingerprint\" must be a sha256 (64 hex digits)")
+    for key in ("llvm", "tvm", "edgeavs"):
+        v = fp.get(key)
+        if not isinstance(v, str) or not v.isprintable() or len(v) > 100:
+            raise EdgeAVSError(f"{path}: \"{key}\" must be a version string, got "
+                               f"{json.dumps(v)[:40] if isinstance(v, str) else type(v).__name__}")
+    return fp
 
 
 class RecordsDir:
@@ -98,13 +133,7 @@ class RecordsDir:
         path = self.path / FINGERPRINT
         if not path.is_file():
             raise EdgeAVSError(f"{self.path}: not an edgeavs records directory (no {FINGERPRINT})")
-        try:
-            fp = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise EdgeAVSError(f"{path}: not valid JSON (truncated or corrupt)") from None
-        if not isinstance(fp, dict) or fp.get("format") != FORMAT:
-            raise EdgeAVSError(f"{path}: not an edgeavs records fingerprint ({FORMAT})")
-        return fp
+        return _check_fingerprint(load_json(path, "", max_bytes=MAX_FINGERPRINT_BYTES), path)
 
     def check_target(self, target) -> dict:
         """Refuse records made for another target or another LLVM/TVM (one line)."""
@@ -124,9 +153,9 @@ class RecordsDir:
         """Parse every database line: counts, or a one-line error for a corrupt file."""
         counts = {"workloads": 0, "records": 0, "knobs": 0}
         if self.workloads.exists():
-            counts["workloads"] = _check_lines(self.workloads, 2)
+            counts["workloads"] = _check_lines(self.workloads, "workload")
         if self.records.exists():
-            counts["records"] = _check_lines(self.records, 2)
+            counts["records"] = _check_lines(self.records, "record", n_workloads=counts["workloads"])
             if counts["records"] and not counts["workloads"]:
                 raise EdgeAVSError(f"{self.records}: tuning records without {WORKLOADS}")
         if self.knobs_path.exists():
@@ -141,11 +170,7 @@ class RecordsDir:
             return {}
         from edgeavs.tune.knobs import check_entries
 
-        try:
-            data = json.loads(self.knobs_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise EdgeAVSError(f"{self.knobs_path}: not valid JSON (truncated or corrupt)") from None
-        return check_entries(data, self.knobs_path)
+        return check_entries(load_json(self.knobs_path, "", max_bytes=MAX_KNOBS_BYTES), self.knobs_path)
 
     def write_knobs(self, functions: dict) -> None:
         """Replace ``edgeavs_knobs.json`` atomically with ``functions`` (``{workload key: entry}``)."""
@@ -189,10 +214,12 @@ class RecordsDir:
 
     def commit_from(self, workdir: Path, knobs: dict | None = None) -> None:
         """Atomically publish the scratch database (workloads first, then records)."""
-        for name in (WORKLOADS, RECORDS):
+        n_workloads = None
+        for name, kind in ((WORKLOADS, "workload"), (RECORDS, "record")):
             src = Path(workdir) / name
             if src.exists():
-                _check_lines(src, 2)  # never publish a half-written line
+                n = _check_lines(src, kind, n_workloads)  # never publish a half-written line
+                n_workloads = n if kind == "workload" else n_workloads
                 atomic_copy(src, self.path / name)
         if knobs is not None:
             self.write_knobs(knobs)
@@ -208,6 +235,12 @@ class RecordsDir:
         from edgeavs.tvm_api import meta_schedule as ms
 
         self.validate()
-        return ms.database.JSONDatabase(path_workload=str(self.workloads),
-                                        path_tuning_record=str(self.records),
-                                        allow_missing=False)
+        try:
+            return ms.database.JSONDatabase(path_workload=str(self.workloads),
+                                            path_tuning_record=str(self.records),
+                                            allow_missing=False)
+        except Exception as exc:  # TVM's own parse of an entry that has the right outline but not the content
+            lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+            raise EdgeAVSError(f"{self.path}: MetaSchedule cannot read the tuning database "
+                               f"({lines[-1][:200] if lines else type(exc).__name__}); delete the records "
+                               "directory or restore it") from None
