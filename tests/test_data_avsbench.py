@@ -88,7 +88,10 @@ def test_missing_file_one_line(s4_copy):
         check_dataset(s4_copy, "s4")
     assert str(ei.value) == f"{clip.frames[3]}: missing"
     r = CliRunner().invoke(main, ["data", "check", str(s4_copy), "--task", "s4"])
-    assert r.exit_code == 1 and r.output == f"Error: {clip.frames[3]}: missing\n"
+    n_files = 5 * (5 + 1) + 3 * 1 + 2 * 5  # frames and a WAV per clip; train 1 mask, val/test 5
+    assert r.exit_code == 1
+    assert r.output == (f"{clip.frames[3]}: missing\n"
+                        f"Error: {s4_copy}: 1 of {n_files} files failed the s4 check\n")
 
 
 def test_unreadable_wav_and_png(s4_copy):
@@ -98,14 +101,60 @@ def test_unreadable_wav_and_png(s4_copy):
         fh.write(b"\x89PNG not audio")
     with pytest.raises(EdgeAVSError) as ei:
         check_dataset(s4_copy, "s4")
-    assert str(ei.value) == f"{clip.audio}: unreadable (not a WAV file)"
+    assert str(ei.value) == f"{clip.audio}: not a WAV file (no RIFF header)"
     with open(clip.audio, "wb") as fh:
         fh.write(good)
     with open(clip.masks[0], "wb") as fh:
         fh.write(b"garbage")
     with pytest.raises(EdgeAVSError) as ei:
         check_dataset(s4_copy, "s4")
-    assert str(ei.value) == f"{clip.masks[0]}: unreadable (not a PNG image)"
+    assert str(ei.value) == f"{clip.masks[0]}: not a readable image (PNG expected)"
+
+
+def test_check_decodes_truncated_files_and_lists_every_bad_one(s4_copy):
+    """Cut files have the right magic; the check decodes them and reports each one by name."""
+    clips = read_meta(s4_copy, "s4")
+    late = [c for c in clips[2:] if c.split != "train"][-1]  # train clips have mask 1 only
+    wav, png, mask = clips[0].audio, clips[1].frames[2], late.masks[3]
+    for path, keep in ((wav, 0.5), (png, 0.5), (mask, 0.9)):
+        data = open(path, "rb").read()
+        with open(path, "wb") as fh:
+            fh.write(data[:int(len(data) * keep)])
+    seen = []
+    with pytest.raises(EdgeAVSError) as ei:
+        check_dataset(s4_copy, "s4", report=seen.append)
+    assert "3 of " in str(ei.value) and "files failed the s4 check" in str(ei.value)
+    assert [line.split(": ")[0] for line in seen] == [wav, png, mask]
+    assert "truncated" in seen[0] and all("\n" not in line for line in seen)
+    with pytest.raises(EdgeAVSError) as ei:  # no report: the first, and how many more
+        check_dataset(s4_copy, "s4")
+    assert str(ei.value).startswith(seen[0] + " (and 2 more: 3 of ") and "\n" not in str(ei.value)
+    r = CliRunner().invoke(main, ["data", "check", str(s4_copy), "--task", "s4"])
+    assert r.exit_code == 1 and "all files OK" not in r.output
+    lines = r.output.splitlines()
+    assert lines[:3] == seen and lines[3].startswith(f"Error: {s4_copy}: 3 of ") and len(lines) == 4
+
+
+def test_getitem_error_names_the_file_through_worker(s4_copy):
+    """A clip that does not decode raises a one-line ClipError naming the file, in the main
+    process and re-raised from a DataLoader worker."""
+    from edgeavs.data.avsbench import ClipError
+
+    ds = S4Dataset(s4_copy, split="val", size=SIZE)
+    bad = ds.clips[0].masks[2]
+    data = open(bad, "rb").read()
+    with open(bad, "wb") as fh:
+        fh.write(data[:len(data) // 2])
+    with pytest.raises(ClipError) as ei:
+        ds[0]
+    direct = str(ei.value)
+    assert direct.startswith(f"{bad}: ") and "\n" not in direct
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=1)
+    with pytest.raises(EdgeAVSError) as ei:
+        next(iter(loader))
+    assert type(ei.value) is ClipError and str(ei.value) == direct
+    r = CliRunner().invoke(main, ["data", "check", str(s4_copy), "--task", "s4"])
+    assert r.exit_code == 1 and r.output.splitlines()[0] == direct
 
 
 def test_csv_without_header_and_bad_split(s4_copy):

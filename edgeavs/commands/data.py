@@ -19,7 +19,7 @@ def check(root, task):
     """Check that every file ROOT's metadata lists exists and is readable; print clips per split."""
     from edgeavs.data.avsbench import check_dataset
 
-    counts = check_dataset(root, task)
+    counts = check_dataset(root, task, report=lambda problem: click.echo(problem, err=True))
     total = sum(counts.values())
     click.echo(f"{task}: " + ", ".join(f"{s} {n}" for s, n in counts.items()) + f" ({total} clips, all files OK)")
 

@@ -27,13 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from edgeavs.data import N_FRAMES, SPLITS, TASKS
 from edgeavs.errors import EdgeAVSError
-from edgeavs.io.audio import MODEL_SAMPLE_RATE, load_audio, split_windows
-from edgeavs.io.frames import load_frame, load_mask, normalize
+from edgeavs.io.audio import MODEL_SAMPLE_RATE, load_audio, read_wav, split_windows
+from edgeavs.io.frames import load_frame, load_mask, normalize, open_image
 
 
 
@@ -140,46 +139,100 @@ def read_meta(root, task: str) -> list[Clip]:
     return clips
 
 
+class ClipError(EdgeAVSError):
+    """A clip's file that does not decode, as the datasets' ``__getitem__`` raises it.
+
+    The message is one line naming the file, also after a DataLoader worker re-raises it in
+    the main process: torch rebuilds a worker's exception as ``type(exc)(text)`` where
+    ``text`` is "Caught ClipError in DataLoader worker process N." followed by the worker's
+    whole traceback, whose last line is ``edgeavs.data.avsbench.ClipError: <message>``; this
+    class keeps only ``<message>``.
+    """
+
+    def __init__(self, message: str = ""):
+        super().__init__(self._original(str(message)))
+
+    @classmethod
+    def _original(cls, text: str) -> str:
+        marker = f"{cls.__module__}.{cls.__qualname__}: "
+        if text.startswith("Caught ") and "\nOriginal Traceback" in text and marker in text:
+            line = text.rsplit(marker, 1)[1].split("\n", 1)[0].strip()
+            if line:
+                return line
+        return text
+
+
+def _decode(path: str, fn, *args):
+    """``fn(path, *args)``; whatever goes wrong decoding becomes a :class:`ClipError` naming the file."""
+    try:
+        return fn(path, *args)
+    except EdgeAVSError as exc:
+        raise ClipError(str(exc).strip().split("\n")[0]) from None
+    except (OSError, ValueError, MemoryError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ClipError(f"{path}: cannot decode ({type(exc).__name__}: {detail})") from None
+
+
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
+
+
 def _check_png(path: str) -> None:
     if not os.path.isfile(path):
         raise EdgeAVSError(f"{path}: missing")
+    open_image(path, formats=("PNG",))  # decodes the whole image: a cut or corrupt file fails here
+    # Pillow stops at the last pixel row: a file cut after the image data, before its closing
+    # IEND chunk, decodes. It is still an incomplete copy (an interrupted download, a full disk).
     try:
-        with Image.open(path) as img:
-            ok = img.format == "PNG" and img.width > 0 and img.height > 0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        ok = False
-    if not ok:
-        raise EdgeAVSError(f"{path}: unreadable (not a PNG image)")
+        with open(path, "rb") as fh:
+            fh.seek(max(os.path.getsize(path) - 4096, 0))
+            tail = fh.read()
+    except OSError as exc:
+        raise EdgeAVSError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if _PNG_END not in tail:
+        raise EdgeAVSError(f"{path}: truncated PNG file (no IEND chunk at its end)")
 
 
 def _check_wav(path: str) -> None:
     if not os.path.isfile(path):
         raise EdgeAVSError(f"{path}: missing")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-    except OSError as exc:
-        raise EdgeAVSError(f"{path}: unreadable ({exc.strerror or exc})") from None
-    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
-        raise EdgeAVSError(f"{path}: unreadable (not a WAV file)")
+    read_wav(path)  # decodes the samples: a cut or malformed file fails here
 
 
-def check_dataset(root, task: str) -> dict[str, int]:
-    """Validate that every file the metadata CSV references exists and has a PNG/WAV header.
+def check_dataset(root, task: str, report=None) -> dict[str, int]:
+    """Check that every file the metadata CSV references exists and decodes.
 
-    Returns the number of clips per split (``{"train": n, "val": n, "test": n}``). Cheap: images
-    are opened for their header only, WAVs are checked for the RIFF/WAVE magic. The first
-    missing or unreadable file raises a one-line :class:`EdgeAVSError` naming it.
+    Every frame and mask is decoded as a PNG (:func:`edgeavs.io.frames.open_image`), every
+    WAV read whole (:func:`edgeavs.io.audio.read_wav`), so truncated or garbage files are
+    found, not only missing ones. Returns the number of clips per split (``{"train": n,
+    "val": n, "test": n}``) when all files are good.
+
+    Every file is checked before it fails. ``report``, when given, is called with each
+    problem's one-line message (``"<file>: <what is wrong>"``) as it is found. Then a bad
+    file raises a one-line :class:`EdgeAVSError`: the problem itself when there is one (and
+    no ``report``), else a count of the bad files (naming the first when ``report`` is None).
     """
     counts = {s: 0 for s in SPLITS}
+    problems: list[str] = []
+    checked = 0
     for clip in read_meta(root, task):
-        for p in clip.frames:
-            _check_png(p)
-        _check_wav(clip.audio)
-        for p in clip.masks:
-            if p is not None:
-                _check_png(p)
+        files = [(p, _check_png) for p in clip.frames] + [(clip.audio, _check_wav)]
+        files += [(p, _check_png) for p in clip.masks if p is not None]
+        for path, check in files:
+            checked += 1
+            try:
+                check(path)
+            except EdgeAVSError as exc:
+                problems.append(str(exc))
+                if report is not None:
+                    report(str(exc))
         counts[clip.split] += 1
+    if problems:
+        if len(problems) == 1 and report is None:
+            raise EdgeAVSError(problems[0])
+        what = f"{len(problems)} of {checked} files failed the {task} check"
+        if report is None:
+            raise EdgeAVSError(f"{problems[0]} (and {len(problems) - 1} more: {what})")
+        raise EdgeAVSError(f"{os.fspath(root)}: {what}")
     return counts
 
 
@@ -202,14 +255,20 @@ class _AVSBenchClips(Dataset):
         in {0,1}, ``valid (5,)`` bool (frames that have a ground-truth mask; zeros elsewhere),
         ``name`` and ``category`` (``""`` for MS3)."""
         clip = self.clips[index]
-        frames = np.stack([normalize(load_frame(p, self.size)) for p in clip.frames])
+        frames = [normalize(_decode(p, load_frame, self.size)) for p in clip.frames]
+        for p, f in zip(clip.frames[1:], frames[1:]):
+            if f.shape != frames[0].shape:
+                raise ClipError(f"{p}: frame of {f.shape[2]}x{f.shape[1]} pixels, the clip's first "
+                                f"frame has {frames[0].shape[2]}x{frames[0].shape[1]}")
+        frames = np.stack(frames)
         h, w = frames.shape[-2:]
-        audio = split_windows(load_audio(clip.audio, MODEL_SAMPLE_RATE), N_FRAMES, MODEL_SAMPLE_RATE)
+        audio = split_windows(_decode(clip.audio, load_audio, MODEL_SAMPLE_RATE), N_FRAMES,
+                              MODEL_SAMPLE_RATE)
         masks = np.zeros((N_FRAMES, 1, h, w), np.float32)
         valid = np.zeros(N_FRAMES, bool)
         for k, p in enumerate(clip.masks):
             if p is not None:
-                masks[k, 0] = load_mask(p, (h, w))
+                masks[k, 0] = _decode(p, load_mask, (h, w))
                 valid[k] = True
         return {
             "frames": torch.from_numpy(frames),
