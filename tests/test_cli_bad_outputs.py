@@ -319,6 +319,16 @@ def test_edgeavs_error_first_line_only_exit_1(tmp_path, monkeypatch):
     assert r.exit_code == 1 and r.stderr.splitlines() == ["Error: first line"]
 
 
+def test_debug_also_shows_an_edgeavs_errors_traceback(tmp_path, monkeypatch):
+    def bad(*_a, **_k):
+        raise EdgeAVSError("first line\nsecond line")
+
+    monkeypatch.setattr(importlib.import_module("edgeavs.data.avsbench"), "check_dataset", bad)
+    r = _run(["--debug", "data", "check", tmp_path, "--task", "s4"])
+    assert r.exit_code == 1
+    assert r.stderr.startswith("Traceback") and r.stderr.splitlines()[-1] == "Error: first line"
+
+
 def test_usage_errors_and_interrupts_keep_their_exit_codes(tmp_path, monkeypatch):
     from edgeavs.verify import VerifyUsageError
 

@@ -12,6 +12,8 @@ from edgeavs import __version__
 def test_help_and_version():
     r = CliRunner().invoke(main, ["--help"])
     assert r.exit_code == 0 and "info" in r.output
+    text = " ".join(r.output.split())
+    assert "--debug" in text and "3 internal error" in text  # the exit codes are documented
     r = CliRunner().invoke(main, ["--version"])
     assert r.exit_code == 0 and __version__ in r.output
 
