@@ -12,6 +12,7 @@ error (an unexpected exception: a bug, reported in one line; ``--debug`` or
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import traceback
@@ -90,6 +91,8 @@ class _Group(click.Group):
             click.echo("Aborted.", err=True)
             ctx.exit(130)
         except Exception as exc:  # a bug: one line and exit 3, the traceback only on request
+            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+                raise  # `edgeavs ... | head`: click's main exits quietly
             if _debug(ctx):
                 click.echo(traceback.format_exc().rstrip(), err=True)
             detail = _first_line(exc)
