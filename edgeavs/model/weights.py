@@ -18,6 +18,10 @@ from torch import nn
 from edgeavs.errors import EdgeAVSError
 
 FORMAT = "edgeavs-checkpoint/1"
+VISUAL_KEYS = ("state_dict_ema", "state_dict", "model")
+"""Where an official SeaFormer checkpoint keeps its weights (the first that is a dict)."""
+AUDIO_KEYS = ("model", "state_dict")
+"""Where an official PANNs checkpoint keeps its weights."""
 
 
 def _load_file(path) -> dict:
@@ -26,9 +30,9 @@ def _load_file(path) -> dict:
         raise EdgeAVSError(f"{path}: no such checkpoint file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EdgeAVSError(f"{path}: not a loadable PyTorch checkpoint ({msg})") from None
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, zipfile errors, RecursionError, ...
+        msg = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+        raise EdgeAVSError(f"{path}: not a loadable PyTorch checkpoint ({msg[:200]})") from None
     if not isinstance(obj, dict):
         raise EdgeAVSError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a dict")
     return obj
@@ -44,7 +48,7 @@ def _pick(obj: dict, keys: tuple[str, ...]) -> dict:
 def visual_state_dict_from_official(obj: dict) -> dict:
     """SeaFormer ImageNet checkpoint → ``model.visual`` keys: prefer ``state_dict_ema``, then
     ``state_dict``; drop the classifier ``linear.*`` (and a DataParallel ``module.`` prefix)."""
-    sd = _pick(obj, ("state_dict_ema", "state_dict", "model"))
+    sd = _pick(obj, VISUAL_KEYS)
     out = {}
     for k, v in sd.items():
         k = k[len("module."):] if k.startswith("module.") else k
@@ -58,11 +62,36 @@ def visual_state_dict_from_official(obj: dict) -> dict:
 
 def audio_state_dict_from_official(obj: dict) -> dict:
     """PANNs checkpoint → ``model.audio`` keys: weights under ``model``; drop ``fc_audioset.*``."""
-    sd = _pick(obj, ("model", "state_dict"))
+    sd = _pick(obj, AUDIO_KEYS)
     return {k: v for k, v in sd.items() if not k.startswith("fc_audioset.")}
 
 
+def _check_state_dict(sd, path, what: str) -> dict:
+    """``sd`` must be a dict of name -> tensor (one line naming the first entry that is not)."""
+    if not isinstance(sd, dict):
+        raise EdgeAVSError(f"{path}: the {what} weights are a {type(sd).__name__}, expected a dict of tensors")
+    for k, v in sd.items():
+        if not isinstance(k, str):
+            raise EdgeAVSError(f"{path}: the {what} weights have a key {_short(k)} that is not a string")
+        if not isinstance(v, torch.Tensor):
+            raise EdgeAVSError(f"{path}: the {what} weight {_short(k)} is a {type(v).__name__}, not a tensor")
+    return sd
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _official(mapping, keys: tuple[str, ...], obj: dict, path, what: str) -> dict:
+    """An official checkpoint's weights (the dict ``mapping`` picks by ``keys``) mapped to our keys; one line
+    for a dict that is not name -> tensor."""
+    _check_state_dict(_pick(obj, keys), path, what)
+    return mapping(obj)
+
+
 def _strict_load(module: nn.Module, sd: dict, path, what: str) -> None:
+    _check_state_dict(sd, path, what)
     own = module.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
@@ -75,22 +104,33 @@ def _strict_load(module: nn.Module, sd: dict, path, what: str) -> None:
              if tuple(sd[k].shape) != tuple(own[k].shape)]
     if wrong:
         raise EdgeAVSError(f"{path}: shape mismatch for the {what}: {wrong[:10]} ({len(wrong)})")
-    module.load_state_dict(sd, strict=True)
+    kinds = [f"{k} {sd[k].dtype} vs {own[k].dtype}" for k in own
+             if sd[k].is_floating_point() != own[k].is_floating_point() or sd[k].is_complex()
+             or sd[k].layout != torch.strided]
+    if kinds:
+        raise EdgeAVSError(f"{path}: wrong tensor type for the {what}: {kinds[:10]} ({len(kinds)})")
+    try:
+        module.load_state_dict(sd, strict=True)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+        raise EdgeAVSError(f"{path}: does not load into the {what} ({msg[:200]})") from None
 
 
 def load_visual_weights(model: nn.Module, path) -> nn.Module:
     """Load an official SeaFormer ImageNet checkpoint into ``model.visual`` (strict)."""
     target = getattr(model, "visual", model)
-    _strict_load(target, visual_state_dict_from_official(_load_file(path)), path,
-                 "SeaFormer backbone")
+    what = "SeaFormer backbone"
+    _strict_load(target, _official(visual_state_dict_from_official, VISUAL_KEYS, _load_file(path), path,
+                                   what), path, what)
     return model
 
 
 def load_audio_weights(model: nn.Module, path) -> nn.Module:
     """Load PANNs ``MobileNetV2_mAP=0.383.pth`` into ``model.audio`` (strict)."""
     target = getattr(model, "audio", model)
-    _strict_load(target, audio_state_dict_from_official(_load_file(path)), path,
-                 "PANNs MobileNetV2 audio encoder")
+    what = "PANNs MobileNetV2 audio encoder"
+    _strict_load(target, _official(audio_state_dict_from_official, AUDIO_KEYS, _load_file(path), path,
+                                   what), path, what)
     return model
 
 
@@ -99,9 +139,11 @@ def atomic_torch_save(obj, path) -> None:
     if not path.parent.is_dir():
         raise EdgeAVSError(f"{path}: directory {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
+    try:  # io.atomic writes text only: the same beside-fsync-rename for torch.save's bytes
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -118,10 +160,26 @@ def save_checkpoint(model: nn.Module, path, **extra) -> None:
 
 
 def read_checkpoint(path) -> dict:
+    """An edgeavs checkpoint's dict, its outline checked: the format tag, ``variant`` a known variant,
+    ``fusion`` (when present) a known fusion, ``state_dict`` a dict of tensors; each problem one line naming
+    the file."""
+    from edgeavs.model.config import FUSIONS, VARIANTS
+
     obj = _load_file(path)
     if obj.get("format") != FORMAT:
         raise EdgeAVSError(f"{path}: not an edgeavs checkpoint (no '{FORMAT}' format tag); "
                            "official SeaFormer/PANNs files go to --visual-weights/--audio-weights")
+    variant = obj.get("variant")
+    if "variant" not in obj:
+        raise EdgeAVSError(f"{path}: edgeavs checkpoint without a \"variant\" (one of {', '.join(VARIANTS)})")
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise EdgeAVSError(f"{path}: checkpoint variant {_short(variant)} is not one of {', '.join(VARIANTS)}")
+    fusion = obj.get("fusion", "lightavseg")
+    if not isinstance(fusion, str) or fusion not in FUSIONS:
+        raise EdgeAVSError(f"{path}: checkpoint fusion {_short(fusion)} is not one of {', '.join(FUSIONS)}")
+    if "state_dict" not in obj:
+        raise EdgeAVSError(f"{path}: edgeavs checkpoint without a \"state_dict\"")
+    _check_state_dict(obj["state_dict"], path, f"{variant} model")
     return obj
 
 
