@@ -48,10 +48,36 @@ MAX_LAG_S = 10.0
 
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 
+MAX_VIDEO_PIXELS = 8192 * 8192
+"""The largest frame (width x height) the reader decodes; an 8K frame is 33 MP."""
+
+MAX_FPS = 1000
+"""A frame rate the stream header may declare; beyond it (a corrupt header) 25 fps is assumed."""
+
+# What PyAV raises on a corrupt file besides its FFmpegError family (which also covers
+# FFmpeg's EOF, ENOMEM and EPERM codes): ValueError for frames or audio formats it cannot
+# convert, OverflowError / ZeroDivisionError from absurd header fields.
+_DECODE_ERRORS = (av.error.FFmpegError, ValueError, OverflowError, ZeroDivisionError, MemoryError)
+
 
 def _msg(exc) -> str:
     text = " ".join(str(getattr(exc, "strerror", None) or exc).split())
     return text or type(exc).__name__
+
+
+def _codec_context(stream):
+    """The stream's decoder context, or None where FFmpeg has no decoder for its codec."""
+    try:
+        return stream.codec_context
+    except av.error.FFmpegError:
+        return None
+
+
+def _rate(vstream) -> fractions.Fraction:
+    for r in (vstream.average_rate, vstream.guessed_rate):
+        if r and 0 < r <= MAX_FPS:
+            return fractions.Fraction(r)
+    return fractions.Fraction(25)
 
 
 class AudioRing:
@@ -105,20 +131,24 @@ class MediaInfo:
     """What the writer and the progress bar need to know about the input."""
 
     def __init__(self, vstream, astream):
-        self.width = vstream.codec_context.width
-        self.height = vstream.codec_context.height
-        self.rate = vstream.average_rate or vstream.guessed_rate or fractions.Fraction(25)
-        self.time_base = vstream.time_base
-        self.frames = int(vstream.frames or 0)
-        self.duration = (float(vstream.duration * vstream.time_base)
-                         if vstream.duration is not None and vstream.time_base else None)
+        vctx = vstream.codec_context
+        self.width = vctx.width
+        self.height = vctx.height
+        self.rate = _rate(vstream)
+        tb = vstream.time_base
+        # a missing or zero time base (a corrupt header): count in frames
+        self.time_base = fractions.Fraction(tb) if tb and tb > 0 else 1 / self.rate
+        self.frames = max(int(vstream.frames or 0), 0)
+        self.duration = (float(vstream.duration * self.time_base)
+                         if vstream.duration is not None and vstream.duration > 0 else None)
         self.start_pts = int(vstream.start_time or 0)
-        self.start_time = float(self.start_pts * vstream.time_base) if vstream.time_base else 0.0
+        self.start_time = float(self.start_pts * self.time_base)
         self.has_audio = astream is not None
         if astream is not None:
-            self.audio_rate = astream.codec_context.sample_rate or astream.rate
-            self.audio_channels = astream.codec_context.channels
-            self.audio_layout = astream.codec_context.layout.name
+            actx = astream.codec_context
+            self.audio_rate = actx.sample_rate or astream.rate
+            self.audio_channels = actx.channels
+            self.audio_layout = actx.layout.name if actx.layout is not None else None
         else:
             self.audio_rate = self.audio_channels = self.audio_layout = None
 
@@ -127,13 +157,18 @@ class VideoItem:
     """A decoded video frame: ``index`` in decode (= presentation) order, ``time`` in seconds,
     ``pts`` in the stream's time base, the ``av.VideoFrame`` itself."""
 
-    __slots__ = ("index", "time", "pts", "frame")
+    __slots__ = ("index", "time", "pts", "frame", "path")
 
-    def __init__(self, index, time, pts, frame):
-        self.index, self.time, self.pts, self.frame = index, time, pts, frame
+    def __init__(self, index, time, pts, frame, path=None):
+        self.index, self.time, self.pts, self.frame, self.path = index, time, pts, frame, path
 
     def rgb(self) -> np.ndarray:
-        return self.frame.to_ndarray(format="rgb24")
+        """The frame as ``(H, W, 3)`` uint8; a frame FFmpeg cannot convert is a one-line error."""
+        try:
+            return self.frame.to_ndarray(format="rgb24")
+        except _DECODE_ERRORS as exc:
+            raise EdgeAVSError(f"{self.path}: cannot convert video frame {self.index} to RGB "
+                               f"({_msg(exc)})") from None
 
 
 class MediaReader:
@@ -154,10 +189,13 @@ class MediaReader:
             raise EdgeAVSError(f"{self.path}: is a directory, expected a video file")
         try:
             self.container = av.open(self.path, "r")
-        except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError, MemoryError) as exc:
             raise EdgeAVSError(f"{self.path}: not a media file FFmpeg can read ({_msg(exc)})") from None
         try:
             self._select_streams(allow_silent)
+        except _DECODE_ERRORS as exc:
+            self.container.close()
+            raise EdgeAVSError(f"{self.path}: unreadable stream header ({_msg(exc)})") from None
         except BaseException:
             self.container.close()
             raise
@@ -166,14 +204,26 @@ class MediaReader:
         self.frames_decoded = 0
 
     def _select_streams(self, allow_silent):
-        vs = [s for s in self.container.streams.video
-              if s.codec_context is not None and s.codec_context.width > 0]
+        video = list(self.container.streams.video)
+        vs = [s for s in video if (c := _codec_context(s)) is not None and c.width > 0 and c.height > 0]
         if not vs:
+            if video:
+                why = "no frame size" if _codec_context(video[0]) is not None else "no decoder for its codec"
+                raise EdgeAVSError(f"{self.path}: no decodable video stream ({why})")
             raise EdgeAVSError(f"{self.path}: no video stream")
         self.vstream = vs[0]
+        ctx = self.vstream.codec_context
+        if ctx.width * ctx.height > MAX_VIDEO_PIXELS:
+            raise EdgeAVSError(f"{self.path}: video frames too large ({ctx.width}x{ctx.height}; at "
+                               f"most {MAX_VIDEO_PIXELS} pixels)")
         aud = list(self.container.streams.audio)
-        self.astream = aud[0] if aud else None
+        usable = [s for s in aud if (c := _codec_context(s)) is not None
+                  and (c.sample_rate or 0) > 0 and (c.channels or 0) > 0]
+        self.astream = usable[0] if usable else None
         if self.astream is None and not allow_silent:
+            if aud:
+                raise EdgeAVSError(f"{self.path}: the audio stream cannot be decoded (unknown codec or "
+                                   "no sample rate); pass --silent-audio to run the model on silence")
             raise EdgeAVSError(f"{self.path}: no audio stream; the model segments what makes the "
                                "sound, so pass --silent-audio to run it on silence anyway")
         self.vstream.thread_type = "AUTO"
@@ -249,7 +299,7 @@ class MediaReader:
                 is_audio = packet.stream is self.astream
                 try:
                     decoded = packet.decode()
-                except av.error.FFmpegError as exc:
+                except _DECODE_ERRORS as exc:
                     raise self._fail(exc) from None
                 if packet.pts is None and packet.size == 0:  # the flush packet at the end
                     if is_audio:
@@ -270,7 +320,7 @@ class MediaReader:
                         if pts is None or (last_pts is not None and pts <= last_pts):
                             pts = int(round(t / self.info.time_base))
                         last_pts = pts
-                        pending.append(VideoItem(self.frames_decoded, t, pts, frame))
+                        pending.append(VideoItem(self.frames_decoded, t, pts, frame, self.path))
                         self.frames_decoded += 1
                 if is_audio and audio_done:
                     push_audio(resampler.resample(None))
@@ -279,10 +329,13 @@ class MediaReader:
                     raise EdgeAVSError(
                         f"{self.path}: video runs more than {MAX_LAG_S:g} s ahead of the audio in the "
                         "file; remux it with interleaved streams (ffmpeg -i IN -c copy OUT.mp4)")
-        except av.error.FFmpegError as exc:
+        except _DECODE_ERRORS as exc:  # demuxing, resampling, a frame's conversion
             raise self._fail(exc) from None
         if not audio_done:
-            push_audio(resampler.resample(None))
+            try:
+                push_audio(resampler.resample(None))
+            except _DECODE_ERRORS as exc:
+                raise self._fail(exc) from None
             audio_done = True
         yield from release()
         self._check_complete(last_time)
@@ -291,7 +344,8 @@ class MediaReader:
         """A cut file often just ends early; compare with what the container declares."""
         info = self.info
         if self.frames_decoded == 0:
-            raise self._fail()
+            raise EdgeAVSError(f"{self.path}: no video frame could be decoded (an empty or corrupt "
+                               "video stream)")
         if info.frames and self.frames_decoded < info.frames:
             raise EdgeAVSError(f"{self.path}: corrupt or truncated file: decoding stopped at video "
                                f"frame {self.frames_decoded} of {info.frames}")
@@ -510,22 +564,43 @@ def write_clip(path, frames, audio: np.ndarray | None, fps: int, sample_rate: in
 
 
 def probe(path) -> dict:
-    """Frame count, size, frame rate and stream durations of a file (for tests and the bench)."""
-    with av.open(os.fspath(path)) as c:
+    """Frame count, size, frame rate and stream durations of a file (for tests and the bench).
+
+    A file that is not a video, has no video stream, or does not decode is a one-line
+    :class:`EdgeAVSError` naming it."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise EdgeAVSError(f"{path}: file not found" if not os.path.exists(path) else
+                           f"{path}: not a regular file, expected a video file")
+    try:
+        return _probe(path)
+    except EdgeAVSError:
+        raise
+    except (*_DECODE_ERRORS, OSError, UnicodeDecodeError) as exc:
+        raise EdgeAVSError(f"{path}: cannot probe the video ({type(exc).__name__}: {_msg(exc)})") from None
+
+
+def _probe(path) -> dict:
+    with av.open(path) as c:
+        if not c.streams.video or _codec_context(c.streams.video[0]) is None:
+            raise EdgeAVSError(f"{path}: no decodable video stream")
         v = c.streams.video[0]
         n = sum(1 for _ in c.decode(v))
-    with av.open(os.fspath(path)) as c:
+    with av.open(path) as c:
         v = c.streams.video[0]
         res = {"frames": n, "width": v.codec_context.width, "height": v.codec_context.height,
                "fps": float(v.average_rate) if v.average_rate else None,
-               "video_duration": float(v.duration * v.time_base) if v.duration else None,
+               "video_duration": float(v.duration * v.time_base) if v.duration and v.time_base else None,
                "audio": None}
         if c.streams.audio:
             a = c.streams.audio[0]
+            if _codec_context(a) is None or not a.codec_context.sample_rate:
+                raise EdgeAVSError(f"{path}: the audio stream cannot be decoded (unknown codec or "
+                                   "no sample rate)")
             samples = sum(f.samples for f in c.decode(a))
             rate = a.codec_context.sample_rate
             res["audio"] = {"rate": rate, "samples": samples, "duration": samples / rate,
                             "channels": a.codec_context.channels,
-                            "stream_duration": float(a.duration * a.time_base) if a.duration else None}
+                            "stream_duration": float(a.duration * a.time_base)
+                            if a.duration and a.time_base else None}
     return res
-
