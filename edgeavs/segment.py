@@ -48,7 +48,11 @@ OVERLAY_COLOUR = (255, 0, 255)
 # ---------------------------------------------------------------------- predictors
 
 class ArtifactPredictor:
-    """A compiled artifact: input size and fingerprint from its manifest; torch-free."""
+    """A compiled artifact: input size and fingerprint from its manifest; torch-free.
+
+    Reads only manifest fields that :func:`edgeavs.compiler.artifact.read_manifest` has checked
+    (``resolution``, ``variant``, ``weights``; ``target_name``/``target_fingerprint`` may be
+    absent), so a damaged manifest is refused in one line by ``load_artifact``."""
 
     kind = "artifact"
 
@@ -58,11 +62,10 @@ class ArtifactPredictor:
         if threads:
             # read by TVM's thread pool when it starts, i.e. at the first run
             os.environ["TVM_NUM_THREADS"] = str(int(threads))
-        self.model = load_artifact(directory)
+        self.model = load_artifact(directory)  # the manifest checked: every field below is typed
         m = self.model.manifest
-        frames = next(i for i in m["inputs"] if i["name"] == "frames")
-        self.input_size = (int(frames["shape"][2]), int(frames["shape"][3]))
-        self.variant = m.get("variant")
+        self.input_size = self.model.resolution  # == the frames input's (H, W), checked
+        self.variant = m["variant"]
         self.fingerprint = file_sha256(Path(directory) / MANIFEST)
         self.details = {"artifact": str(directory), "manifest_sha256": self.fingerprint,
                         "target_fingerprint": m.get("target_fingerprint"),

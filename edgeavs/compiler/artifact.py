@@ -22,7 +22,10 @@ import contextlib
 import hashlib
 import json
 import os
+import platform
+import re
 import shutil
+import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -86,8 +89,306 @@ def write_manifest(directory, manifest: dict) -> dict:
 
 
 # ---------------------------------------------------------------- reading and validating
+#
+# Every field the runtime path reads is checked here, once, before anything uses it: a manifest that
+# a person (or a crash) damaged is one EdgeAVSError line naming manifest.json and the field, never a
+# KeyError three calls later. read_manifest() checks the text and the schema; validate_artifact()
+# adds the files on disk (inside the directory, sha256, libraries whole).
+
+MAX_MANIFEST_BYTES = 16 * 2**20
+"""A larger manifest.json is refused before it is parsed (edgeavs writes ~40 KiB)."""
+RUNTIME_INPUTS = ("frames", "waveform")
+"""The library's parameters, in the order :meth:`CompiledModel.run` passes them."""
+WAVEFORM_SAMPLES = 32000
+MAX_BATCH = 1024
+MAX_SIDE = 8192
+MAX_DIM = 2**31 - 1
+DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
+          "uint8", "uint16", "uint32", "uint64", "bool")
+WEIGHT_SOURCES = ("random-init", "checkpoint")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class _Invalid(Exception):
+    """One wrong manifest field: ``field`` (``inputs[0].shape[2]``) and what is wrong with it."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(field, problem)
+        self.field, self.problem = field, problem
+
+
+def _show(value) -> str:
+    """A short one-line rendering of a JSON value for an error message."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _want(ok: bool, field: str, what: str, value) -> None:
+    if not ok:
+        raise _Invalid(field, f"must be {what}, got {_kind(value)} {_show(value)}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _string(value, field):
+    _want(isinstance(value, str), field, "a string", value)
+
+
+def _nonempty_string(value, field):
+    _want(isinstance(value, str) and value.strip() != "", field, "a non-empty string", value)
+
+
+def _string_or_null(value, field):
+    _want(value is None or isinstance(value, str), field, "a string or null", value)
+
+
+def _boolean(value, field):
+    _want(isinstance(value, bool), field, "true or false", value)
+
+
+def _object(value, field):
+    _want(isinstance(value, dict), field, "an object", value)
+
+
+def _object_or_null(value, field):
+    _want(value is None or isinstance(value, dict), field, "an object or null", value)
+
+
+def _hex64(value, field):
+    _want(isinstance(value, str) and _HEX64.fullmatch(value) is not None, field,
+          "a sha256 (64 lowercase hex digits)", value)
+
+
+def _one_of(choices):
+    def check(value, field):
+        _want(isinstance(value, str) and value in choices, field, f"one of {', '.join(choices)}", value)
+    return check
+
+
+def _int_in(lo: int, hi: int):
+    def check(value, field):
+        _want(_is_int(value) and lo <= value <= hi, field, f"an integer in [{lo}, {hi}]", value)
+    return check
+
+
+def _list_of(item):
+    def check(value, field):
+        _want(isinstance(value, list), field, "an array", value)
+        for i, v in enumerate(value):
+            item(v, f"{field}[{i}]")
+    return check
+
+
+def _record(fields: dict, closed: bool = False):
+    """An object with ``fields`` = {key: (required, check)}; ``closed``: no other keys."""
+    def check(value, field):
+        _object(value, field)
+        for key, (required, item) in fields.items():
+            if key in value:
+                item(value[key], f"{field}.{key}")
+            elif required:
+                raise _Invalid(f"{field}.{key}", "is missing (required)")
+        if closed:
+            extra = [k for k in value if k not in fields]
+            if extra:
+                raise _Invalid(f"{field}", f"has unknown key {_show(extra[0])} (allowed: {', '.join(fields)})")
+    return check
+
+
+def _shape(value, field):
+    _want(isinstance(value, list), field, "an array of positive integers", value)
+    for i, d in enumerate(value):
+        _want(_is_int(d) and 1 <= d <= MAX_DIM, f"{field}[{i}]", "a positive integer", d)
+
+
+_tensor = _record({"name": (True, _nonempty_string), "shape": (True, _shape),
+                   "dtype": (True, _one_of(DTYPES))})
+
+
+def _tensors(value, field):
+    _want(isinstance(value, list) and len(value) > 0, field, "a non-empty array", value)
+    seen = set()
+    for i, spec in enumerate(value):
+        _tensor(spec, f"{field}[{i}]")
+        if spec["name"] in seen:
+            raise _Invalid(f"{field}[{i}].name", f"{_show(spec['name'])} is listed twice")
+        seen.add(spec["name"])
+
+
+def _resolution(value, field):
+    _want(isinstance(value, list) and len(value) == 2, field, "[height, width]", value)
+    for i, d in enumerate(value):
+        _want(_is_int(d) and 1 <= d <= MAX_SIDE, f"{field}[{i}]", f"an integer in [1, {MAX_SIDE}]", d)
+
+
+def _relative_path(name: str) -> str | None:
+    """Why ``name`` is not a plain path inside the artifact directory (None when it is)."""
+    if not name:
+        return "is empty"
+    if "\0" in name or "\\" in name:
+        return "is not a plain relative path"
+    if name.startswith("/"):
+        return "is an absolute path"
+    parts = name.split("/")
+    if ".." in parts:
+        return "goes out of the artifact directory ('..')"
+    if "" in parts or "." in parts:
+        return "is not a normalized relative path"
+    return None
+
+
+def _files(value, field):
+    _object(value, field)
+    for name, digest in value.items():
+        why = _relative_path(name)
+        if why:
+            raise _Invalid(field, f"lists {_show(name)}, which {why}; only files inside the artifact "
+                                  "directory may be listed")
+        _hex64(digest, f"{field}[{_show(name)}]")
+
+
+def _weights(value, field):
+    from edgeavs.model.config import FUSIONS
+
+    _record({"source": (True, _one_of(WEIGHT_SOURCES)), "storage": (False, _string),
+             "fusion": (False, _one_of(FUSIONS)), "seed": (False, _int_in(-2**63, 2**63 - 1)),
+             "checkpoint_path": (False, _nonempty_string), "checkpoint_sha256": (False, _hex64)})(value, field)
+    needs = ("seed",) if value["source"] == "random-init" else ("checkpoint_path", "checkpoint_sha256")
+    for key in needs:
+        if key not in value:
+            raise _Invalid(f"{field}.{key}", f"is missing (required for {value['source']} weights)")
+
+
+def _target(value, field):
+    from edgeavs.targets import KINDS
+
+    _record({"kind": (True, _one_of(KINDS)), "mtriple": (False, _nonempty_string),
+             "mcpu": (False, _nonempty_string), "mattr": (False, _list_of(_nonempty_string)),
+             "num-cores": (False, _int_in(1, 4096))}, closed=True)(value, field)
+
+
+def _int_or_null(value, field):
+    _want(value is None or (_is_int(value) and value >= 0), field, "a non-negative integer or null", value)
+
+
+_library = _record({"file": (True, _nonempty_string), "os": (True, _nonempty_string),
+                    "role": (False, _string), "linker": (False, _string_or_null)})
+_skipped = _record({"file": (False, _string), "role": (False, _string), "reason": (False, _string)})
+_function = _record({"class": (True, _nonempty_string), "schedule": (False, _string_or_null),
+                     "calls": (False, _int_in(1, MAX_DIM)), "flops": (False, _int_or_null),
+                     "macs": (False, _int_or_null)})
+
+
+def _schedules(value, field):
+    _object_or_null(value, field)
+    functions = (value or {}).get("functions")
+    if functions is not None:
+        _object(functions, f"{field}.functions")
+        for name, meta in functions.items():
+            _function(meta, f"{field}.functions[{_show(name)}]")
+
+
+def _manifest_fields():
+    from edgeavs.compiler.build import VIA
+    from edgeavs.model.config import VARIANTS
+    from edgeavs.targets import LINKS
+
+    return {
+        # key: (required, check); other keys are allowed (nothing on the runtime path reads them)
+        "variant": (True, _one_of(tuple(VARIANTS))),
+        "resolution": (True, _resolution),
+        "inputs": (True, _tensors),
+        "outputs": (True, _tensors),
+        "files": (True, _files),
+        "weights": (True, _weights),
+        "target": (True, _target),
+        "link": (False, _one_of(LINKS)),
+        "target_name": (False, _string_or_null),
+        "target_fingerprint": (False, _hex64),
+        "via": (False, _one_of(VIA)),
+        "aux": (False, _boolean),
+        "library": (False, _string_or_null),
+        "libraries": (False, _list_of(_library)),
+        "libraries_skipped": (False, _list_of(_skipped)),
+        "fusion": (False, _object_or_null),
+        "schedules": (False, _schedules),
+        "records": (False, _object_or_null),
+        "compile_seconds": (False, _object_or_null),
+        "edgeavs": (False, _string), "tvm": (False, _string), "llvm": (False, _string),
+        "created": (False, _string),
+    }
+
+
+def check_manifest(manifest: dict) -> None:
+    """Raise :class:`_Invalid` for the first field the runtime would trip over: the types and
+    ranges of every field read (see :func:`_manifest_fields`), then their agreement (the inputs
+    the runtime passes, their shapes against ``resolution``, a ``logits`` output, the libraries
+    among ``files``)."""
+    from edgeavs.model.config import VARIANTS
+
+    _record(_manifest_fields())(manifest, "manifest")
+    m = manifest
+    h, w = m["resolution"]
+    k = VARIANTS[m["variant"]].size_multiple
+    if h % k or w % k:
+        raise _Invalid("resolution", f"{h}x{w} is not a multiple of {k} (LightAVSeg-{m['variant']})")
+    names = [spec["name"] for spec in m["inputs"]]
+    if tuple(names) != RUNTIME_INPUTS:
+        raise _Invalid("inputs", f"are {_show(names)}; the runtime passes {_show(list(RUNTIME_INPUTS))}, "
+                                 "in that order")
+    frames, waveform = m["inputs"]
+    b = frames["shape"][0] if frames["shape"] else 0
+    for i, (spec, want) in enumerate([(frames, [b, 3, h, w]), (waveform, [b, WAVEFORM_SAMPLES])]):
+        if spec["shape"] != want:
+            raise _Invalid(f"inputs[{i}].shape", f"is {_show(spec['shape'])}; resolution {h}x{w} and batch "
+                                                 f"{b} make it {_show(want)}")
+        if spec["dtype"] != "float32":
+            raise _Invalid(f"inputs[{i}].dtype", f"is {spec['dtype']}; the runtime passes float32")
+    if b > MAX_BATCH:
+        raise _Invalid("inputs[0].shape[0]", f"batch {b} is more than {MAX_BATCH}")
+    logits = [i for i, spec in enumerate(m["outputs"]) if spec["name"] == "logits"]
+    if not logits:
+        raise _Invalid("outputs", f"has no output named 'logits' (has {_show([s['name'] for s in m['outputs']])})")
+    spec = m["outputs"][logits[0]]
+    if spec["shape"] != [b, 1, h, w] or spec["dtype"] != "float32":
+        raise _Invalid(f"outputs[{logits[0]}]", f"(logits) is {_show(spec['shape'])} {spec['dtype']}; batch {b} "
+                                               f"at {h}x{w} makes it {_show([b, 1, h, w])} float32")
+    libraries = [("library", m["library"])] if m.get("library") else []
+    libraries += [(f"libraries[{i}].file", lib["file"]) for i, lib in enumerate(m.get("libraries", []))]
+    for field, name in libraries:
+        if name not in m["files"]:
+            raise _Invalid(field, f"is {_show(name)}, which is not among the files (with their sha256)")
+
+
+def _read_text(path: Path, directory: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise EdgeAVSError(f"artifact {directory}: {MANIFEST} cannot be read "
+                           f"({exc.strerror or type(exc).__name__})") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise EdgeAVSError(f"artifact {directory}: {MANIFEST} is larger than "
+                           f"{MAX_MANIFEST_BYTES // 2**20} MiB (not a manifest edgeavs wrote)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EdgeAVSError(f"artifact {directory}: {MANIFEST} is not UTF-8 text (byte {exc.start})") from None
+
 
 def read_manifest(directory) -> dict:
+    """``manifest.json`` of the artifact ``directory``, parsed and checked against the schema
+    (:func:`check_manifest`); any problem is one :class:`EdgeAVSError` line."""
     directory = Path(directory)
     if not directory.is_dir():
         raise EdgeAVSError(f"artifact {directory} not found (expected a directory written by "
@@ -95,34 +396,154 @@ def read_manifest(directory) -> dict:
     path = directory / MANIFEST
     if not path.is_file():
         raise EdgeAVSError(f"artifact {directory}: {MANIFEST} is missing")
+    text = _read_text(path, directory)
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EdgeAVSError(f"artifact {directory}: {MANIFEST} is not valid JSON ({exc})") from None
+        manifest = json.loads(text)
+    except RecursionError:
+        raise EdgeAVSError(f"artifact {directory}: {MANIFEST} is nested too deeply") from None
+    except ValueError as exc:  # json.JSONDecodeError, and integers longer than Python converts
+        problem = " ".join(str(exc).split())
+        raise EdgeAVSError(f"artifact {directory}: {MANIFEST} is not valid JSON ({problem})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise EdgeAVSError(f"artifact {directory}: {MANIFEST} is not an {FORMAT} manifest")
+    try:
+        check_manifest(manifest)
+    except _Invalid as bad:
+        field = bad.field[len("manifest."):] if bad.field.startswith("manifest.") else bad.field
+        raise EdgeAVSError(f"artifact {directory}: {MANIFEST}: {field} {bad.problem}") from None
+    except RecursionError:  # json.loads takes deeper nesting than the checks' own walks
+        raise EdgeAVSError(f"artifact {directory}: {MANIFEST} is nested too deeply") from None
     return manifest
 
 
+def _inside(directory: Path, name: str) -> Path:
+    """``directory / name``, refused when it resolves (through symbolic links) outside ``directory``."""
+    path = directory / name
+    try:
+        root, real = directory.resolve(), path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic link loop
+        raise EdgeAVSError(f"artifact {directory}: {name} cannot be resolved ({exc})") from None
+    if not real.is_relative_to(root):
+        raise EdgeAVSError(f"artifact {directory}: {MANIFEST} lists {name}, which is a symbolic link "
+                           f"out of the artifact directory (to {real})")
+    return path
+
+
 def validate_artifact(directory, require_library: bool = True) -> dict:
-    """The manifest, after checking that every listed file exists and matches its sha256.
+    """The manifest (:func:`read_manifest`), after checking that every listed file lies inside the
+    directory, exists and matches its sha256, and that each library is a whole ELF shared object
+    (built for this machine, for a host artifact).
 
     ``require_library``: the host library must be listed (False for a device artifact, e.g. a
     snapdragon8elite build without an NDK has only the Linux AArch64 library)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
-    files = manifest.get("files") or {}
+    files = manifest["files"]
     if require_library and LIBRARY not in files:
         raise EdgeAVSError(f"artifact {directory}: {MANIFEST} lists no {LIBRARY}")
     for name, digest in files.items():
-        path = directory / name
+        path = _inside(directory, name)
         if not path.is_file():
             raise EdgeAVSError(f"artifact {directory}: {name} is missing")
         if file_sha256(path) != digest:
             raise EdgeAVSError(f"artifact {directory}: {name} does not match its sha256 in "
                                f"{MANIFEST} (modified or corrupted)")
+    host = manifest.get("link", "host") == "host"
+    libraries = {lib["file"]: lib["os"] == "host" for lib in manifest.get("libraries", [])}
+    if LIBRARY in files:
+        libraries.setdefault(LIBRARY, host)
+    for name, for_host in libraries.items():
+        check_library(directory / name, directory, for_host)
     return manifest
 
+
+# ---------------------------------------------------------------- the library file (ELF)
+
+_EM_NAMES = {3: "x86", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64", 22: "s390x", 40: "ARM",
+             62: "x86-64", 183: "AArch64", 243: "RISC-V"}
+_HOST_EM = {"x86_64": 62, "amd64": 62, "i386": 3, "i686": 3, "aarch64": 183, "arm64": 183,
+            "armv7l": 40, "ppc64le": 21, "ppc64": 21, "s390x": 22, "riscv64": 243}
+_ET_DYN, _PT_LOAD = 3, 1
+
+
+def _elf_problem(path: Path, for_host: bool) -> str | None:
+    """Why ``path`` is not a whole ELF shared object (for this machine if ``for_host``), or None.
+
+    Checks what the dynamic loader maps without checking: the header, the section and program
+    header tables and every PT_LOAD segment lie within the file (a truncated library passes
+    dlopen's own checks and dies with SIGBUS when a page past the end is touched)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        ident = f.read(16)
+        if len(ident) < 16 or ident[:4] != b"\x7fELF":
+            return "not an ELF file"
+        cls, data = ident[4], ident[5]
+        if cls not in (1, 2) or data not in (1, 2):
+            return f"unknown ELF class {cls} or byte order {data}"
+        end = "<" if data == 1 else ">"
+        if cls == 2:
+            header, ph, want_ph, want_sh = f"{end}HHIQQQIHHHHHH", f"{end}IIQQQQQQ", 56, 64
+        else:
+            header, ph, want_ph, want_sh = f"{end}HHIIIIIHHHHHH", f"{end}IIIIIIII", 32, 40
+        raw = f.read(struct.calcsize(header))
+        if len(raw) < struct.calcsize(header):
+            return f"truncated ELF header ({size} bytes)"
+        (e_type, machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum,
+         shentsize, shnum, _shstrndx) = struct.unpack(header, raw)
+        if for_host:
+            bits = struct.calcsize("P") * 8
+            if (cls == 2) != (bits == 64):
+                return f"a {32 if cls == 1 else 64}-bit library; this Python is {bits}-bit"
+            if (data == 1) != (sys.byteorder == "little"):
+                return f"{'little' if data == 1 else 'big'}-endian; this machine is {sys.byteorder}-endian"
+            want = _HOST_EM.get(platform.machine().lower())
+            if want is not None and machine != want:
+                return (f"built for {_EM_NAMES.get(machine, f'machine {machine}')}; this machine is "
+                        f"{_EM_NAMES.get(want, platform.machine())}")
+        if e_type != _ET_DYN:
+            return f"not a shared object (ELF type {e_type})"
+        if shnum and (shentsize != want_sh or shoff + shnum * shentsize > size):
+            return (f"its section headers end at byte {shoff + shnum * shentsize}, past the end of the "
+                    f"file ({size} bytes): truncated")
+        if phnum == 0 or phentsize != want_ph or phoff + phnum * phentsize > size:
+            return (f"its program headers end at byte {phoff + phnum * phentsize}, past the end of the "
+                    f"file ({size} bytes): truncated")
+        f.seek(phoff)
+        table = f.read(phnum * phentsize)
+    loads = 0
+    for i in range(phnum):
+        fields = struct.unpack_from(ph, table, i * phentsize)
+        p_type, offset, filesz = (fields[0], fields[2], fields[5]) if cls == 2 else \
+            (fields[0], fields[1], fields[4])
+        if p_type == _PT_LOAD:
+            loads += 1
+            if offset + filesz > size:
+                return (f"its segment {i} (PT_LOAD) ends at byte {offset + filesz}, past the end of the "
+                        f"file ({size} bytes): truncated")
+    if not loads:
+        return "it has no loadable segment"
+    return None
+
+
+def check_library(path, directory=None, for_host: bool = True) -> None:
+    """Refuse, in one line, a library file the runtime must not map (see :func:`_elf_problem`).
+
+    ``for_host``: the library is loaded in this process, so it must also be built for this
+    machine (checked on Linux, where edgeavs builds ELF; elsewhere only a device library is)."""
+    path = Path(path)
+    directory = Path(directory) if directory is not None else path.parent
+    if for_host and not sys.platform.startswith("linux"):
+        return
+    try:
+        problem = _elf_problem(path, for_host)
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or type(exc).__name__})"
+    if problem:
+        raise EdgeAVSError(f"artifact {directory}: {path.name} is not a library the runtime can load: "
+                           f"{problem}")
+
+
+# ---------------------------------------------------------------- running
 
 @contextlib.contextmanager
 def _torch_blocked():
@@ -146,12 +567,21 @@ def _runtime():
     return tvm, relax
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    meaningful = [ln for ln in lines if not ln.startswith(("Traceback", "File ", "at "))]
+    return (meaningful or lines or [type(exc).__name__])[0]
+
+
 class CompiledModel:
     """A loaded artifact: ``run(frames, waveform) -> logits`` (numpy in, numpy out).
 
     The library is compiled for a fixed batch (``manifest['inputs']``); ``run`` takes any
     ``N`` and runs the compiled batch repeatedly. Multi-output graphs (``--per-layer``
     verification) come back from :meth:`run_all` as a dict by output name.
+
+    ``manifest`` must come from :func:`read_manifest` (checked); the library is checked to be a
+    whole ELF shared object for this machine before it is mapped.
     """
 
     def __init__(self, directory, manifest: dict, device=None):
@@ -162,23 +592,50 @@ class CompiledModel:
         self.outputs = manifest["outputs"]
         self._tvm = tvm
         self.device = device or tvm.cpu()
-        lib = tvm.runtime.load_module(str(self.directory / LIBRARY))
-        self.vm = relax.VirtualMachine(lib, self.device)
-        self._main = self.vm["main"]
+        path = self.directory / LIBRARY
+        check_library(path, self.directory, for_host=True)
+        try:
+            lib = tvm.runtime.load_module(str(path))
+            self.vm = relax.VirtualMachine(lib, self.device)
+            self._main = self.vm["main"]
+        except Exception as exc:  # noqa: BLE001 - TVM raises RuntimeError/TVMError/AttributeError
+            raise EdgeAVSError(f"artifact {self.directory}: {LIBRARY} could not be loaded: "
+                               f"{_first_line(exc)}") from None
 
     @property
     def batch(self) -> int:
         return int(self.inputs[0]["shape"][0])
 
+    @property
+    def resolution(self) -> tuple[int, int]:
+        h, w = self.manifest["resolution"]
+        return int(h), int(w)
+
     def _check(self, arrays):
-        arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
-        n = arrays[0].shape[0] if arrays[0].ndim else 0
+        """The user's arrays as contiguous float32, refused in one line unless each has the rank
+        and per-sample shape of its input, a real numeric dtype, and all share one ``N > 0``."""
+        checked = []
         for a, spec in zip(arrays, self.inputs):
-            want = list(spec["shape"])
-            if a.ndim != len(want) or list(a.shape[1:]) != want[1:] or a.shape[0] != n:
-                raise EdgeAVSError(f"input {spec['name']} has shape {tuple(a.shape)}; this "
+            name, want = spec["name"], list(spec["shape"])
+            try:
+                a = np.asarray(a)
+            except (TypeError, ValueError) as exc:
+                raise EdgeAVSError(f"input {name} is not an array ({_first_line(exc)})") from None
+            if a.dtype.kind not in "fiu":
+                raise EdgeAVSError(f"input {name} has dtype {a.dtype}; this artifact takes real "
+                                   "numbers (float32)")
+            if a.ndim != len(want) or list(a.shape[1:]) != want[1:]:
+                raise EdgeAVSError(f"input {name} has shape {tuple(a.shape)}; this "
                                    f"artifact takes (N, {', '.join(map(str, want[1:]))})")
-        return arrays, n
+            checked.append(np.ascontiguousarray(a, dtype=np.float32))
+        n = checked[0].shape[0]
+        for a, spec in zip(checked[1:], self.inputs[1:]):
+            if a.shape[0] != n:
+                raise EdgeAVSError(f"input {spec['name']} has {a.shape[0]} rows and "
+                                   f"{self.inputs[0]['name']} {n}; they must match")
+        if n == 0:
+            raise EdgeAVSError(f"input {self.inputs[0]['name']} is empty (N = 0); nothing to run")
+        return checked, n
 
     def run_all(self, frames, waveform) -> dict:
         (frames, waveform), n = self._check([frames, waveform])
@@ -188,9 +645,18 @@ class CompiledModel:
         tensor = self._tvm.runtime.tensor
         chunks = []
         for i in range(0, n, b):
-            out = self._main(tensor(frames[i:i + b], self.device), tensor(waveform[i:i + b], self.device))
-            outs = [out] if hasattr(out, "numpy") else list(out)
-            chunks.append([o.numpy() for o in outs])
+            try:
+                out = self._main(tensor(frames[i:i + b], self.device),
+                                 tensor(waveform[i:i + b], self.device))
+                outs = [out] if hasattr(out, "numpy") else list(out)
+                outs = [o.numpy() for o in outs]
+            except Exception as exc:  # noqa: BLE001 - TVM's match_cast and other checks
+                raise EdgeAVSError(f"artifact {self.directory}: the library rejected the inputs: "
+                                   f"{_first_line(exc)}") from None
+            if len(outs) != len(self.outputs):
+                raise EdgeAVSError(f"artifact {self.directory}: the library returned {len(outs)} "
+                                   f"output(s); {MANIFEST} lists {len(self.outputs)}")
+            chunks.append(outs)
         return {spec["name"]: np.concatenate([c[k] for c in chunks], axis=0)
                 for k, spec in enumerate(self.outputs)}
 
