@@ -44,8 +44,9 @@ MAX_WAV_BYTES = 2 * 1024 ** 3
 """The largest WAV file read (2 GiB: about 9 hours of 16-bit mono at 32 kHz); bigger ones are
 refused before anything is allocated."""
 
-MAX_SAMPLE_RATE = 1_000_000
-"""The highest sample rate accepted from a WAV header (real files stop at 768 kHz)."""
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 1_000_000
+"""The sample rates accepted from a WAV header (real files use 8 kHz to 768 kHz): a corrupt
+rate of a few Hz would otherwise resample a short clip into hundreds of MB at 32 kHz."""
 
 _PCM, _IEEE_FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
 
@@ -109,12 +110,12 @@ def _scan_header(path: str, buf: bytes) -> _Header:
                 size = rf64_data
             hdr = _Header(*fmt, data_size=size, data_avail=len(buf) - body)
             _check_fmt(path, hdr)
-            if hdr.tag in (_PCM, _IEEE_FLOAT) and hdr.data_size % hdr.block_align:
-                raise EdgeAVSError(f"{path}: invalid WAV file (data chunk of {hdr.data_size} bytes is "
-                                   f"not a whole number of {hdr.block_align}-byte frames)")
             if hdr.data_size > hdr.data_avail:
                 raise EdgeAVSError(f"{path}: truncated WAV file (header declares {hdr.data_size} bytes of "
                                    f"audio data, the file holds {hdr.data_avail})")
+            if hdr.tag in (_PCM, _IEEE_FLOAT) and hdr.data_size % hdr.block_align:
+                raise EdgeAVSError(f"{path}: invalid WAV file (data chunk of {hdr.data_size} bytes is "
+                                   f"not a whole number of {hdr.block_align}-byte frames)")
             return hdr
         pos = body + size + (size & 1)
     what = "fmt chunk" if fmt is None else "data chunk"
@@ -126,9 +127,9 @@ def _scan_header(path: str, buf: bytes) -> _Header:
 def _check_fmt(path: str, h: _Header) -> None:
     if h.channels == 0:
         raise EdgeAVSError(f"{path}: invalid WAV header (0 channels)")
-    if not 0 < h.rate <= MAX_SAMPLE_RATE:
+    if not MIN_SAMPLE_RATE <= h.rate <= MAX_SAMPLE_RATE:
         raise EdgeAVSError(f"{path}: invalid sample rate {h.rate} Hz in the WAV header "
-                           f"(expected 1 to {MAX_SAMPLE_RATE})")
+                           f"(expected {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE})")
     if h.block_align == 0 or h.block_align % h.channels:
         raise EdgeAVSError(f"{path}: invalid WAV header (block size {h.block_align} bytes for "
                            f"{h.channels} channels)")
@@ -215,7 +216,7 @@ def read_wav(path) -> tuple[np.ndarray, int]:
 
     if data.size == 0:
         raise EdgeAVSError(f"{path}: WAV file has no samples")
-    if rate <= 0 or rate > MAX_SAMPLE_RATE:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise EdgeAVSError(f"{path}: invalid sample rate {rate} Hz in the WAV header")
     frames = hdr.data_size // hdr.block_align
     if data.ndim not in (1, 2) or data.shape[0] != frames or (data.ndim == 2) != (hdr.channels > 1):
