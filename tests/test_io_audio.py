@@ -80,6 +80,18 @@ def test_stereo_mixed_to_mono(tmp_path):
     np.testing.assert_allclose(y, -1000 / 32768.0, atol=1e-7)
 
 
+def test_rifx_big_endian(tmp_path):
+    x = np.array([-32768, 0, 1000, 32767], np.int16)
+    fmt = struct.pack(">HHIIHH", 1, 1, 16000, 32000, 2, 16)
+    body = (b"WAVE" + b"fmt " + struct.pack(">I", 16) + fmt
+            + b"data" + struct.pack(">I", x.nbytes) + x.astype(">i2").tobytes())
+    p = tmp_path / "rifx.wav"
+    p.write_bytes(b"RIFX" + struct.pack(">I", len(body)) + body)
+    y, sr = read_wav(p)
+    assert sr == 16000 and y.dtype == np.float32
+    np.testing.assert_array_equal(y, x / 32768.0)
+
+
 # --- read_wav: errors --------------------------------------------------------------------
 
 def _err(path):

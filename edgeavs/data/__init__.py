@@ -9,7 +9,7 @@ N_FRAMES = 5  # AVSBench clips: five frames, one per second
 
 _EXPORTS = {
     "S4Dataset": "avsbench", "MS3Dataset": "avsbench", "make_dataset": "avsbench",
-    "check_dataset": "avsbench", "read_meta": "avsbench", "Clip": "avsbench",
+    "check_dataset": "avsbench", "read_meta": "avsbench", "Clip": "avsbench", "ClipError": "avsbench",
     "make_synthetic": "synth", "CATEGORIES": "synth",
 }
 

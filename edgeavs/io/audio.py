@@ -222,6 +222,8 @@ def read_wav(path) -> tuple[np.ndarray, int]:
     if data.ndim not in (1, 2) or data.shape[0] != frames or (data.ndim == 2) != (hdr.channels > 1):
         raise EdgeAVSError(f"{path}: invalid WAV file (decoded {data.shape[0]} frames, the header "
                            f"declares {frames})")
+    if not data.dtype.isnative:  # RIFX (big-endian) files
+        data = data.astype(data.dtype.newbyteorder("="))
     if data.dtype == np.uint8:
         x = (data.astype(np.float32) - 128.0) / 128.0
     elif data.dtype in _INT_SCALE:
