@@ -91,29 +91,39 @@ def emulator_status_cmd(as_json):
 
 
 @device.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=9190, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; loopback only unless --allow-remote.")
+@click.option("--port", default=9190, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, printed).")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a --host that is not loopback. TVM RPC runs whatever library a client "
+                   "uploads, without authentication: anyone who can reach the port can run code "
+                   "on this machine.")
 @click.option("--cpu", "qemu_cpu", default=None,
               help="qemu -cpu model (default: max,sve=off,sme=off, Oryon-like).")
 @click.option("--tracker", metavar="HOST:PORT", help="Also register with this TVM RPC tracker.")
 @click.option("--key", default="emulated-aarch64", show_default=True,
               help="Device key to register with the tracker.")
-def serve_cmd(host, port, qemu_cpu, tracker, key):
-    """Run the emulated device's RPC server in the foreground (Ctrl-C stops it)."""
+def serve_cmd(host, port, allow_remote, qemu_cpu, tracker, key):
+    """Run the emulated device's RPC server in the foreground until Ctrl-C, SIGTERM or SIGHUP,
+    which stop the emulator (qemu and its sessions) before exiting."""
     from edgeavs.device.emulator import DEFAULT_QEMU_CPU, EmulatedDevice
+    from edgeavs.device.process import terminate_as_interrupt
     from edgeavs.device.remote import parse_address
 
     if tracker:
         parse_address(tracker, "--tracker")
-    with EmulatedDevice(qemu_cpu or DEFAULT_QEMU_CPU, host=host, port=port, key=key,
-                        tracker=tracker, log=lambda m: click.echo(m, err=True)) as emu:
-        how = (f"--rpc-tracker {tracker} --rpc-key {key}" if tracker else f"--rpc {emu.address}")
-        click.echo(f"serving on {emu.address}; connect with {how}")
-        try:
-            while emu.proc is not None and emu.proc.poll() is None:
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            pass
+    emu = EmulatedDevice(qemu_cpu or DEFAULT_QEMU_CPU, host=host, port=port, key=key,
+                         tracker=tracker, allow_remote=allow_remote,
+                         log=lambda m: click.echo(m, err=True))
+    with terminate_as_interrupt():  # kill PID / a closed terminal: the same clean-up as Ctrl-C
+        with emu:
+            how = (f"--rpc-tracker {tracker} --rpc-key {key}" if tracker else f"--rpc {emu.address}")
+            click.echo(f"serving on {emu.address}; connect with {how}")
+            try:
+                emu.wait()
+            except KeyboardInterrupt:
+                click.echo("stopping the emulated device", err=True)
 
 
 @device.command("check-target")

@@ -385,6 +385,27 @@ def require_emulator() -> Guest:
 
 # ---------------------------------------------------------------- the emulated device
 
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """``sig`` to ``proc``'s process group (it leads one: ``start_new_session``)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _wait_unreaped(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for ``proc`` to exit without reaping it (``WNOWAIT``), so its
+    process-group id cannot be reused before :func:`_signal_group` has sent the last signal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:  # reaped elsewhere
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
 def qemu_cpu_for(mcpu: str | None, mattr=()) -> str:
     """The qemu ``-cpu`` model that stands in for an LLVM CPU.
 
@@ -404,13 +425,19 @@ class EmulatedDevice:
     """``with EmulatedDevice(cpu) as dev:`` an RPC server under qemu at ``dev.host:dev.port``;
     with ``tracker="HOST:PORT"`` and ``key`` it also registers with a TVM RPC tracker.
 
+    ``host`` must be loopback unless ``allow_remote`` (then a warning goes to stderr: whoever
+    reaches the port can run code here), see :func:`edgeavs.device.remote.check_listen_host`.
+
     Stops the server (SIGTERM to its process group, then SIGKILL) when the block ends, normally
-    or by an exception."""
+    or by an exception (wrap the block in :func:`edgeavs.device.process.terminate_as_interrupt`
+    to have SIGTERM/SIGHUP end it too). qemu runs in its own process group, with its forked
+    sessions, and on Linux is SIGKILLed if the thread that started it dies."""
 
     def __init__(self, cpu: str = DEFAULT_QEMU_CPU, host: str = "127.0.0.1", port: int = 0,
                  threads: int | None = None, ready_timeout: float = READY_TIMEOUT_S, log=None,
-                 key: str = "", tracker: str | None = None):
+                 key: str = "", tracker: str | None = None, allow_remote: bool = False):
         self.cpu = cpu
+        self.allow_remote = allow_remote
         self.key = key
         self.tracker = tracker
         self.host = host
@@ -428,6 +455,13 @@ class EmulatedDevice:
         return f"{self.host}:{self.port}"
 
     def start(self) -> "EmulatedDevice":
+        from edgeavs.device.process import die_with_parent
+        from edgeavs.device.remote import check_listen_host
+
+        warning = check_listen_host(self.host, self.allow_remote, port=self.port)
+        if warning:
+            sys.stderr.write(warning + "\n")
+            sys.stderr.flush()
         guest = require_emulator()
         server = Path(__file__).with_name("rpc_server.py")
         self._work_root = tempfile.mkdtemp(prefix="edgeavs-emulator-")
@@ -436,10 +470,12 @@ class EmulatedDevice:
                            "--emulator", f"qemu-aarch64 -cpu {self.cpu}")
         if self.tracker:  # tuning: MetaSchedule's RPC runner finds devices through a tracker
             cmd += ["--key", self.key, "--tracker", self.tracker, "--custom-addr", self.host]
+        if warning:  # the server checks again; told here that the user allowed it
+            cmd.append("--allow-remote")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, env=guest.env(self.threads), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent())
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._pump, args=(self.proc.stdout, lines), daemon=True).start()
         threading.Thread(target=self._drain_stderr, daemon=True).start()
@@ -491,22 +527,36 @@ class EmulatedDevice:
         return list(self._stderr_lines)
 
     def stop(self) -> None:
+        """End the server and every process of its group (its sessions), and wait for them.
+
+        SIGTERM first, SIGKILL after 5 s, also when the wait itself is interrupted (Ctrl-C)."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
+        try:
+            if proc is not None and proc.returncode is None:  # not reaped yet: the group is ours
                 try:
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        work_root, self._work_root = self._work_root, None
-        if work_root:  # uploads of sessions the server could not clean up itself
-            shutil.rmtree(work_root, ignore_errors=True)
+                    _signal_group(proc, signal.SIGTERM)
+                    _wait_unreaped(proc, 5.0)
+                finally:  # sessions may outlive the server; its zombie keeps the group id ours
+                    _signal_group(proc, signal.SIGKILL)
+                    proc.wait()
+        finally:
+            work_root, self._work_root = self._work_root, None
+            if work_root:  # uploads of sessions the server could not clean up itself
+                shutil.rmtree(work_root, ignore_errors=True)
 
     def __enter__(self) -> "EmulatedDevice":
         return self.start()
+
+    def wait(self, poll: float = 1.0) -> None:
+        """Block until the server exits; a one-line error with its last stderr line then.
+
+        For ``edgeavs device serve``: Ctrl-C (or SIGTERM/SIGHUP under
+        :func:`~edgeavs.device.process.terminate_as_interrupt`) ends the wait."""
+        proc = self.proc
+        while proc is not None and proc.poll() is None:
+            time.sleep(poll)
+        if proc is not None:
+            raise EdgeAVSError(f"the emulated RPC server exited: {self._last_error()}")
 
     def __exit__(self, *exc) -> None:
         self.stop()

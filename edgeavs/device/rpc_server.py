@@ -13,6 +13,12 @@ script::
 
     python3 rpc_server.py --host 127.0.0.1 --port 0 [--key KEY] [--tracker HOST:PORT]
 
+It listens on loopback only unless ``--allow-remote`` is given (on a board reached over the
+network): TVM's RPC protocol loads and runs whatever library a client uploads, with no
+authentication, so anyone who can reach the port can run code on the machine; with the flag
+the server says so on stderr. SIGTERM and SIGHUP stop it and its session, and a session's
+forked child is killed when the server dies.
+
 Once listening it prints exactly one line ``edgeavs-rpc-server listening on HOST:PORT``
 (the real port when ``--port 0``) to stdout and flushes it; the emulator launcher waits for
 that line.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import os
 import resource
 import shutil
@@ -43,6 +50,28 @@ READY = "edgeavs-rpc-server listening on"
 INFO_FUNC = "edgeavs.rpc.server.info"
 """Global function on the server: a JSON object ``{"server", "os", "machine", "tvm",
 "emulator"}`` (``emulator`` is null on real hardware)."""
+
+
+REMOTE_WARNING = ("anyone who can reach {address} can run code on this machine "
+                  "(TVM RPC loads whatever library a client uploads, without authentication)")
+
+
+def is_loopback_host(host: str) -> bool:
+    """``host`` names only loopback addresses (127.0.0.0/8, ::1, ``localhost``).
+
+    A name is resolved (every address it resolves to must be loopback); ``""`` and
+    ``0.0.0.0``/``::`` (every interface) are not loopback. Raises ``OSError`` for a name that
+    does not resolve."""
+    name = str(host).strip().strip("[]")
+    if not name:
+        return False
+    try:
+        addrs = [ipaddress.ip_address(name.split("%")[0])]
+    except ValueError:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        addrs = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    mapped = [getattr(a, "ipv4_mapped", None) or a for a in addrs]  # ::ffff:127.0.0.1
+    return bool(mapped) and all(a.is_loopback for a in mapped)
 
 
 def _log(msg: str) -> None:
@@ -183,24 +212,54 @@ def _terminate(signum, _frame):
     raise SystemExit(128 + signum)
 
 
+def _die_with_parent() -> None:
+    """A session child (forked) is SIGKILLed when the server dies, however it dies: it holds a
+    client's connection and must not outlive the server (Linux ``PR_SET_PDEATHSIG``; also under
+    qemu-user, which passes it to the host)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | None = None,
           custom_addr: str | None = None, fork: bool = True, once: bool = False,
-          work_root: str | None = None, emulator: str | None = None) -> None:
+          work_root: str | None = None, emulator: str | None = None,
+          allow_remote: bool = False) -> None:
     """Listen on ``host:port`` and serve RPC sessions one after another until killed.
+
+    Only on a loopback ``host`` unless ``allow_remote``: whoever reaches the port can run code
+    here (a warning says so on stderr). SIGTERM and SIGHUP end the server and its session.
 
     Each session's uploads go to a fresh directory under ``work_root`` (default: the temp
     directory), removed when the session ends or the server is terminated (SIGTERM).
     ``emulator``: how this server is emulated (e.g. ``qemu-aarch64 -cpu max``), reported by
     :data:`INFO_FUNC`."""
+    try:
+        loopback = is_loopback_host(host)
+    except OSError as exc:
+        raise SystemExit(f"rpc_server: --host {host!r} does not resolve: {exc}") from None
+    if not loopback:
+        if not allow_remote:
+            raise SystemExit(f"rpc_server: --host {host!r} is not a loopback address; anyone who "
+                             "can reach it could run code here: pass --allow-remote to listen "
+                             "there anyway")
+        _log("warning: " + REMOTE_WARNING.format(address=f"{host}:{port}"))
+
     from tvm.rpc import base
 
-    signal.signal(signal.SIGTERM, _terminate)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
 
     # A session killed by SIGILL/SIGSEGV must not leave a qemu core file behind.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _load_runtime_extra()  # before forking: every session inherits it
     info = server_info(emulator)
-    listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    host = host.strip("[]")
+    listen = socket.socket(family, socket.SOCK_STREAM)
     listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listen.bind((host, port))
     listen.listen(4)
@@ -238,6 +297,8 @@ def serve(host: str = "127.0.0.1", port: int = 0, key: str = "", tracker: str | 
                 code = 0
                 try:
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+                    _die_with_parent()
                     listen.close()
                     _serve_session(conn, workdir, info)
                 except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
@@ -271,10 +332,13 @@ def main(argv=None) -> int:
     ap.add_argument("--once", action="store_true", help="exit after the first session")
     ap.add_argument("--work-root", help="directory for the sessions' uploads (default: temp)")
     ap.add_argument("--emulator", help="how this device is emulated (reported to clients)")
+    ap.add_argument("--allow-remote", action="store_true",
+                    help="listen on a --host that is not loopback (anyone who reaches the port "
+                         "can run code on this machine)")
     args = ap.parse_args(argv)
     serve(args.host, args.port, args.key, args.tracker, args.custom_addr,
           fork=not args.no_fork, once=args.once, work_root=args.work_root,
-          emulator=args.emulator)
+          emulator=args.emulator, allow_remote=args.allow_remote)
     return 0
 
 
