@@ -31,6 +31,7 @@ the same command on K processes. What a run does:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -183,11 +184,18 @@ def _tuples(x):
 
 
 def _check_run_dir(out: Path, resume: bool) -> dict | None:
-    """Refuse to overwrite a run, or to resume nothing; return last.pt's contents on resume."""
+    """Refuse to overwrite a run, or to resume nothing; return last.pt's contents on resume.
+
+    Also that ``-o`` can be written: not an existing file, its parent an existing writable
+    directory (and the run directory itself writable if it exists), before any work."""
+    from edgeavs.io.atomic import check_writable
     from edgeavs.model.weights import read_checkpoint
 
     if out.exists() and not out.is_dir():
         raise EdgeAVSError(f"{out}: exists and is not a directory")
+    check_writable(out, "-o", kind="dir")
+    if out.is_dir():
+        check_writable(out / RUN_FILES[0], "-o")
     if resume:
         last = out / "last.pt"
         if not last.is_file():
@@ -254,6 +262,13 @@ class _SkipSampler(Sampler):
         return max(0, len(self.sampler) - self.skip)
 
 
+def _first_items(datasets) -> None:
+    """Load the first clip of each split here, before anything is written: a dataset whose
+    files are missing or unreadable fails now, naming the file, not in a loader worker."""
+    for ds in datasets:
+        ds[0]
+
+
 def _audio_in_fp32(model) -> None:
     """Run the frozen audio encoder outside autocast: its STFT power spectrum overflows fp16
     (and the log-mel front end loses precision in bf16). The interaction still runs in AMP.
@@ -286,24 +301,39 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def _train(cfg: TrainConfig, ctx: _Dist) -> dict:
-    from tqdm import tqdm
-
+    """Check RUN_DIR, the settings and the data (its first clips) before RUN_DIR is created;
+    a run that fails before writing anything leaves no empty RUN_DIR behind."""
     from edgeavs.data.avsbench import make_dataset
-    from edgeavs.losses import total_loss
-    from edgeavs.model import build_model, load_audio_weights, load_visual_weights, save_checkpoint
 
     out = Path(cfg.out)
     saved = _check_run_dir(out, cfg.resume)
     ctx.barrier()  # every rank has looked at RUN_DIR before rank 0 writes to it
     run = _run_settings(cfg, saved.get("config") if saved else None)
     precision = _resolve_precision(cfg.precision, ctx.device)
-    device = ctx.device
 
     train_ds = make_dataset(cfg.data, run["task"], "train", size=run["size"])
     val_ds = make_dataset(cfg.data, run["task"], cfg.val_split, size=run["size"])
     if len(train_ds) == 0 or len(val_ds) == 0:
         empty = "train" if len(train_ds) == 0 else cfg.val_split
         raise EdgeAVSError(f"{cfg.data}: the {run['task']} {empty} split has no clips")
+    _first_items((train_ds, val_ds))
+    created = ctx.main and not out.exists()  # RUN_DIR is removed again if it stays empty
+    try:
+        return _train_loop(cfg, ctx, out, saved, run, precision, train_ds, val_ds)
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            with contextlib.suppress(OSError):
+                out.rmdir()
+
+
+def _train_loop(cfg: TrainConfig, ctx: _Dist, out: Path, saved: dict | None, run: dict,
+                precision: str, train_ds, val_ds) -> dict:
+    from tqdm import tqdm
+
+    from edgeavs.losses import total_loss
+    from edgeavs.model import build_model, load_audio_weights, load_visual_weights, save_checkpoint
+
+    device = ctx.device
 
     model = build_model(run["variant"], fusion=run["fusion"], seed=run["seed"])
     model.frames_per_clip = N_FRAMES  # a batch is whole clips (TPAVI attends over a clip)
@@ -349,7 +379,7 @@ def _train(cfg: TrainConfig, ctx: _Dist) -> dict:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(exist_ok=True)  # its parent was checked up front
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 

@@ -223,3 +223,72 @@ def test_msa_weight_is_refused_for_a_baseline(s4_root, tmp_path):
     assert r.output.strip().splitlines()[-1] == (
         "Error: --msa-weight: the tpavi fusion has no audio path for L_msa to align; leave it out "
         "(it is LightAVSeg's loss)")
+
+
+def _broken_copy(s4_root, tmp_path, clip_index):
+    """A copy of the synthetic root whose ``clip_index``-th train clip (file order) has a frame
+    that is not an image; returns (root, that frame's path)."""
+    import shutil
+
+    from edgeavs.data import make_dataset
+
+    root = tmp_path / "broken"
+    shutil.copytree(s4_root, root)
+    frame = make_dataset(root, "s4", "train", size=SIZE).clips[clip_index].frames[2]
+    with open(frame, "wb") as fh:
+        fh.write(b"not a png")
+    return str(root), frame
+
+
+def test_unreadable_first_clip_fails_before_the_run_directory_exists(s4_root, tmp_path):
+    root, frame = _broken_copy(s4_root, tmp_path, 0)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--data", root, "--task", "s4", "--variant", "tiny",
+                                  "--size", str(SIZE), "--num-workers", "0", "--no-progress",
+                                  "-o", str(run)])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1].startswith(f"Error: {frame}: ")
+    assert not run.exists()
+
+
+def test_a_later_clip_failing_in_a_loader_worker_leaves_no_empty_run_directory(s4_root, tmp_path):
+    """The first clips load; the last train clip breaks in a DataLoader worker during epoch 1,
+    before anything is written: the one-line error names the file, and RUN_DIR is gone."""
+    from edgeavs.errors import EdgeAVSError
+
+    root, frame = _broken_copy(s4_root, tmp_path, 2)
+    run = tmp_path / "run"
+    with pytest.raises(EdgeAVSError) as exc:
+        train(_cfg(root, run, epochs=1, batch_size=3, num_workers=1))
+    assert str(exc.value).startswith(f"{frame}: ") and "\n" not in str(exc.value)
+    assert not run.exists()
+
+
+def test_an_existing_empty_run_directory_is_kept_on_failure(s4_root, tmp_path):
+    from edgeavs.errors import EdgeAVSError
+
+    root, _ = _broken_copy(s4_root, tmp_path, 2)
+    run = tmp_path / "mine"
+    run.mkdir()  # the user's, not this run's: left in place
+    with pytest.raises(EdgeAVSError):
+        train(_cfg(root, run, epochs=1, batch_size=3))
+    assert run.is_dir() and not any(run.iterdir())
+
+
+def test_bad_output_paths_fail_up_front(s4_root, tmp_path):
+    base = ["train", "--data", s4_root, "--task", "s4", "--variant", "tiny", "--size", str(SIZE),
+            "--num-workers", "0", "--no-progress", "-o"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = {
+        str(a_file): f"Error: {a_file}: exists and is not a directory",
+        str(tmp_path / "no" / "such" / "run"):
+            f"Error: -o {tmp_path / 'no' / 'such' / 'run'}: parent directory {tmp_path / 'no' / 'such'} "
+            "does not exist",
+        str(a_file / "run"): f"Error: -o {a_file / 'run'}: parent {a_file} is not a directory",
+    }
+    for out, message in cases.items():
+        r = CliRunner().invoke(main, base + [out])
+        assert r.exit_code == 1, out
+        assert r.output.strip().splitlines() == [message]
+    assert not (tmp_path / "no").exists()
