@@ -519,7 +519,13 @@ class EmulatedDevice:
 
     def _last_error(self) -> str:
         lines = [ln for ln in self._stderr_lines if ln.strip()]
-        return lines[-1] if lines else f"exit code {self.proc.returncode if self.proc else '?'}"
+        if lines:
+            return lines[-1]
+        code = self.proc.returncode if self.proc else None
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {'?' if code is None else code}"
 
     @property
     def server_log(self) -> list[str]:

@@ -114,3 +114,16 @@ def test_terminate_as_interrupt_runs_the_cleanup_once_and_restores_handlers():
                 cleaned.append(True)
     assert cleaned == [True]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_serve_reports_an_emulator_that_died_on_its_own(emulator, tmp_path):
+    proc, port, children = _start_serving(tmp_path)
+    try:
+        qemu = next(c for c in children if "qemu-aarch64" in " ".join(c.cmdline()))
+        qemu.kill()
+        assert proc.wait(timeout=30) == 1
+        last = (tmp_path / "err").read_text().strip().splitlines()[-1]
+        assert last == "Error: the emulated RPC server exited: killed by SIGKILL"
+        assert _port_closed(port)
+    finally:
+        _kill(proc, children)
