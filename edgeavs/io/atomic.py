@@ -54,15 +54,15 @@ def check_writable(path, option: str, kind: str = "file", make_parents: bool = F
     return path
 
 
-def atomic_write_text(path, text: str, mode: int | None = None) -> None:
-    """Write ``text`` to ``path`` atomically (flushed and fsync'ed before the rename).
-
-    ``mode``: the file's permission bits (default: ``mkstemp``'s owner-only 0600)."""
+def atomic_write(path, write, mode: int | None = None) -> None:
+    """The one atomic writer: ``write(f)`` fills a binary file beside ``path`` (``mkstemp``), which
+    is flushed, fsync'ed and renamed over ``path``; on any failure the temporary file is removed
+    and ``path`` is untouched. ``mode``: the permission bits (default: ``mkstemp``'s 0600)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         if mode is not None:
@@ -71,6 +71,23 @@ def atomic_write_text(path, text: str, mode: int | None = None) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_write_text(path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
+    data = text.encode("utf-8")
+    atomic_write(path, lambda f: f.write(data), mode)
+
+
+def atomic_copy(src, dst, mode: int | None = None) -> None:
+    """Copy the file ``src`` over ``dst`` atomically (:func:`atomic_write`)."""
+    import shutil
+
+    def write(f):
+        with open(src, "rb") as inp:
+            shutil.copyfileobj(inp, f)
+
+    atomic_write(dst, write, mode)
 
 
 def write_json(path, obj, indent: int = 2) -> None:

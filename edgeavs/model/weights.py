@@ -8,14 +8,13 @@ missing and unexpected keys.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from edgeavs.errors import EdgeAVSError
+from edgeavs.io.atomic import atomic_write
 
 FORMAT = "edgeavs-checkpoint/1"
 VISUAL_KEYS = ("state_dict_ema", "state_dict", "model")
@@ -138,16 +137,7 @@ def atomic_torch_save(obj, path) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise EdgeAVSError(f"{path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:  # io.atomic writes text only: the same beside-fsync-rename for torch.save's bytes
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(model: nn.Module, path, **extra) -> None:

@@ -18,14 +18,12 @@ interruption between the two leaves a consistent database. A database that does 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
-from edgeavs.io.atomic import atomic_write_text
+from edgeavs.io.atomic import atomic_copy, atomic_write_text
 from edgeavs.io.structured import load_json, loads_json
 
 FINGERPRINT = "fingerprint.json"
@@ -34,20 +32,6 @@ RECORDS = "database_tuning_record.json"
 KNOBS = "edgeavs_knobs.json"
 LOG = "tune_log.jsonl"
 FORMAT = "edgeavs-records/1"
-
-
-def atomic_copy(src: Path, dst: Path) -> None:
-    """Copy ``src`` over ``dst`` atomically (beside it, fsync'ed, then renamed), like ``io.atomic``'s writers."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{Path(dst).name}.", dir=Path(dst).parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            shutil.copyfileobj(f, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def make_fingerprint(target) -> dict:
