@@ -207,7 +207,10 @@ def demo(out_dir, resolution, seconds, threads, train_steps):
     model is untrained and says so."""
     if resolution % 32:
         raise EdgeAVSError(f"--resolution {resolution}: must be a multiple of 32")
+    from edgeavs.compiler.build import check_resolution
     from edgeavs.io.atomic import check_writable
+
+    check_resolution(resolution, "tiny")  # the size bound, before any clip or training
 
     check_writable(out_dir, "-o", kind="dir")
     run_demo(out_dir, resolution=resolution, seconds=seconds, threads=threads,
