@@ -239,13 +239,17 @@ def _run_range(kind, seed, lo, hi, seeds_dir, work_dir: Path, timeout_s, crasher
     start, restarts = lo, 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(
         os.pathsep), "PYTHONFAULTHANDLER": "1"}
+    from tests.fuzz.targets import TARGETS
+
+    per_child = TARGETS[kind].per_child or hi - lo
     while start < hi:
+        stop = min(hi, start + per_child)
         cmd = [sys.executable, "-m", "tests.fuzz.runner", "--kind", kind, "--seed", str(seed), "--start",
-               str(start), "--cases", str(hi - start), "--seeds", str(seeds_dir), "--out", str(results),
+               str(start), "--cases", str(stop - start), "--seeds", str(seeds_dir), "--out", str(results),
                "--timeout", str(timeout_s), "--work", str(work_dir)]
         if crashers:
             cmd += ["--crashers", str(crashers)]
-        log = work_dir / f"{tag}-child{restarts}.log"
+        log = work_dir / f"{tag}-from{start}.log"
         with open(log, "wb") as logf:
             proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT)
             last_size, last_change, hung = -1, time.monotonic(), False
@@ -266,8 +270,9 @@ def _run_range(kind, seed, lo, hi, seeds_dir, work_dir: Path, timeout_s, crasher
                 started = e["i"]
             elif e.get("event") == "done":
                 done[e["i"]] = e
-        if all(i in done for i in range(start, hi)):
-            break
+        if all(i in done for i in range(start, stop)):
+            start = stop
+            continue
         rc = proc.returncode
         if started is None or started in done:
             # died before its first case or between cases: nothing to blame on a case
