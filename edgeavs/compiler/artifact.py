@@ -235,7 +235,7 @@ def _relative_path(name: str) -> str | None:
     """Why ``name`` is not a plain path inside the artifact directory (None when it is)."""
     if not name:
         return "is empty"
-    if "\0" in name or "\\" in name:
+    if "\\" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
         return "is not a plain relative path"
     if name.startswith("/"):
         return "is an absolute path"
@@ -313,7 +313,7 @@ def _manifest_fields():
         "weights": (True, _weights),
         "target": (True, _target),
         "link": (False, _one_of(LINKS)),
-        "target_name": (False, _string_or_null),
+        "target_name": (False, _nonempty_string),
         "target_fingerprint": (False, _hex64),
         "via": (False, _one_of(VIA)),
         "aux": (False, _boolean),
@@ -357,8 +357,12 @@ def check_manifest(manifest: dict) -> None:
     if b > MAX_BATCH:
         raise _Invalid("inputs[0].shape[0]", f"batch {b} is more than {MAX_BATCH}")
     logits = [i for i, spec in enumerate(m["outputs"]) if spec["name"] == "logits"]
+    out_names = [spec["name"] for spec in m["outputs"]]
     if not logits:
-        raise _Invalid("outputs", f"has no output named 'logits' (has {_show([s['name'] for s in m['outputs']])})")
+        raise _Invalid("outputs", f"has no output named 'logits' (has {_show(out_names)})")
+    if not m.get("aux") and out_names != ["logits"]:  # per-layer outputs only in an aux artifact
+        raise _Invalid("outputs", f"are {_show(out_names)}; an artifact compiled without aux has one "
+                                  "output, 'logits'")
     spec = m["outputs"][logits[0]]
     if spec["shape"] != [b, 1, h, w] or spec["dtype"] != "float32":
         raise _Invalid(f"outputs[{logits[0]}]", f"(logits) is {_show(spec['shape'])} {spec['dtype']}; batch {b} "
@@ -463,15 +467,30 @@ _EM_NAMES = {3: "x86", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64", 22: "s390x", 4
              62: "x86-64", 183: "AArch64", 243: "RISC-V"}
 _HOST_EM = {"x86_64": 62, "amd64": 62, "i386": 3, "i686": 3, "aarch64": 183, "arm64": 183,
             "armv7l": 40, "ppc64le": 21, "ppc64": 21, "s390x": 22, "riscv64": 243}
-_ET_DYN, _PT_LOAD = 3, 1
+_ET_DYN, _PT_LOAD, _PT_DYNAMIC, _PF_X, _PF_W, _PF_R = 3, 1, 2, 1, 2, 4
+_IN_MEMORY = {2: "PT_DYNAMIC", 3: "PT_INTERP", 4: "PT_NOTE", 6: "PT_PHDR", 7: "PT_TLS",
+              0x6474E550: "PT_GNU_EH_FRAME", 0x6474E552: "PT_GNU_RELRO", 0x6474E553: "PT_GNU_PROPERTY"}
+"""Segments the loader reads through the mapped image: they must lie inside the PT_LOAD segments."""
+_DT_TABLES = {4: ("DT_HASH", None), 0x6FFFFEF5: ("DT_GNU_HASH", None), 5: ("DT_STRTAB", 10),
+              6: ("DT_SYMTAB", None), 7: ("DT_RELA", 8), 17: ("DT_REL", 18), 23: ("DT_JMPREL", 2),
+              36: ("DT_RELR", 35), 25: ("DT_INIT_ARRAY", 27), 26: ("DT_FINI_ARRAY", 28),
+              12: ("DT_INIT", None), 13: ("DT_FINI", None), 3: ("DT_PLTGOT", None),
+              0x6FFFFFF0: ("DT_VERSYM", None), 0x6FFFFFFC: ("DT_VERDEF", None),
+              0x6FFFFFFE: ("DT_VERNEED", None)}
+"""Dynamic entries holding an address the loader reads (or calls), with the tag of their size."""
+_DT_TEXTREL, _DT_FLAGS, _DF_TEXTREL = 22, 30, 4
+MAX_IMAGE_BYTES = 1 << 40
 
 
 def _elf_problem(path: Path, for_host: bool) -> str | None:
     """Why ``path`` is not a whole ELF shared object (for this machine if ``for_host``), or None.
 
-    Checks what the dynamic loader maps without checking: the header, the section and program
-    header tables and every PT_LOAD segment lie within the file (a truncated library passes
-    dlopen's own checks and dies with SIGBUS when a page past the end is touched)."""
+    The dynamic loader trusts what it maps: a truncated library passes dlopen's own checks and
+    dies with SIGBUS when a page past the end is touched, a damaged program header or dynamic
+    table makes it read or write outside the image (SIGSEGV). So: the header; the section and
+    program header tables and every PT_LOAD within the file; the segments and dynamic tables the
+    loader reads within the loaded image; the relocations' targets within its writable part.
+    What this cannot see (damaged code or hash tables) the manifest's sha256 refuses."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         ident = f.read(16)
@@ -482,9 +501,11 @@ def _elf_problem(path: Path, for_host: bool) -> str | None:
             return f"unknown ELF class {cls} or byte order {data}"
         end = "<" if data == 1 else ">"
         if cls == 2:
-            header, ph, want_ph, want_sh = f"{end}HHIQQQIHHHHHH", f"{end}IIQQQQQQ", 56, 64
+            header, ph, dyn, word, want_ph, want_sh = (f"{end}HHIQQQIHHHHHH", f"{end}IIQQQQQQ", f"{end}qQ",
+                                                       8, 56, 64)
         else:
-            header, ph, want_ph, want_sh = f"{end}HHIIIIIHHHHHH", f"{end}IIIIIIII", 32, 40
+            header, ph, dyn, word, want_ph, want_sh = (f"{end}HHIIIIIHHHHHH", f"{end}IIIIIIII", f"{end}iI",
+                                                       4, 32, 40)
         raw = f.read(struct.calcsize(header))
         if len(raw) < struct.calcsize(header):
             return f"truncated ELF header ({size} bytes)"
@@ -510,18 +531,79 @@ def _elf_problem(path: Path, for_host: bool) -> str | None:
                     f"file ({size} bytes): truncated")
         f.seek(phoff)
         table = f.read(phnum * phentsize)
-    loads = 0
-    for i in range(phnum):
-        fields = struct.unpack_from(ph, table, i * phentsize)
-        p_type, offset, filesz = (fields[0], fields[2], fields[5]) if cls == 2 else \
-            (fields[0], fields[1], fields[4])
-        if p_type == _PT_LOAD:
-            loads += 1
+        segments = []  # (index, type, flags, offset, vaddr, filesz, memsz, align)
+        for i in range(phnum):
+            v = struct.unpack_from(ph, table, i * phentsize)
+            segments.append((i, v[0], v[6], v[1], v[2], v[4], v[5], v[7]) if cls == 1 else
+                            (i, v[0], v[1], v[2], v[3], v[5], v[6], v[7]))
+        loads = [s for s in segments if s[1] == _PT_LOAD]
+        if not loads:
+            return "it has no loadable segment"
+        for i, _t, flags, offset, vaddr, filesz, memsz, align in loads:
             if offset + filesz > size:
                 return (f"its segment {i} (PT_LOAD) ends at byte {offset + filesz}, past the end of the "
                         f"file ({size} bytes): truncated")
-    if not loads:
-        return "it has no loadable segment"
+            if filesz > memsz or memsz > MAX_IMAGE_BYTES or vaddr + memsz > MAX_IMAGE_BYTES:
+                return f"its segment {i} (PT_LOAD) has sizes {filesz} in the file, {memsz} in memory"
+            if align & (align - 1) or (align > 1 and (vaddr - offset) % align):
+                return f"its segment {i} (PT_LOAD) is misaligned (align {align:#x})"
+            if not flags & _PF_R:
+                return f"its segment {i} (PT_LOAD) is not readable (flags {flags:#x})"
+        if any(a[4] + a[6] > b[4] for a, b in zip(loads, loads[1:])):
+            return "its loadable segments overlap or are out of order"
+
+        def mapped(addr: int, n: int, flag: int = 0) -> bool:
+            return any(s[4] <= addr and addr + n <= s[4] + s[6] and s[2] & flag == flag for s in loads)
+
+        for i, p_type, _fl, offset, vaddr, filesz, memsz, _al in segments:
+            name = _IN_MEMORY.get(p_type)
+            # what the loader reads is the file's part (a PT_TLS memsz counts .tbss, a PT_GNU_RELRO
+            # memsz may be rounded up to the page, past its PT_LOAD)
+            if name and filesz and (offset + filesz > size or not mapped(vaddr, filesz)):
+                return f"its segment {i} ({name}) lies outside the loaded image"
+        dynamic = [s for s in segments if s[1] == _PT_DYNAMIC]
+        if len(dynamic) != 1:
+            return f"it has {len(dynamic)} dynamic segments (a shared object has one)"
+        _i, _t, _fl, offset, vaddr, filesz, _m, _al = dynamic[0]
+        f.seek(offset)
+        raw = f.read(filesz)
+        entries = {}
+        for tag, value in struct.iter_unpack(dyn, raw[:len(raw) - len(raw) % struct.calcsize(dyn)]):
+            if tag == 0:
+                break
+            entries.setdefault(tag, value)
+        else:
+            return "its dynamic table has no end (DT_NULL)"
+
+        def file_offset(addr: int) -> int | None:
+            for s in loads:
+                if s[4] <= addr < s[4] + s[5]:
+                    return s[3] + addr - s[4]
+            return None
+
+        for tag, (name, size_tag) in _DT_TABLES.items():
+            if tag in entries:
+                n = entries.get(size_tag, 0) if size_tag is not None else 1
+                if not mapped(entries[tag], max(n, 1), _PF_X if name in ("DT_INIT", "DT_FINI") else 0):
+                    return f"its dynamic entry {name} ({entries[tag]:#x}, {n} bytes) lies outside the loaded image"
+        textrel = _DT_TEXTREL in entries or entries.get(_DT_FLAGS, 0) & _DF_TEXTREL
+        for table, size_tag in ((7, 8), (23, 2)):  # DT_RELA/RELASZ, DT_JMPREL/PLTRELSZ (RELA on x86-64/AArch64)
+            if table not in entries or entries.get(20, 7) != 7 and table == 23:
+                continue
+            start, n = file_offset(entries[table]), entries.get(size_tag, 0)
+            if start is None or start + n > size:
+                return f"its relocation table at {entries[table]:#x} is not in the file"
+            f.seek(start)
+            raw = f.read(n)
+            # Elf_Rela: r_offset, r_info, r_addend (one word each); r_offset is the address written
+            targets = np.frombuffer(raw, dtype=f"{end}u{word}", count=len(raw) // (3 * word) * 3)[::3]
+            ok = np.zeros(len(targets), bool)
+            for s in loads:
+                if (textrel or s[2] & _PF_W) and s[6] >= word:
+                    ok |= (targets >= s[4]) & (targets <= s[4] + s[6] - word)
+            if not ok.all():
+                return (f"a relocation writes to {int(targets[~ok][0]):#x}, outside the writable loaded "
+                        "image")
     return None
 
 

@@ -125,6 +125,8 @@ MUTATIONS = [
     ("output-shape", _set(("outputs", 0, "shape"), [1, 1, 32, 32]), "outputs[0] (logits) is [1, 1, 32, 32] float32; batch 1 at 64x64 makes it [1, 1, 64, 64]"),
     ("output-no-dtype", _del(("outputs", 0, "dtype")), "outputs[0].dtype is missing (required)"),
     ("outputs-dup", lambda m: m["outputs"].append(dict(m["outputs"][0])), 'outputs[1].name "logits" is listed twice'),
+    ("outputs-extra", lambda m: m["outputs"].append({"name": "extra", "shape": [1], "dtype": "float32"}),
+     """outputs are ["logits", "extra"]; an artifact compiled without aux has one output, 'logits'"""),
     ("resolution-string", _set(("resolution",), "64x64"), 'resolution must be [height, width], got string "64x64"'),
     ("resolution-one", _set(("resolution",), [64]), "resolution must be [height, width]"),
     ("resolution-zero", _set(("resolution",), [0, 64]), "resolution[0] must be an integer in [1, 8192], got integer 0"),
@@ -139,6 +141,8 @@ MUTATIONS = [
     ("files-bad-hash", _set(("files", LIBRARY), "abc"), 'files["model.so"] must be a sha256 (64 lowercase hex digits)'),
     ("files-hash-int", _set(("files", LIBRARY), 1), 'files["model.so"] must be a sha256'),
     ("files-empty-name", _set(("files", ""), "0" * 64), 'files lists "", which is empty'),
+    ("files-newline", _set(("files", "a\nb.so"), "0" * 64), 'files lists "a\\nb.so", which is not a plain relative path'),
+    ("files-nul", _set(("files", "model.so\u0000.txt"), "0" * 64), "which is not a plain relative path"),
     ("files-dot", _set(("files", "./model.so"), "0" * 64), "which is not a normalized relative path"),
     ("no-files", _del(("files",)), "files is missing (required)"),
     ("link-int", _set(("link",), 5), "link must be one of host, cross, ndk, got integer 5"),
@@ -158,7 +162,8 @@ MUTATIONS = [
     ("target-cores-string", _set(("target", "num-cores"), "2"), "target.num-cores must be an integer"),
     ("target-unknown-key", _set(("target", "gpu"), True), 'target has unknown key "gpu"'),
     ("no-target", _del(("target",)), "target is missing (required)"),
-    ("target-name-int", _set(("target_name",), 1), "target_name must be a string or null"),
+    ("target-name-int", _set(("target_name",), 1), "target_name must be a non-empty string, got integer 1"),
+    ("target-name-null", _set(("target_name",), None), "target_name must be a non-empty string, got null"),
     ("fingerprint", _set(("target_fingerprint",), "zz"), "target_fingerprint must be a sha256"),
     ("via", _set(("via",), "tflite"), "via must be one of export, onnx"),
     ("aux", _set(("aux",), "no"), "aux must be true or false"),
@@ -334,7 +339,17 @@ def test_truncated_garbage_and_foreign_libraries_are_refused():
     os.truncate(tiny_header / LIBRARY, 20)
     _rehash(tiny_header)
 
-    cases = [half, no_sections, garbage, foreign, tiny_header]
+    # program header damage the loader does not survive (SIGSEGV): the first PT_LOAD made another
+    # type (the dynamic tables it held are then outside the image), a PT_LOAD made unreadable
+    phoff = int.from_bytes(header[0x20:0x28], sys.byteorder)
+    not_load = copy_of(src, "lib-phdr-type")
+    _patch(not_load / LIBRARY, phoff, (0x7FFFFFFF).to_bytes(4, sys.byteorder))
+    _rehash(not_load)
+    no_read = copy_of(src, "lib-phdr-flags")
+    _patch(no_read / LIBRARY, phoff + 4, (0).to_bytes(4, sys.byteorder))
+    _rehash(no_read)
+
+    cases = [half, no_sections, garbage, foreign, tiny_header, not_load, no_read]
     proc = subprocess.run([sys.executable, "-c", _LOADER, *map(str, cases)], capture_output=True, text=True)
     assert proc.returncode == 0, f"the loader died (rc {proc.returncode}): {proc.stderr[-2000:]}"
     lines = proc.stdout.strip().splitlines()
@@ -344,12 +359,16 @@ def test_truncated_garbage_and_foreign_libraries_are_refused():
             f"artifact {no_sections}: model.so is not a library the runtime can load: its segment",
             f"artifact {garbage}: model.so is not a library the runtime can load: not an ELF file",
             f"artifact {foreign}: model.so is not a library the runtime can load: built for ",
-            f"artifact {tiny_header}: model.so is not a library the runtime can load: truncated ELF header"]
+            f"artifact {tiny_header}: model.so is not a library the runtime can load: truncated ELF header",
+            f"artifact {not_load}: model.so is not a library the runtime can load: its ",
+            f"artifact {no_read}: model.so is not a library the runtime can load: its segment 0 (PT_LOAD) is "
+            "not readable (flags 0x0)"]
     for i, prefix in enumerate(want):
         for line in lines[2 * i:2 * i + 2]:  # validate=True and validate=False alike
             assert line[len("REFUSED "):].startswith(prefix), line
     assert "(PT_LOAD)" in lines[2] and "past the end of the file" in lines[2]
     assert "this machine is" in lines[6]
+    assert "lies outside the loaded image" in lines[10], lines[10]
 
 
 # ---------------------------------------------------------------- inputs the user passes
@@ -392,7 +411,8 @@ def test_the_library_rejecting_the_manifest_inputs_is_one_line(bad):
     for mutate, n, side, fragment in [
             (_batch(2), 2, 64, "the library rejected the inputs: Check failed"),
             (_side(96), 1, 96, "the library rejected the inputs: Check failed"),
-            (lambda m: m["outputs"].append({"name": "extra", "shape": [1], "dtype": "float32"}), 1, 64,
+            (lambda m: m.update(aux=True, outputs=m["outputs"] + [{"name": "extra", "shape": [1], "dtype": "float32"}]),
+             1, 64,
              "the library returned 1 output(s); manifest.json lists 2")]:
         m = json.loads(json.dumps(pristine))
         mutate(m)
