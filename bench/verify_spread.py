@@ -152,7 +152,15 @@ def main(argv=None) -> int:
     ap.add_argument("--emulated", nargs="*", default=["tiny"], help="variants also run on emulated AArch64")
     ap.add_argument("--bn-sites", type=int, default=16)
     ap.add_argument("-o", "--out", default=str(ROOT / "bench/results/verify_spread.json"))
+    ap.add_argument("--summarize", action="store_true",
+                    help="only recompute the summary of an existing --out against today's TOLERANCES")
     args = ap.parse_args(argv)
+    if args.summarize:
+        result = json.loads(Path(args.out).read_text())
+        result["summary"] = summarize(result)
+        atomic_write_text(Path(args.out), json.dumps(result, indent=1) + "\n")
+        print(json.dumps(result["summary"], indent=1))
+        return 0
 
     from edgeavs.compiler.build import compile_artifact
     from edgeavs.verify import random_inputs
@@ -204,10 +212,48 @@ def main(argv=None) -> int:
             entry["bn_scan"] = bn_scan(variant, frames, waveform, exact, args.bn_sites) if args.bn_sites else []
             entry["seconds"] = round(time.perf_counter() - t0, 1)
             result["variants"][variant] = entry
+    result["summary"] = summarize(result)
     out = Path(args.out)
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(out)
     return 0
+
+
+def summarize(result: dict) -> dict:
+    """Worst honest and mildest planted figure of each bound of ``edgeavs.verify.TOLERANCES``, and
+    the margins on both sides (bound / worst honest, mildest planted / bound; IoU as 1 - IoU)."""
+    from edgeavs.verify import TOLERANCES
+
+    tol = TOLERANCES["float32"]
+    out = {"tolerances": tol, "variants": {}}
+    for variant, entry in result["variants"].items():
+        row = {}
+        for key, bound in (("rel_l2", tol["rel_l2"]), ("max_abs_rms", tol["max_abs"]),
+                           ("mask_gap", 1 - tol["mask_iou"])):
+            def vals(group, name):
+                per = entry[group][name]
+                if key == "max_abs_rms":
+                    return [p["max_abs"] / p["logit_rms"] for p in per]
+                if key == "mask_gap":
+                    return [1 - p["iou"] for p in per if p["ref_mask_pixels"]]
+                return [p[key] for p in per]
+
+            honest = max(max(vals("honest", n), default=0.0) for n in entry["honest"])
+            planted = {n: max(vals("planted", n), default=0.0) for n in entry["planted"]}
+            planted_min_case = {n: min(vals("planted", n), default=0.0) for n in entry["planted"]}
+            row[key] = {"bound": bound, "worst_honest": honest,
+                        "honest_margin": bound / honest if honest else None,
+                        "planted_worst_case": planted,
+                        "planted_margin": {n: v / bound for n, v in planted.items()},
+                        "planted_mildest_case": planted_min_case}
+        scan = entry.get("bn_scan", [])
+        row["bn_scan_caught"] = {
+            "sites": len(scan),
+            "no_effect_at_all": sum(1 for s in scan if s["rel_l2_max"] == 0.0),
+            "gate_fails_by_3x": sum(1 for s in scan if s["rel_l2_max"] >= 3 * tol["rel_l2"]),
+            "every_case_fails": sum(1 for s in scan if s["rel_l2_min"] > tol["rel_l2"])}
+        out["variants"][variant] = row
+    return out
 
 
 def _cpu_model() -> str:

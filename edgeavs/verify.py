@@ -36,11 +36,19 @@ from edgeavs.errors import EdgeAVSError
 # (python bench/verify_spread.py, bench/results/verify_spread.json; see MEASURED below): every
 # honest fp32 build stays >= 3x inside each bound and the planted wrong builds fall >= 3x outside.
 TOLERANCES = {
-    "float32": {"rel_l2": 1e-4, "max_abs": 3e-3, "mask_iou": 0.999},
+    "float32": {"rel_l2": 8e-5, "max_abs": 3e-4, "mask_iou": 0.999},
 }
-MEASURED = {}
-"""Filled from bench/results/verify_spread.json: the worst honest case and the mildest planted
-case of each bound, and the margins (bound / honest, planted / bound)."""
+MEASURED = {
+    # bench/results/verify_spread.json (2-core Intel Xeon, AVX-512; LightAVSeg-T and -L at 224, random
+    # init seed 0; 6 random + 4 real cases): the worst honest figure over PyTorch fp32 (1 and 2
+    # threads, without oneDNN), our host build and (T) our snapdragon8elite build on emulated AArch64,
+    # and the mildest planted one (one BN channel's running variance x1.02 at
+    # visual.smb1.layer1.conv.0.bn; head.cls_seg's bias + 1e-3).
+    "rel_l2": {"worst_honest": 1.91e-5, "mildest_planted": 1.03e-2},  # bound 4.2x / 129x away
+    "max_abs": {"worst_honest": 8.0e-5, "mildest_planted": 1.21e-2},  # x rms: 3.7x / 40x away
+    "mask_iou": {"worst_honest": 0.99988, "mildest_planted": 0.981},  # 1 - IoU: 8x / 19x away
+}
+"""What the bounds were chosen from (python bench/verify_spread.py); the README repeats it."""
 # Per-layer: an intermediate whose SNR drops below this is where the gap opens (fp32 runs
 # at ~120-140 dB; 60 dB = rel-L2 1e-3).
 PER_LAYER_MIN_SNR_DB = 60.0
