@@ -24,11 +24,17 @@ the on-disk state are ours):
 
 Timing noise decides which measured candidate is best, so "same seed, same trials" gives the
 same candidates tried, not always the same winner.
+
+Every stage runs under :func:`stage`: an unexpected exception in it (a bug, or TVM failing) becomes one
+:class:`~edgeavs.errors.EdgeAVSError` line, ``tune: <stage> failed: <type>: <first line>``, chained to the
+original (``--debug`` shows its traceback). Ctrl-C is not caught: what was published stays, and the next
+run continues from it.
 """
 
 from __future__ import annotations
 
-
+import contextlib
+import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -45,6 +51,69 @@ E2E_RESERVE = 3.0
 MIN_TASK_SHARE = 0.001
 """A MetaSchedule task under this share of the profiled latency is not searched (unless ``only`` names it)."""
 BUILDER_TIMEOUT_S = 120  # the pass form's 30 s times out every build on 2 cores (TVM-NOTES)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+@contextlib.contextmanager
+def stage(name: str):
+    """Run one stage of tune: an unexpected exception becomes ``EdgeAVSError("tune: <name> failed: <type>:
+    <first line>")`` from it. An :class:`EdgeAVSError` (already one line, naming what is wrong) passes
+    unchanged, and so do ``KeyboardInterrupt`` and ``SystemExit`` (not ``Exception``): Ctrl-C leaves the records
+    as last published."""
+    try:
+        yield
+    except EdgeAVSError:
+        raise
+    except Exception as exc:
+        detail = _first_line(exc)
+        raise EdgeAVSError(f"tune: {name} failed: {type(exc).__name__}{': ' + detail if detail else ''}") from exc
+
+
+METASCHEDULE_LOGGER = "edgeavs.tune.metaschedule"
+"""Where MetaSchedule's per-task messages go (search strategy, builder, runner): a library logger, silent
+unless the application configures logging."""
+logging.getLogger(METASCHEDULE_LOGGER).addHandler(logging.NullHandler())
+
+
+def tune_contexts(extracted, *, seed: int, num_threads: int) -> list:
+    """MetaSchedule tuning contexts for ``extracted`` tasks, as ``ms.relax_integration.
+    extracted_tasks_to_tune_contexts`` makes them (post-order-apply space, evolutionary search, the same
+    per-task seeds, already-scheduled tasks skipped), but logging to :data:`METASCHEDULE_LOGGER`.
+
+    TVM's helper configures the process's logging itself (``ms.logging.create_loggers``): it calls
+    ``logging.config.dictConfig``, which closes every handler in the process (the application's, pytest's),
+    and it names the handlers already on the ``tvm.s_tir.meta_schedule`` logger in that config, so one
+    without a name (``addHandler(StreamHandler())`` by anyone earlier in the process) makes every later
+    call fail with ``AttributeError: 'NoneType' object has no attribute 'format'``, and a named one of
+    someone else's with ``ValueError: Unable to configure logger``. It also logged to ``sys.stdout`` (mixed
+    into ``tune --json``) and kept files open in the deleted scratch directory. Nothing global is
+    configured here, so tune runs the same however often it is called in one process."""
+    from edgeavs.tvm_api import meta_schedule as ms
+
+    logger = logging.getLogger(METASCHEDULE_LOGGER)
+    contexts = []
+    for task, rand_state in zip(extracted, ms.utils.fork_seed(seed, n=len(extracted))):
+        if task.mod.attrs.get("tirx.is_scheduled", False):
+            continue  # as TVM's helper: nothing to search
+        contexts.append(ms.TuneContext(mod=task.dispatched[0], target=task.target,
+                                       space_generator="post-order-apply", search_strategy="evolutionary",
+                                       task_name=task.task_name, logger=logger, rand_state=rand_state,
+                                       num_threads=num_threads).clone())
+    return contexts
+
+
+def metaschedule_round(context, done: int, n: int, *, work_dir, builder, runner, database) -> None:
+    """``n`` more trials (``done`` so far) of one task's search, measured into ``database``."""
+    from edgeavs.tvm_api import meta_schedule as ms
+
+    ms.tune_tasks(tasks=[context], task_weights=[1.0], work_dir=str(work_dir),
+                  max_trials_global=done + n, max_trials_per_task=done + n, num_trials_per_iter=n,
+                  builder=builder, runner=runner, database=database, cost_model="xgb",
+                  task_scheduler="round-robin")
 
 
 def parse_duration(text) -> float:
@@ -151,7 +220,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     """Tune LightAVSeg for ``target`` into the records directory ``out``. Returns a summary.
 
     ``only``: substrings of task (TIR function) names; when given, only those tasks are
-    searched (the profile still covers the whole model).
+    searched (the profile still covers the whole model). Every failure is an :class:`EdgeAVSError`
+    (see :func:`stage`); Ctrl-C raises ``KeyboardInterrupt`` with the records as last published.
     """
     from edgeavs.compiler.build import build_torch_model, check_resolution, import_model, resolve_weights
     from edgeavs.compiler.frontend import example_inputs
@@ -170,67 +240,69 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     if rpc_tracker is not None:  # checked before any compilation: a bad address fails fast
         from edgeavs.tune.remote import connect_tuning_device
 
-        remote = connect_tuning_device(tgt, rpc_tracker, rpc_key, remote_os=remote_os, log=say)
+        with stage("device connection"):
+            remote = connect_tuning_device(tgt, rpc_tracker, rpc_key, remote_os=remote_os, log=say)
     records = RecordsDir(out)
-    resumed = records.create_or_resume(tgt)
-    variant, weights = resolve_weights(variant, checkpoint, seed=0)
-    h, w = check_resolution(resolution, variant)
-    say(f"tuning LightAVSeg-{variant} {h}x{w} for {tgt.name} into {records.path}"
-        f"{' (continuing)' if resumed else ''}")
-
-    model = build_torch_model(variant, weights, checkpoint)
-    mod, params, _ = import_model(model, (h, w), "export")
-    del model
-    tvm_target = tgt.to_tvm()
+    with stage("records setup"):
+        resumed = records.create_or_resume(tgt)
+    with stage("model import"):
+        variant, weights = resolve_weights(variant, checkpoint, seed=0)
+        h, w = check_resolution(resolution, variant)
+        say(f"tuning LightAVSeg-{variant} {h}x{w} for {tgt.name} into {records.path}"
+            f"{' (continuing)' if resumed else ''}")
+        model = build_torch_model(variant, weights, checkpoint)
+        mod, params, _ = import_model(model, (h, w), "export")
+        del model
+        tvm_target = tgt.to_tvm()
     from edgeavs.tune import knobs as knob_search
-
-    # folded: where the in-model knob search's builds start; pre: fused, not yet scheduled (knob candidates
-    # are scheduled from it); fused: with the default knobs (tasks and the profile)
-    folded, pre, fused = knob_search.split_pipeline(mod, tvm_target, params)
 
     with tempfile.TemporaryDirectory(prefix="edgeavs-tune-") as scratch:
         scratch = Path(scratch)
-        records.seed_workdir(scratch)
-        db = ms.database.JSONDatabase(work_dir=str(scratch))
-        # Functions with an edgeavs schedule (or a hand kernel) are searched through their own
-        # knobs, not MetaSchedule's space: only what our schedules left is a task here.
-        all_tasks = ms.relax_integration.extract_tasks(fused, tvm_target)
-        extracted = [t for t in all_tasks if not _scheduled_by_edgeavs(_task_func(t))]
-        contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            extracted, str(scratch / "logs"), seed=seed, num_threads=max(1, tgt.num_cores if tgt.is_host else 2))
-        by_name = {t.task_name: t for t in extracted}
-        build_s = 0.0  # one build and profile of the model: what the closing end-to-end check costs, about
-        threads = None
-        if tgt.is_host:
-            threads = use_threads(tgt.num_cores, say)
-            inputs = [a.numpy() for a in example_inputs(h, w)]
-            tb = time.perf_counter()
-            prof = _profile(fused, tvm_target, inputs)
-            build_s = time.perf_counter() - tb
-        else:
-            prof = {}
-        tasks, negligible = [], 0
-        total_profiled = sum(prof.values())
-        for ctx in contexts:
-            if only and not any(o in ctx.task_name for o in only):
-                continue
-            if prof and not only and prof.get(ctx.task_name, 0.0) < MIN_TASK_SHARE * total_profiled:
-                negligible += 1  # its whole time is below the timing noise of the model: no trial can pay
-                continue
-            ext = by_name[ctx.task_name]
-            tasks.append(Task(ctx.task_name, ctx, calls=int(ext.weight),
-                              profiled_us=prof.get(ctx.task_name, 1.0)))
-        for t in tasks:
-            t.best_us = _best_us(db, t)
-        # Our schedules' and kernels' knob spaces (edgeavs.tune.knobs), timed in this process: host only.
-        ktasks = knob_search.knob_tasks(pre, fused, tvm_target, prof, only=only)
+        with stage("task preparation"):
+            # folded: where the in-model knob search's builds start; pre: fused, not yet scheduled (knob
+            # candidates are scheduled from it); fused: with the default knobs (tasks and the profile)
+            folded, pre, fused = knob_search.split_pipeline(mod, tvm_target, params)
+            records.seed_workdir(scratch)
+            db = ms.database.JSONDatabase(work_dir=str(scratch))
+            # Functions with an edgeavs schedule (or a hand kernel) are searched through their own
+            # knobs, not MetaSchedule's space: only what our schedules left is a task here.
+            all_tasks = ms.relax_integration.extract_tasks(fused, tvm_target)
+            extracted = [t for t in all_tasks if not _scheduled_by_edgeavs(_task_func(t))]
+            contexts = tune_contexts(extracted, seed=seed, num_threads=max(1, tgt.num_cores if tgt.is_host else 2))
+            by_name = {t.task_name: t for t in extracted}
+            build_s = 0.0  # one build and profile of the model: what the closing end-to-end check costs, about
+            threads = None
+            if tgt.is_host:
+                threads = use_threads(tgt.num_cores, say)
+                inputs = [a.numpy() for a in example_inputs(h, w)]
+                tb = time.perf_counter()
+                prof = _profile(fused, tvm_target, inputs)
+                build_s = time.perf_counter() - tb
+            else:
+                prof = {}
+            tasks, negligible = [], 0
+            total_profiled = sum(prof.values())
+            for ctx in contexts:
+                if only and not any(o in ctx.task_name for o in only):
+                    continue
+                if prof and not only and prof.get(ctx.task_name, 0.0) < MIN_TASK_SHARE * total_profiled:
+                    negligible += 1  # its whole time is below the timing noise of the model: no trial can pay
+                    continue
+                ext = by_name[ctx.task_name]
+                tasks.append(Task(ctx.task_name, ctx, calls=int(ext.weight),
+                                  profiled_us=prof.get(ctx.task_name, 1.0)))
+            for t in tasks:
+                t.best_us = _best_us(db, t)
+            # Our schedules' and kernels' knob spaces (edgeavs.tune.knobs), timed in this process: host only.
+            ktasks = knob_search.knob_tasks(pre, fused, tvm_target, prof, only=only)
         if only and not tasks and not ktasks:
             raise EdgeAVSError(f"--only {', '.join(only)}: no tuning task matches; tasks are: "
                                f"{', '.join(sorted(c.task_name for c in contexts))}")
         total_profiled = total_profiled or float(len(tasks))
         if not resumed:
-            records.append_log({"profile_us": {k: round(v, 1) for k, v in sorted(prof.items())},
-                                "tasks": [t.name for t in tasks]})
+            with stage("records publication"):
+                records.append_log({"profile_us": {k: round(v, 1) for k, v in sorted(prof.items())},
+                                    "tasks": [t.name for t in tasks]})
         say(f"  {len(tasks)} MetaSchedule tasks ({len(all_tasks) - len(extracted)} functions carry edgeavs "
             f"schedules, {negligible} left out: each under {MIN_TASK_SHARE:.1%} of the latency); "
             f"untuned latency {total_profiled / 1e3:.2f} ms (instrumented)" if prof else f"  {len(tasks)} tasks")
@@ -255,42 +327,37 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         share = min(KNOB_SHARE[1], max(KNOB_SHARE[0], covered)) if tasks else 1.0
         from edgeavs.tune.remote import build_candidate
 
-        builder = ms.builder.LocalBuilder(max_workers=max(1, min(2, tgt.num_cores)),
-                                          timeout_sec=BUILDER_TIMEOUT_S,
-                                          **(remote.builder_options() if remote
-                                             else {"f_build": build_candidate}))
         try:
-            if tgt.is_host:
-                from edgeavs.tune import in_model
+            with stage("knob search"):
+                builder = ms.builder.LocalBuilder(max_workers=max(1, min(2, tgt.num_cores)),
+                                                  timeout_sec=BUILDER_TIMEOUT_S,
+                                                  **(remote.builder_options() if remote
+                                                     else {"f_build": build_candidate}))
+                if tgt.is_host:
+                    from edgeavs.tune import in_model
 
-                say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
-                    "timed inside the model")
-                left = max(0.0, t_start + time_budget - time.perf_counter() - E2E_RESERVE * build_s)
-                knob_run = in_model.search(
-                    ktasks, records, folded, tvm_target, inputs, deadline=time.perf_counter() + share * left,
-                    max_trials=None if trials is None else int(round(share * trials)), log=say,
-                    on_round=lambda n, saved_us: show(n, (total_profiled - saved_us) / 1e3))
-            else:
-                from edgeavs.tune import remote_knobs
+                    say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
+                        "timed inside the model")
+                    left = max(0.0, t_start + time_budget - time.perf_counter() - E2E_RESERVE * build_s)
+                    knob_run = in_model.search(
+                        ktasks, records, folded, tvm_target, inputs, deadline=time.perf_counter() + share * left,
+                        max_trials=None if trials is None else int(round(share * trials)), log=say,
+                        on_round=lambda n, saved_us: show(n, (total_profiled - saved_us) / 1e3))
+                else:
+                    from edgeavs.tune import remote_knobs
 
-                say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
-                    "timed on the device")
-                left = max(0.0, t_start + time_budget - time.perf_counter())
-                knob_run = remote_knobs.search(
-                    ktasks, records, remote, tgt, deadline=time.perf_counter() + share * left,
-                    max_trials=None if trials is None else int(round(share * trials)), log=say,
-                    build_args={"variant": variant, "resolution": f"{h}x{w}", "checkpoint": checkpoint},
-                    builder=builder, on_round=lambda n, _saved: show(n, None))
+                    say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
+                        "timed on the device")
+                    left = max(0.0, t_start + time_budget - time.perf_counter())
+                    knob_run = remote_knobs.search(
+                        ktasks, records, remote, tgt, deadline=time.perf_counter() + share * left,
+                        max_trials=None if trials is None else int(round(share * trials)), log=say,
+                        build_args={"variant": variant, "resolution": f"{h}x{w}", "checkpoint": checkpoint},
+                        builder=builder, on_round=lambda n, _saved: show(n, None))
         except BaseException:
             if bar is not None:
                 bar.close()
             raise
-
-        if remote is not None:  # edgeavs.tune.remote: candidates linked and measured on the device
-            runner = remote.runner()
-            records.append_log({"device": remote.info})
-        else:
-            runner = ms.runner.LocalRunner()
 
         def estimate_ms():
             gained = sum(t.profiled_us - t.current_us() for t in tasks) + knob_run.gain_us
@@ -298,6 +365,14 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
 
         done_trials, rounds, round_secs = knob_run.trials, 0, []
         try:
+            with stage("MetaSchedule tuning"):
+                if remote is not None:  # edgeavs.tune.remote: candidates linked and measured on the device
+                    runner = remote.runner()
+                else:
+                    runner = ms.runner.LocalRunner()
+            if remote is not None:
+                with stage("records publication"):
+                    records.append_log({"device": remote.info})
             while True:
                 left = time_budget - (time.perf_counter() - t_start) - E2E_RESERVE * build_s
                 if trials is not None and done_trials >= trials:
@@ -312,37 +387,41 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                 n = TRIALS_PER_ROUND if trials is None else min(TRIALS_PER_ROUND, trials - done_trials)
                 t0 = time.perf_counter()
                 before = task.best_us
-                ms.tune_tasks(tasks=[task.context], task_weights=[1.0], work_dir=str(scratch),
-                              max_trials_global=task.trials + n, max_trials_per_task=task.trials + n,
-                              num_trials_per_iter=n, builder=builder, runner=runner, database=db,
-                              cost_model="xgb", task_scheduler="round-robin")
+                with stage("MetaSchedule tuning"):
+                    metaschedule_round(task.context, task.trials, n, work_dir=scratch, builder=builder,
+                                       runner=runner, database=db)
+                    task.best_us = _best_us(db, task)
                 task.trials += n
                 done_trials += n
                 rounds += 1
-                task.best_us = _best_us(db, task)
                 gain = (before - task.best_us) / before if before and task.best_us else 1.0
                 task.stale_rounds = task.stale_rounds + 1 if gain < CONVERGED_GAIN else 0
                 round_secs.append(time.perf_counter() - t0)
-                records.commit_from(scratch)
-                records.append_log({"round": rounds, "task": task.name, "trials": n,
-                                    "best_us": task.best_us, "estimate_ms": round(estimate_ms(), 3),
-                                    "seconds": round(round_secs[-1], 1)})
+                with stage("records publication"):
+                    records.commit_from(scratch)
+                    records.append_log({"round": rounds, "task": task.name, "trials": n,
+                                        "best_us": task.best_us, "estimate_ms": round(estimate_ms(), 3),
+                                        "seconds": round(round_secs[-1], 1)})
                 show(n, estimate_ms() if prof else None)
         finally:
             if bar is not None:
                 bar.close()
     end_to_end = None
-    if tgt.is_host and (knob_run.tuned or records.validate()["records"]):
+    with stage("records check"):
+        database = records.validate()
+    if tgt.is_host and (knob_run.tuned or database["records"]):
         say("  end to end: the untuned build against the build compile --records makes ...")
-        end_to_end = _end_to_end(mod, tvm_target, params, records, inputs)
-        records.append_log({"end_to_end": end_to_end})
+        with stage("end-to-end check"):
+            end_to_end = _end_to_end(mod, tvm_target, params, records, inputs)
+        with stage("records publication"):
+            records.append_log({"end_to_end": end_to_end})
         say(f"  end to end: untuned {end_to_end['untuned_ms']:.2f} ms, tuned {end_to_end['tuned_ms']:.2f} ms")
     summary = {"records": str(records.path), "target": tgt.name, "variant": variant,
                "resolution": [h, w], "tasks": len(tasks), "rounds": rounds, "trials": done_trials,
                "untuned_ms": round(total_profiled / 1e3, 3) if prof else None,
                "estimate_ms": round(estimate_ms(), 3) if prof else None,
                "seconds": round(time.perf_counter() - t_start, 1), "resumed": resumed,
-               "database": records.validate(), "knobs": knob_run.as_dict(), "end_to_end": end_to_end,
+               "database": database, "knobs": knob_run.as_dict(), "end_to_end": end_to_end,
                "threads": threads}
     if remote is not None:
         summary["device"] = remote.info
