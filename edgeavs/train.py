@@ -1,7 +1,7 @@
 """Training LightAVSeg on AVSBench S4/MS3 (SPEC §5), on one device or many.
 
-``edgeavs train`` calls :func:`train`; ``torchrun --nproc-per-node K -m edgeavs.train ...`` runs
-the same command on K processes. What a run does:
+``edgeavs train`` calls :func:`train`; ``torchrun --nproc-per-node K -m cli train ...`` runs
+the same command on K processes (``cli`` is the ``edgeavs`` command's module). What a run does:
 
 - AdamW over the trainable parameters only (the PANNs audio encoder is frozen: no gradients,
   eval-mode BN, see ``LightAVSeg.train``); loss ``L_dice + L_bce + λ·L_msa`` (λ = ``msa_weight``,
@@ -473,25 +473,8 @@ def _train_loop(cfg: TrainConfig, ctx: _Dist, out: Path, saved: dict | None, run
             "world_size": ctx.world, "rank": ctx.rank, "seconds": round(time.monotonic() - t_start, 3)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m edgeavs.train`` / ``torchrun -m edgeavs.train``: the ``edgeavs train`` options."""
-    import click
-
-    from edgeavs.commands.train import train as command
-
-    try:
-        command.main(args=argv, prog_name="edgeavs.train", standalone_mode=False)
-    except EdgeAVSError as exc:
-        click.echo(f"Error: {str(exc).splitlines()[0]}", err=True)
-        return 1
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # The options are parsed once, by the command line (``edgeavs train``); the library has no
+    # parser of its own. Under torchrun, name the command-line module: ``-m cli train ...``.
+    sys.exit("Error: edgeavs.train is a library module; run `edgeavs train ...`, or under torchrun "
+             "`torchrun --nproc-per-node K -m cli train ...`")

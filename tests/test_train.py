@@ -157,7 +157,7 @@ def test_torchrun_two_processes_on_gloo(s4_root, tmp_path):
     run = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "edgeavs.train", "--data", s4_root, "--task", "s4", "--variant", "tiny",
+           "-m", "cli", "train", "--data", s4_root, "--task", "s4", "--variant", "tiny",
            "--size", str(SIZE), "--batch-size", "1", "--epochs", "1", "--num-workers", "0",
            "--device", "cpu", "--no-progress", "--json", "-o", str(run)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)

@@ -53,7 +53,7 @@ def train(data, task, variant, fusion, run_dir, epochs, batch_size, lr, weight_d
     """Train LightAVSeg (SPEC §5): Dice + BCE + λ·L_msa, AdamW, frozen audio encoder.
 
     Writes RUN_DIR/last.pt every epoch, RUN_DIR/best.pt (best val M_J) and one line per epoch
-    to RUN_DIR/metrics.jsonl. Multi-GPU: torchrun --nproc-per-node K -m edgeavs.train ...
+    to RUN_DIR/metrics.jsonl. Multi-GPU: torchrun --nproc-per-node K -m cli train ...
     """
     from edgeavs.train import TrainConfig
     from edgeavs.train import train as run_training
