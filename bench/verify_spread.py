@@ -6,7 +6,7 @@ builds are: the measurement behind the tolerance table in ``edgeavs/verify.py``.
                                   [-o bench/results/verify_spread.json]
 
 For each variant (random init, seed 0, as ``edgeavs compile`` without a checkpoint), on
-``--seeds`` random cases (verify's own ``random_inputs``) and ``--real`` frames of a synthetic
+``--seeds`` random cases (``edgeavs.data.inputs.random_inputs``, as verify draws them) and ``--real`` frames of a synthetic
 AVSBench clip read through the project's loaders (PNG -> resize -> ImageNet normalisation, WAV ->
 32 kHz one-second windows), everything is compared with a float64 PyTorch run of the same model:
 
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
         return 0
 
     from edgeavs.compiler.build import compile_artifact
-    from edgeavs.verify import random_inputs
+    from edgeavs.data.inputs import random_inputs
 
     h = w = args.resolution
     result = {"machine": {"cpu": _cpu_model(), "python": platform.python_version()},

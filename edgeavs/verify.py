@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeavs.data.inputs import SAMPLES, random_inputs
 from edgeavs.errors import EdgeAVSError
 
 # The one tolerance table (per output dtype). Every case is compared with a float64 PyTorch run of
@@ -52,7 +53,6 @@ MEASURED = {
 # Per-layer: an intermediate whose SNR drops below this is where the gap opens (fp32 runs
 # at ~120-140 dB; 60 dB = rel-L2 1e-3).
 PER_LAYER_MIN_SNR_DB = 60.0
-SAMPLES = 32000
 
 
 class VerifyUsageError(EdgeAVSError):
@@ -118,14 +118,6 @@ def snr(actual, expected) -> dict:
 
 
 # ---------------------------------------------------------------- inputs and the reference
-
-def random_inputs(seed: int, height: int, width: int):
-    """One case: frames ~ N(0, 1) (ImageNet-normalised scale), waveform ~ U(-0.5, 0.5)."""
-    rng = np.random.default_rng(seed)
-    frames = rng.standard_normal((1, 3, height, width), dtype=np.float32)
-    waveform = rng.uniform(-0.5, 0.5, (1, SAMPLES)).astype(np.float32)
-    return frames, waveform
-
 
 def load_inputs(path, height: int, width: int):
     """Real inputs from an ``.npz`` with arrays ``frames`` (N,3,H,W) and ``waveform`` (N,32000), real

@@ -25,7 +25,7 @@ RUNTIMES = ("tvm", "torch", "onnxruntime")
 # ---------------------------------------------------------------- workers (one process each)
 
 def _inputs(manifest):
-    from edgeavs.verify import random_inputs
+    from edgeavs.data.inputs import random_inputs
 
     h, w = manifest["resolution"]
     return random_inputs(0, h, w)

@@ -337,7 +337,7 @@ def worker(directory, repeat: int, peak: float | None) -> dict:
     if peak is None:
         sgemm = measure_sgemm()
     from edgeavs.compiler.artifact import load_artifact
-    from edgeavs.verify import random_inputs
+    from edgeavs.data.inputs import random_inputs
 
     model = load_artifact(directory)
     h, w = model.manifest["resolution"]
