@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -413,7 +414,7 @@ def read_manifest(directory) -> dict:
     try:
         check_manifest(manifest)
     except _Invalid as bad:
-        field = bad.field[len("manifest."):] if bad.field.startswith("manifest.") else bad.field
+        field = bad.field.removeprefix("manifest.")
         raise EdgeAVSError(f"artifact {directory}: {MANIFEST}: {field} {bad.problem}") from None
     except RecursionError:  # json.loads takes deeper nesting than the checks' own walks
         raise EdgeAVSError(f"artifact {directory}: {MANIFEST} is nested too deeply") from None
@@ -426,7 +427,7 @@ def _inside(directory: Path, name: str) -> Path:
     try:
         root, real = directory.resolve(), path.resolve()
     except (OSError, RuntimeError) as exc:  # a symbolic link loop
-        raise EdgeAVSError(f"artifact {directory}: {name} cannot be resolved ({exc})") from None
+        raise EdgeAVSError(f"artifact {directory}: {name} cannot be resolved ({' '.join(str(exc).split())})") from None
     if not real.is_relative_to(root):
         raise EdgeAVSError(f"artifact {directory}: {MANIFEST} lists {name}, which is a symbolic link "
                            f"out of the artifact directory (to {real})")
@@ -549,7 +550,7 @@ def _elf_problem(path: Path, for_host: bool) -> str | None:
                 return f"its segment {i} (PT_LOAD) is misaligned (align {align:#x})"
             if not flags & _PF_R:
                 return f"its segment {i} (PT_LOAD) is not readable (flags {flags:#x})"
-        if any(a[4] + a[6] > b[4] for a, b in zip(loads, loads[1:])):
+        if any(a[4] + a[6] > b[4] for a, b in itertools.pairwise(loads)):
             return "its loadable segments overlap or are out of order"
 
         def mapped(addr: int, n: int, flag: int = 0) -> bool:
