@@ -105,3 +105,38 @@ def test_weights_record(tmp_path):
     assert resolve_weights("t", ck)[0] == "tiny"
     with pytest.raises(EdgeAVSError, match=r"checkpoint is LightAVSeg-tiny, not the requested variant large$"):
         resolve_weights("large", ck)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: np.save(p, np.zeros((1, 3, 8, 8), "float32")), "a single array (.npy)"),
+    (lambda p: p.write_bytes(b"PK\x03\x04 not a zip"), "cannot read"),
+    (lambda p: np.savez(p, frames=np.zeros((1, 3, 8, 8), "complex64"), waveform=np.zeros((1, 32000))),
+     "array 'frames' has dtype complex64; expected real numbers"),
+    (lambda p: np.savez(p, frames=np.full((1, 3, 8, 8), "x"), waveform=np.zeros((1, 32000))),
+     "array 'frames' has dtype <U1; expected real numbers"),
+    (lambda p: np.savez(p, frames=np.zeros((1, 3, 8, 8)), waveform=np.full((1, 32000), np.nan)),
+     "array 'waveform' holds NaN or Inf"),
+    (lambda p: np.savez(p, frames=np.zeros((0, 3, 8, 8)), waveform=np.zeros((0, 32000))),
+     "frames have shape (0, 3, 8, 8)"),
+    (lambda p: np.savez(p, frames=np.zeros((1, 3, 8, 8))), "missing array 'waveform'"),
+])
+def test_bad_inputs_file_is_one_line(tmp_path, make, message):
+    from edgeavs.verify import VerifyUsageError, load_inputs
+
+    path = tmp_path / "in.npz"
+    make(path)
+    if not path.exists():  # np.save appends .npy
+        path = tmp_path / "in.npz.npy"
+    with pytest.raises(VerifyUsageError) as info:
+        load_inputs(path, 8, 8)
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"--inputs {path}: ") and message in text
+
+
+def test_integer_inputs_are_accepted_as_real_numbers(tmp_path):
+    from edgeavs.verify import load_inputs
+
+    path = tmp_path / "in.npz"
+    np.savez(path, frames=np.ones((2, 3, 8, 8), "int16"), waveform=np.zeros((2, 32000), "int32"))
+    frames, waveform = load_inputs(path, 8, 8)
+    assert frames.dtype == waveform.dtype == np.float32 and frames.shape == (2, 3, 8, 8)
