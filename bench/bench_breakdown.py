@@ -45,7 +45,7 @@ def main(argv=None) -> int:
             compile_artifact(artifact, target="host", variant=args.variant, resolution=args.resolution)
         report = profile_artifact(artifact, threads=args.threads, repeat=args.repeat)
         if args.bench:
-            from edgeavs.commands.bench import run_bench
+            from edgeavs.benchmark import run_bench
 
             b = run_bench(artifact, threads=args.threads, runtimes=("tvm", "onnxruntime"))
             report["bench"] = {k: {m: v.get(m) for m in ("median_ms", "min_ms", "p90_ms", "error") if m in v}

@@ -1,7 +1,7 @@
 """``edgeavs segment`` end to end: compiled artifact (TVM) vs ``--checkpoint`` (PyTorch eager).
 
 Defaults are the issue's setting: LightAVSeg-L at 224, 2 threads, a generated 30-second
-1280x720 25 fps clip with sound (``edgeavs.commands.demo.demo_clip``). Both modes run the same
+1280x720 25 fps clip with sound (``edgeavs.data.synth.demo_clip``). Both modes run the same
 weights (the random-init reference model, seed 0: ``edgeavs.reference``), each in its own
 process (``edgeavs segment ... --json``), so TVM and PyTorch never share a process and each
 peak RSS is that process's own (``VmHWM``). Reports model latency per frame (median, p90),
@@ -52,7 +52,7 @@ segment.main(sys.argv[1:])
 
 
 def make_clip(path: Path, seconds: float, width: int, height: int, fps: int) -> float:
-    from edgeavs.commands.demo import demo_clip
+    from edgeavs.data.synth import demo_clip
 
     t0 = time.perf_counter()
     demo_clip(path, seconds=seconds, width=width, height=height, fps=fps, switch_s=5.0)

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tune.json"))
     args = ap.parse_args(argv)
 
-    from edgeavs.commands.bench import run_bench
+    from edgeavs.benchmark import run_bench
     from edgeavs.compiler.artifact import read_manifest
     from edgeavs.compiler.breakdown import profile_artifact
     from edgeavs.io.atomic import write_json

@@ -12,8 +12,6 @@ as an output and compares those by MSE/SNR, naming the first one where the error
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -161,30 +159,23 @@ def load_inputs(path, height: int, width: int):
 
 
 def _child_env(threads: int | None = None) -> dict:
-    import edgeavs
+    from edgeavs.workers import child_env
 
-    env = dict(os.environ)
-    root = str(Path(edgeavs.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     threads = threads or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    env.setdefault("OMP_NUM_THREADS", str(threads))
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return env
+    return child_env(default={"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"})
 
 
 def run_reference_process(variant: str, weights_args: list[str], frames, waveform, aux=False,
                           workdir=None, float64: bool = False) -> dict:
     """Run ``python -m edgeavs.reference`` on the inputs; named outputs as numpy."""
+    from edgeavs.workers import run_module
+
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         inp, out = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         np.savez(inp, frames=frames, waveform=waveform)
-        cmd = [sys.executable, "-m", "edgeavs.reference", "--variant", variant, *weights_args,
-               "--inputs", str(inp), "--out", str(out)] + (["--aux"] if aux else []) \
-            + (["--float64"] if float64 else [])
-        proc = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-            raise EdgeAVSError(f"the PyTorch reference failed: {lines[-1] if lines else proc.returncode}")
+        args = ["--variant", variant, *weights_args, "--inputs", str(inp), "--out", str(out)] \
+            + (["--aux"] if aux else []) + (["--float64"] if float64 else [])
+        run_module("edgeavs.reference", args, what="the PyTorch reference", env=_child_env())
         with np.load(out) as data:
             return {k: data[k] for k in data.files}
 

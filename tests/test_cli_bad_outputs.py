@@ -36,10 +36,10 @@ WORK = [
     ("edgeavs.data.synth", "make_synthetic"),
     ("edgeavs.evaluate", "evaluate"),
     ("edgeavs.verify", "verify_artifact"),
-    ("edgeavs.commands.bench", "run_bench"),
+    ("edgeavs.benchmark", "run_bench"),
     ("edgeavs.video", "MediaReader"),               # segment's first look at the video
     ("edgeavs.compiler.breakdown", "profile_artifact"),
-    ("edgeavs.commands.demo", "run_demo"),
+    ("edgeavs.demo", "run_demo"),
 ]
 
 
@@ -273,7 +273,7 @@ def test_verify_report_and_bench_json_are_written_atomically(tmp_path, monkeypat
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text()) == report and (out.stat().st_mode & 0o777) == 0o644
 
-    bench = importlib.import_module("edgeavs.commands.bench")
+    bench = importlib.import_module("edgeavs.benchmark")
     monkeypatch.setattr(bench, "run_bench", lambda *a, **k: {"x": 1})
     monkeypatch.setattr(bench, "format_table", lambda rep: "table")
     r = _run(["bench", tmp_path / "art", "--json", tmp_path / "b.json"])

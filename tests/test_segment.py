@@ -255,7 +255,7 @@ def test_demo_reuses_a_matching_artifact(tmp_path, artifact):
     """The demo on a 2-s clip, with the shared 64x64 artifact already in OUT_DIR (no compile)."""
     import shutil
 
-    from edgeavs.commands.demo import reusable_artifact, run_demo
+    from edgeavs.demo import reusable_artifact, run_demo
 
     out_dir = tmp_path / "demo"
     out_dir.mkdir()

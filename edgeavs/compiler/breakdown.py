@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -361,21 +360,13 @@ def profile_artifact(directory, threads: int | None = None, repeat: int = 10, pe
         raise EdgeAVSError(f"artifact {directory} is not for this machine (target {manifest.get('target_name')})")
     functions = artifact_functions(manifest, directory)
     threads = threads or int(manifest["target"].get("num-cores", 1))
-    import edgeavs
+    from edgeavs.workers import child_env, run_json_module
 
-    env = dict(os.environ)
-    root = str(Path(edgeavs.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env.update(TVM_NUM_THREADS=str(threads), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "edgeavs.compiler.breakdown", str(directory), "--repeat", str(repeat)]
-    if peak is not None:
-        cmd += ["--peak", str(peak)]
+    env = child_env(set={"TVM_NUM_THREADS": str(threads), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                         "MKL_NUM_THREADS": "1"})
+    args = [str(directory), "--repeat", str(repeat)] + (["--peak", str(peak)] if peak is not None else [])
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        raise EdgeAVSError(f"profiling {directory} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
-    measured = json.loads(proc.stdout.strip().splitlines()[-1])
+    measured = run_json_module("edgeavs.compiler.breakdown", args, what=f"profiling {directory}", env=env)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     single = measured["sgemm_single_core_gflops"]
     peak_info = ({"gflops": float(peak), "method": "given (--peak)", "threads": threads} if peak is not None else

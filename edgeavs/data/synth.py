@@ -1,7 +1,9 @@
 """A small synthetic audio-visual segmentation dataset, written in the AVSBench layout.
 
 The same readers (:mod:`edgeavs.data.avsbench`) read it, so training, evaluation and the demo
-run end to end without the real AVSBench. numpy, Pillow and ``scipy.io.wavfile`` only.
+run end to end without the real AVSBench. numpy, Pillow and ``scipy.io.wavfile`` only
+(:func:`demo_clip`, the demo's and the benchmark's video clip, also encodes through
+:mod:`edgeavs.video`).
 
 Design: ``CATEGORIES`` are six object kinds, each with its own look (a shape and a colour) and
 its own sound (a distinct spectral/temporal pattern in its own band). A clip shows 2–4 objects
@@ -310,3 +312,62 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# ---------------------------------------------------------------- a demo clip (``edgeavs demo``, bench_segment)
+
+def demo_clip(path, seconds: float = 6.0, width: int = 192, height: int = 144, fps: int = 10,
+              categories=(0, 1, 2), switch_s: float | None = None, seed: int = 0) -> list[dict]:
+    """Write an mp4 of ``categories`` (indices into :data:`CATEGORIES`) bouncing over a
+    textured background, with the sound of one of them at a time: the sounding one changes
+    every ``switch_s`` seconds (default: each category once), in turn. Frames are drawn and
+    encoded one at a time (a long 1280x720 clip needs no more memory than a short one), the
+    audio is made whole (small); returns the sounding schedule
+    ``[{"start": s, "end": s, "category": name}, ...]``."""
+    from edgeavs.video import write_clip
+
+    rng = np.random.default_rng(seed)
+    n_frames = int(round(seconds * fps))
+    side = max(width, height)
+    bg = _background(rng, side)[:height, :width]
+    k = len(categories)
+    switch_s = switch_s or seconds / k
+    radius = rng.uniform(0.12, 0.16, k) * min(width, height)
+    pos = np.stack([rng.uniform(radius, width - radius), rng.uniform(radius, height - radius)], 1)
+    vel = rng.uniform(-0.25, 0.25, (k, 2)) * min(width, height)  # pixels per second
+    colours = [np.asarray(CATEGORIES[c][1], np.float32) for c in categories]
+
+    def frames():
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+        noise = np.random.default_rng(seed + 1)
+        for i in range(n_frames):
+            t = i / fps
+            img = bg + noise.normal(0.0, 5.0, bg.shape).astype(np.float32)
+            for j, c in enumerate(categories):
+                lo, hi = radius[j], np.array([width, height]) - radius[j]
+                p = pos[j] + vel[j] * t  # bounce off the borders
+                span = hi - lo
+                p = lo + span - np.abs(np.mod(p - lo, 2 * span) - span)
+                inside = _shape_mask(CATEGORY_NAMES[c], (yy - p[1]) / radius[j], (xx - p[0]) / radius[j])
+                shade = np.clip(1.0 - 0.25 * (yy - p[1]) / radius[j], 0.7, 1.3)
+                img[inside] = colours[j] * shade[inside][:, None]
+            yield np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+    schedule, chunks = [], []
+    n_audio = int(round(seconds * AUDIO_RATE))
+    start = 0.0
+    turn = 0
+    while start < seconds:
+        end = min(start + switch_s, seconds)
+        cat = categories[turn % k]
+        need = int(round(end * AUDIO_RATE)) - int(round(start * AUDIO_RATE))
+        x = np.concatenate([_sound(cat, rng) for _ in range(need // (5 * AUDIO_RATE) + 1)])[:need]
+        ramp = np.minimum(1.0, np.minimum(np.arange(need), np.arange(need)[::-1]) / 160.0)
+        chunks.append(x * ramp)
+        schedule.append({"start": round(start, 3), "end": round(end, 3), "category": CATEGORY_NAMES[cat]})
+        start, turn = end, turn + 1
+    audio = np.concatenate(chunks)[:n_audio]
+    audio = audio + rng.standard_normal(audio.shape) * 0.05
+    audio = (0.5 * audio / np.max(np.abs(audio))).astype(np.float32)
+    write_clip(path, frames(), audio, fps, AUDIO_RATE)
+    return schedule
