@@ -7,9 +7,11 @@ infer, overlay, encode; it never holds the whole video, its audio or its masks.
 Two predictors:
 
 - :class:`ArtifactPredictor`: a compiled artifact (``edgeavs compile``) on TVM's runtime
-  alone. This module imports no torch at module level and the artifact path never does, so
-  ``edgeavs segment --artifact`` runs in a torch-free process.
-- :class:`TorchPredictor`: an edgeavs checkpoint in PyTorch eager (imports torch when built).
+  alone. This module never imports torch (not even inside a function; an import-linter
+  contract in pyproject.toml holds it to that), so ``edgeavs segment --artifact`` runs in a
+  torch-free process.
+- :class:`edgeavs.segment_torch.TorchPredictor`: an edgeavs checkpoint in PyTorch eager, in a
+  module of its own.
 
 The audio window (``window`` seconds, at most 1.0)
     The model takes exactly 32000 samples, one second at 32 kHz, and was trained on whole
@@ -74,44 +76,6 @@ class ArtifactPredictor:
 
     def __call__(self, frames: np.ndarray, waveform: np.ndarray) -> np.ndarray:
         return self.model.run(frames, waveform)
-
-
-class TorchPredictor:
-    """An edgeavs checkpoint run in PyTorch eager at ``resolution`` (any multiple of 32)."""
-
-    kind = "checkpoint"
-
-    def __init__(self, checkpoint, variant: str | None = None, resolution=224, threads: int | None = None):
-        import torch
-
-        from edgeavs.model import load_checkpoint
-        from edgeavs.model.config import get_variant
-
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise EdgeAVSError(f"checkpoint {checkpoint} not found")
-        h, w = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
-        model = load_checkpoint(path, variant=variant).eval()
-        k = get_variant(model.cfg.name).size_multiple
-        if h <= 0 or w <= 0 or h % k or w % k:
-            raise EdgeAVSError(f"--resolution {h}x{w}: LightAVSeg-{model.cfg.name} needs sides that "
-                               f"are positive multiples of {k}")
-        if threads:
-            torch.set_num_threads(int(threads))
-        self._torch = torch
-        self.model = model
-        self.input_size = (int(h), int(w))
-        self.variant = model.cfg.name
-        self.fingerprint = file_sha256(path)
-        self.details = {"checkpoint": str(checkpoint), "checkpoint_sha256": self.fingerprint,
-                        "variant": self.variant, "resolution": list(self.input_size)}
-
-    def __call__(self, frames: np.ndarray, waveform: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        with torch.inference_mode():
-            out = self.model(torch.from_numpy(np.ascontiguousarray(frames, np.float32)),
-                             torch.from_numpy(np.ascontiguousarray(waveform, np.float32)))
-        return out.numpy()
 
 
 # ---------------------------------------------------------------------- staging outputs

@@ -140,7 +140,8 @@ def test_artifact_matches_pytorch_masks(work, clip, artifact):
     """The same weights through TVM and PyTorch give (nearly) the same masks."""
     from edgeavs.model import save_checkpoint
     from edgeavs.reference import build_reference_model
-    from edgeavs.segment import ArtifactPredictor, TorchPredictor, segment_video
+    from edgeavs.segment import ArtifactPredictor, segment_video
+    from edgeavs.segment_torch import TorchPredictor
 
     ref = work / "reference.pt"
     save_checkpoint(build_reference_model("tiny", seed=0), ref)

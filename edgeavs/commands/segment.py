@@ -98,7 +98,7 @@ def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fp
         predictor = ArtifactPredictor(artifact, threads=threads)
     else:
         from edgeavs.compiler.build import parse_resolution
-        from edgeavs.segment import TorchPredictor
+        from edgeavs.segment_torch import TorchPredictor
 
         predictor = TorchPredictor(checkpoint, variant=variant,
                                    resolution=parse_resolution(resolution or 224), threads=threads)
