@@ -426,7 +426,7 @@ class EmulatedDevice:
     with ``tracker="HOST:PORT"`` and ``key`` it also registers with a TVM RPC tracker.
 
     ``host`` must be loopback unless ``allow_remote`` (then a warning goes to stderr: whoever
-    reaches the port can run code here), see :func:`edgeavs.device.remote.check_listen_host`.
+    reaches the port can run code here), see :func:`edgeavs.device.net.check_listen_host`.
 
     Stops the server (SIGTERM to its process group, then SIGKILL) when the block ends, normally
     or by an exception (wrap the block in :func:`edgeavs.device.process.terminate_as_interrupt`
@@ -456,7 +456,7 @@ class EmulatedDevice:
 
     def start(self) -> "EmulatedDevice":
         from edgeavs.device.process import die_with_parent
-        from edgeavs.device.remote import check_listen_host
+        from edgeavs.device.net import check_listen_host
 
         warning = check_listen_host(self.host, self.allow_remote, port=self.port)
         if warning:

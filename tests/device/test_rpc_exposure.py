@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from cli import main
 from edgeavs.device import emulator as emu
 from edgeavs.device import rpc_server
-from edgeavs.device.remote import check_listen_host
+from edgeavs.device.net import check_listen_host
 from edgeavs.errors import EdgeAVSError
 
 LOOPBACK = ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LocalHost",
