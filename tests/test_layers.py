@@ -1,7 +1,8 @@
 """The import contracts (pyproject.toml ``[tool.importlinter]``) hold, and they bite.
 
 ``lint-imports`` passes on the tree; the same tree with a tuner import added inside
-``edgeavs/passes/`` fails, naming the contract and the import.
+``edgeavs/passes/`` fails, naming the contract and the import; and there is no import circle
+among the modules (``python -m tests.import_cycles``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.import_cycles import import_cycles
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNER_CONTRACT = "The compiler, the passes and the kernels never import the tuner"
@@ -46,3 +49,23 @@ def test_a_tuner_import_in_the_passes_breaks_the_contract(tmp_path):
     # the report names the planted import: module, target and line
     planted = re.compile(rf"edgeavs\.passes\.hsigmoid -> edgeavs\.tune(\.knobs)? \(l\.{line}\)")
     assert planted.search(proc.stdout), proc.stdout[-4000:]
+
+
+def test_no_import_circle():
+    cycles = import_cycles()
+    assert cycles == [], "\n".join(" ".join(c) for c in cycles)
+
+
+def test_import_cycles_finds_a_circle(tmp_path, monkeypatch):
+    """The circle finder itself, on a made-up package: a -> b -> c -> a is one circle; d -> a and
+    a module importing itself (e) are found as what they are."""
+    pkg = tmp_path / "circlepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from circlepkg import b\n")
+    (pkg / "b.py").write_text("def f():\n    from circlepkg import c  # inside a function: counts too\n")
+    (pkg / "c.py").write_text("import circlepkg.a\n")
+    (pkg / "d.py").write_text("from circlepkg import a\n")
+    (pkg / "e.py").write_text("import circlepkg.e\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_cycles(("circlepkg",)) == [["circlepkg.a", "circlepkg.b", "circlepkg.c"], ["circlepkg.e"]]
