@@ -15,8 +15,10 @@ edgeavs keys (snake_case) that say how to link and describe the machine::
     link: ndk                           # host | cross | ndk
     cross_cc: aarch64-linux-gnu-gcc     # the compiler used to link with link: cross
 
-``mcpu`` is checked against LLVM (TVM only warns on an unknown CPU and silently falls back to a
-generic one). Every problem is one :class:`~edgeavs.errors.EdgeAVSError` line.
+A key left out takes its default (shown above); a key present with no value (``mcpu:``, ``mcpu: null``,
+``mcpu: ~``) is refused, naming the key, never read as the default. ``mcpu`` is checked against LLVM (TVM
+only warns on an unknown CPU and silently falls back to a generic one). Every problem is one
+:class:`~edgeavs.errors.EdgeAVSError` line.
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ _STRINGS = {  # key: (pattern or None for any printable one-line text, max lengt
     "cross_cc": (None, 4096, "one line of text (a compiler command or path)"),
     "description": (None, 500, "one line of text"),
 }
+
+
+_NULL_WHAT = {"name": "a string", "description": "a string", "kind": "a string", "mtriple": "a string",
+              "mcpu": "a string", "mattr": "a list of '+feature'/'-feature' strings",
+              "num-cores": "a positive integer or 'auto'", "vector_width": "the SIMD register width in bits",
+              "link": "a string", "cross_cc": "a string"}
+"""What each key's value must be, for the message that refuses an explicit null."""
+_ABSENT = {"name": "the file name", "description": "no description", "mtriple": "LLVM's host triple",
+           "mcpu": "native, the host CPU", "mattr": "no features", "num-cores": "auto",
+           "vector_width": "what LLVM reports", "link": "host", "cross_cc": "no cross compiler"}
+"""What an absent key means (``kind`` has no default: it is required)."""
 
 
 def _short(value, limit: int = 60) -> str:
@@ -172,6 +185,11 @@ def target_from_dict(data: dict, source: str = "<dict>") -> Target:
     if unknown:
         raise EdgeAVSError(f"target {source}: unknown key(s) {', '.join(unknown)}; "
                            f"allowed: {', '.join(ALLOWED_KEYS)}")
+    nulls = [k for k in ALLOWED_KEYS if k in data and data[k] is None]
+    if nulls:  # ``mcpu: null`` / ``mcpu:`` / ``mcpu: ~``: a default is had by leaving the key out, never by null
+        key = nulls[0]
+        raise EdgeAVSError(f"target {source}: {key} must be {_NULL_WHAT[key]}, not null ("
+                           + (f"leave the key out for {_ABSENT[key]})" if key in _ABSENT else "it is required)"))
 
     def text(key, default=None, required=False):
         value = data.get(key, default)

@@ -131,7 +131,7 @@ def test_the_base_target_and_the_shipped_ones_load(tmp_path):
     ("num-cores", True, "num-cores must be a positive integer"),
     ("num-cores", "1e23", "num-cores must be a positive integer"),
     ("num-cores", [4], "num-cores must be a positive integer"),
-    ("num-cores", None, "num-cores must be a positive integer"),
+    ("num-cores", None, "num-cores must be a positive integer or 'auto', not null (leave the key out for auto)"),
     ("vector_width", 1_000_000_000_000, "vector_width must be the SIMD register width in bits"),
     ("vector_width", 96, "one of " + ", ".join(map(str, VECTOR_WIDTHS))),
     ("vector_width", 0, "vector_width must be"),
@@ -170,6 +170,36 @@ def test_bad_target_values_name_the_key(tmp_path, key, value, needle):
     with pytest.raises(EdgeAVSError) as exc:
         load_target(p)
     assert _one_line(exc, needle).startswith(f"target {p}: ")
+
+
+@pytest.mark.parametrize("key", ALLOWED_KEYS)
+def test_an_explicit_null_is_refused_naming_the_key(tmp_path, key):
+    """``key: null`` is never read as the key's default (``mcpu: null`` reached LLVM as None: a TypeError)."""
+    p = _target_file(tmp_path, {**BASE, key: None})
+    with pytest.raises(EdgeAVSError) as exc:
+        load_target(p)
+    msg = _one_line(exc, f"target {p}: {key} must be ", ", not null (")
+    assert msg.endswith("(it is required)" if key == "kind" else ")"), msg
+
+
+@pytest.mark.parametrize("line", ["mcpu: null", "mcpu:", "mcpu: ~"])
+def test_host_yaml_with_a_null_mcpu(tmp_path, line):
+    """The fuzzer's case (target kind, seed 1, case 262): the shipped host.yaml with ``mcpu: null``."""
+    from edgeavs.targets import target_from_dict
+
+    text = (targets_dir() / "host.yaml").read_text()
+    assert "\nmcpu: native" in text
+    p = tmp_path / "host.yaml"
+    p.write_text("\n".join(line if ln.startswith("mcpu:") else ln for ln in text.splitlines()) + "\n")
+    with pytest.raises(EdgeAVSError) as exc:
+        load_target(p)
+    assert _one_line(exc) == (f"target {p}: mcpu must be a string, not null "
+                              "(leave the key out for native, the host CPU)")
+    with pytest.raises(EdgeAVSError) as exc:
+        target_from_dict({"kind": "llvm", "mcpu": None})
+    _one_line(exc, "target <dict>: mcpu must be a string, not null")
+    p.write_text("\n".join(ln for ln in text.splitlines() if not ln.startswith("mcpu:")) + "\n")
+    assert load_target(p).mcpu == load_target("host").mcpu  # absent: the default (native)
 
 
 def test_deeply_nested_target_file(tmp_path):
@@ -423,7 +453,24 @@ def test_knob_values_are_bounded(tmp_path, host, config, needle):
 
 
 def test_database_tvm_cannot_parse(tmp_path, host):
-    rec = _records(tmp_path, host)  # the outline is right, the content (a module) is not
+    import base64
+    import struct
+
+    rec = _records(tmp_path, host)
+    with pytest.raises(EdgeAVSError) as exc:  # the lines' outline is right, not what TVM writes inside them
+        rec.database()
+    assert _one_line(exc, "line 1 is not a MetaSchedule workload entry as TVM writes it: the workload's "
+                          'structural hash "0x1" is not a decimal number').startswith(f"{rec.path / WORKLOADS}: ")
+    (rec.path / WORKLOADS).write_text(json.dumps(["1", {"root": 1}]) + "\n")
+    with pytest.raises(EdgeAVSError) as exc:
+        rec.database()
+    _one_line(exc, f"{rec.path / WORKLOADS}: line 1 is not a MetaSchedule workload entry as TVM writes it: the "
+                   "workload's module is an object, not a base64 string")
+    # a module in TVM's shape (an object graph) that TVM cannot build: TVM's own error, one line
+    graph = json.dumps({"root_index": 0, "nodes": [{"type": "NoSuchType"}]}).encode()
+    payload = base64.b64encode(struct.pack("<Q", len(graph)) + graph).decode()
+    (rec.path / WORKLOADS).write_text(json.dumps(["1", payload]) + "\n")
+    (rec.path / RECORDS).write_text("")
     with pytest.raises(EdgeAVSError) as exc:
         rec.database()
     assert _one_line(exc, "MetaSchedule cannot read the tuning database").startswith(f"{rec.path}: ")

@@ -13,13 +13,38 @@ Every file is replaced atomically (written beside it, then renamed), the workloa
 the record file: MetaSchedule only appends workloads and records name them by index, so an
 interruption between the two leaves a consistent database. A database that does not parse
 (truncated by hand, corrupted) is refused with a one-line error naming the file and line.
+
+Before TVM reads the database (:meth:`RecordsDir.database` for compile, :meth:`RecordsDir.seed_workdir` for a
+resumed tune) every line is checked against the shape MetaSchedule 0.27's JSONDatabase writes
+(:func:`check_database`), because TVM's C++ reader trusts it: a null where it expects a string, a decision index
+past the instructions or a module nested 100000 deep end the process (SIGSEGV), not in an exception::
+
+    workload line   [shash, payload]        shash: the structural hash in decimal; payload: base64 of an 8-byte
+                                            little-endian length and then that many bytes of JSON text: TVM's
+                                            object graph {"root_index": i, "nodes": [{"type": ...}, ...], ...}
+    record line     [workload_index, [trace, run_secs, target, args_info]]
+        trace       [insts, decisions]
+        inst        [kind_name, inputs, attrs, outputs]   outputs: the names of the values it defines
+        decision    [inst_index, int | [int, ...]]          inst_index below len(insts)
+        run_secs    null | [number, ...]
+        target      null | {option: value}                  (TVM checks the options)
+        args_info   null | [["TENSOR", dtype, [int, ...]], ...]
+
+Inputs and attributes are strings, numbers, booleans, lists (at most :data:`MAX_TRACE_VALUE_DEPTH` deep) and
+(inputs) objects; JSON ``null`` is refused in them except for the one attribute TVM writes as null
+(``TransformLayout``'s ``pad_value``). A string input or attribute in braces is an object graph TVM parses again
+(an index map), checked like a workload payload.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
 import re
 import shutil
+import struct
 from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
@@ -47,11 +72,11 @@ MAX_FINGERPRINT_BYTES = 2**20
 MAX_KNOBS_BYTES = 64 * 2**20
 
 
-def _check_lines(path: Path, kind: str, n_workloads: int | None = None) -> int:
+def _check_lines(path: Path, kind: str, n_workloads: int | None = None, check=None) -> int:
     """Each line of a MetaSchedule ``kind`` file ("workload" or "record") must be a JSON array of two items: a
     workload's structural-hash string and its module, or a record's workload index (below ``n_workloads`` when
     given) and the record; nested at most ``MAX_DEPTH`` levels (TVM parses the lines again, recursively).
-    Returns the line count."""
+    ``check(value)``, when given, looks inside each line (raising :class:`_Bad`). Returns the line count."""
     n_fields = 2
     count = 0
     try:
@@ -70,10 +95,181 @@ def _check_lines(path: Path, kind: str, n_workloads: int | None = None) -> int:
                         isinstance(first, bool) or not isinstance(first, int) or first < 0
                         or (n_workloads is not None and first >= n_workloads)):
                     raise EdgeAVSError(f"{path}: line {i} is not a MetaSchedule {kind} entry")
+                if check is not None:
+                    try:
+                        check(value)
+                    except _Bad as exc:
+                        raise EdgeAVSError(" ".join(f"{path}: line {i} is not a MetaSchedule {kind} entry "
+                                                    f"as TVM writes it: {exc}".split())) from None
                 count += 1
     except OSError as exc:
         raise EdgeAVSError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
     return count
+
+
+PAYLOAD_MAX_BYTES = 16 * 2**20
+"""Decoded size of one workload's module (the JSON text): a fused LightAVSeg-L function is well under 1 MiB."""
+PAYLOAD_MAX_DEPTH = 16
+"""Nesting of a module's JSON (an object graph: every node in one flat list, referenced by index; TVM 0.27 writes
+4 levels, and so do the index maps inside a trace)."""
+MAX_TRACE_VALUE_DEPTH = 4
+"""Nesting of one instruction input or attribute (TVM writes at most 2: a list of blocks, a list of candidates)."""
+_NULL_ATTRS = {("TransformLayout", 2)}
+"""(instruction kind, attribute index) that MetaSchedule writes as null: ``pad_value=None``."""
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_DTYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+
+
+class _Bad(Exception):
+    """One problem found inside a database line (its text completes ``LINE: ...``)."""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _kind(v) -> str:
+    return "null" if v is None else {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+                                     list: "a list", dict: "an object"}.get(type(v), type(v).__name__)
+
+
+def _check_graph(text: str, what: str) -> None:
+    """A TVM object graph in JSON text (a workload's module, an index map): valid JSON, at most
+    PAYLOAD_MAX_DEPTH deep, ``{"root_index": i, "nodes": [{"type": "...", ...}, ...]}`` with i a node."""
+    try:
+        graph = loads_json(text, what, max_depth=PAYLOAD_MAX_DEPTH)
+    except EdgeAVSError as exc:
+        raise _Bad(str(exc)) from None
+    nodes = graph.get("nodes") if isinstance(graph, dict) else None
+    root = graph.get("root_index") if isinstance(graph, dict) else None
+    if not isinstance(nodes, list) or not nodes or not _is_int(root) or not 0 <= root < len(nodes):
+        raise _Bad(f"{what} is not a TVM object graph (\"nodes\" and a \"root_index\" among them)")
+    for k, node in enumerate(nodes):
+        if not isinstance(node, dict) or not isinstance(node.get("type"), str) or not node["type"]:
+            raise _Bad(f"{what}: node {k} is not an object with a \"type\"")
+
+
+def _check_workload_line(value) -> None:
+    shash, payload = value
+    if not re.fullmatch(r"[0-9]{1,20}", shash):
+        raise _Bad(f"the workload's structural hash {json.dumps(shash)[:40]} is not a decimal number")
+    if not isinstance(payload, str):
+        raise _Bad(f"the workload's module is {_kind(payload)}, not a base64 string")
+    if len(payload) > (PAYLOAD_MAX_BYTES + 8) * 4 // 3 + 4:
+        raise _Bad(f"the workload's module is larger than {PAYLOAD_MAX_BYTES // 2**20} MiB")
+    try:
+        blob = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Bad("the workload's module is not valid base64") from None
+    if len(blob) < 8:
+        raise _Bad(f"the workload's module is {len(blob)} bytes, shorter than its 8-byte length")
+    (n,) = struct.unpack("<Q", blob[:8])
+    if n != len(blob) - 8:
+        raise _Bad(f"the workload's module says it is {n} bytes long but holds {len(blob) - 8}")
+    _check_graph(blob[8:], "the workload's module")
+
+
+def _check_value(v, what: str, depth: int = 1, null_ok: bool = False, objects: bool = False) -> None:
+    """An instruction input or attribute: string, number, boolean, list of those (``objects``: or an object
+    of them), nested at most MAX_TRACE_VALUE_DEPTH; null only where ``null_ok``."""
+    if v is None:
+        if not null_ok:
+            raise _Bad(f"{what} is null")
+        return
+    if isinstance(v, str):
+        if len(v) >= 2 and v[0] == "{" and v[-1] == "}":  # TVM parses it as an object graph (an index map)
+            _check_graph(v, what)
+        return
+    if isinstance(v, bool) or _is_int(v):
+        return
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise _Bad(f"{what} is not a finite number")
+        return
+    if isinstance(v, (list, dict)):
+        if isinstance(v, dict) and not objects:
+            raise _Bad(f"{what} is an object")
+        if depth >= MAX_TRACE_VALUE_DEPTH:
+            raise _Bad(f"{what} is nested more than {MAX_TRACE_VALUE_DEPTH} levels deep")
+        for k, item in (v.items() if isinstance(v, dict) else enumerate(v)):
+            _check_value(item, f"{what}[{json.dumps(k)[:20] if isinstance(k, str) else k}]", depth + 1,
+                         objects=objects)
+        return
+    raise _Bad(f"{what} is {_kind(v)}")
+
+
+def _check_trace(trace) -> None:
+    if not (isinstance(trace, list) and len(trace) == 2 and all(isinstance(t, list) for t in trace)):
+        raise _Bad(f"the record's trace is {_kind(trace)}, not [instructions, decisions]")
+    insts, decisions = trace
+    for k, inst in enumerate(insts):
+        what = f"trace instruction {k}"
+        if not (isinstance(inst, list) and len(inst) == 4):
+            raise _Bad(f"{what} is not [kind, inputs, attributes, outputs]")
+        kind, inputs, attrs, outputs = inst
+        if not isinstance(kind, str) or not _NAME.fullmatch(kind):
+            raise _Bad(f"{what}'s kind {json.dumps(kind)[:40]} is not an instruction name")
+        what = f"{what} ({kind})"
+        for part, name in ((inputs, "inputs"), (attrs, "attributes"), (outputs, "outputs")):
+            if not isinstance(part, list):
+                raise _Bad(f"{what}'s {name} are {_kind(part)}, not a list")
+        for j, v in enumerate(inputs):
+            _check_value(v, f"{what}'s input {j}", objects=True)
+        for j, v in enumerate(attrs):
+            _check_value(v, f"{what}'s attribute {j}", null_ok=(kind, j) in _NULL_ATTRS)
+        for j, v in enumerate(outputs):
+            if not isinstance(v, str) or not _NAME.fullmatch(v):
+                raise _Bad(f"{what}'s output {j} is {_kind(v)}, not a variable name")
+    for k, entry in enumerate(decisions):
+        what = f"trace decision {k}"
+        if not (isinstance(entry, list) and len(entry) == 2):
+            raise _Bad(f"{what} is not [instruction index, decision]")
+        index, decision = entry
+        if not _is_int(index) or not 0 <= index < len(insts):
+            raise _Bad(f"{what} names instruction {json.dumps(index)[:40]}; the trace has {len(insts)}")
+        if not (_is_int(decision) or isinstance(decision, list) and all(_is_int(d) for d in decision)):
+            raise _Bad(f"{what} is {_kind(decision)}, not an integer or a list of integers")
+
+
+def _check_record_line(value) -> None:
+    body = value[1]
+    if not (isinstance(body, list) and len(body) == 4):
+        raise _Bad("the record is not [trace, run_secs, target, args_info]")
+    trace, run_secs, target, args_info = body
+    _check_trace(trace)
+    if run_secs is not None and not (isinstance(run_secs, list) and all(_is_number(t) for t in run_secs)):
+        raise _Bad("the record's run_secs is not null or a list of numbers")
+    if target is not None:
+        if not isinstance(target, dict):
+            raise _Bad(f"the record's target is {_kind(target)}, not an object")
+        for key, v in target.items():
+            _check_value(v, f"the record's target option {json.dumps(key)[:40]}", depth=2, objects=True)
+    if args_info is not None:
+        if not isinstance(args_info, list):
+            raise _Bad(f"the record's args_info is {_kind(args_info)}, not a list")
+        for k, arg in enumerate(args_info):
+            if not (isinstance(arg, list) and len(arg) == 3 and arg[0] == "TENSOR" and isinstance(arg[1], str)
+                    and _DTYPE.fullmatch(arg[1]) and isinstance(arg[2], list)
+                    and all(_is_int(d) and d >= 0 for d in arg[2])):
+                raise _Bad(f"the record's args_info {k} is not [\"TENSOR\", dtype, [dimension, ...]]")
+
+
+def check_database(workloads: Path, records: Path) -> dict:
+    """Every line of a MetaSchedule JSON database checked against the shape TVM 0.27 writes (see the module
+    docstring) before TVM's own reader, which trusts it, sees it: ``{"workloads": n, "records": m}``, or a
+    one-line EdgeAVSError naming the file, the line and what is wrong."""
+    counts = {"workloads": 0, "records": 0}
+    for path, kind, check in ((workloads, "workload", _check_workload_line),
+                              (records, "record", _check_record_line)):
+        if not path.exists():
+            continue
+        n = _check_lines(path, kind, counts["workloads"] if kind == "record" else None, check=check)
+        counts["workloads" if kind == "workload" else "records"] = n
+    return counts
 
 
 def _check_fingerprint(fp, path) -> dict:
@@ -187,8 +383,14 @@ class RecordsDir:
         return False
 
     # --- snapshots -----------------------------------------------------------------
+    def check_database(self) -> dict:
+        """Every database line checked for what TVM's reader trusts (:func:`check_database`)."""
+        return check_database(self.workloads, self.records)
+
     def seed_workdir(self, workdir: Path) -> None:
-        """Copy the database into a scratch directory that MetaSchedule may append to."""
+        """Copy the database (checked first: MetaSchedule reads it there) into a scratch directory that
+        MetaSchedule may append to."""
+        self.check_database()
         for name in (WORKLOADS, RECORDS):
             src = self.path / name
             if src.exists():
@@ -219,6 +421,7 @@ class RecordsDir:
         from edgeavs.tvm_api import meta_schedule as ms
 
         self.validate()
+        self.check_database()
         try:
             return ms.database.JSONDatabase(path_workload=str(self.workloads),
                                             path_tuning_record=str(self.records),
