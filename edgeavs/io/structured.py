@@ -36,7 +36,8 @@ def _fail(what: str, path, problem: str) -> EdgeAVSError:
     return EdgeAVSError(f"{what} {path} is {problem}" if what else f"{path}: {problem}")
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """``n`` bytes as a message shows a limit: "16 MiB", "1 KiB", "100 bytes"."""
     return f"{n // 2**20} MiB" if n >= 2**20 and n % 2**20 == 0 else \
         f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} bytes"
 
@@ -50,7 +51,7 @@ def read_bytes(path, what: str = "", max_bytes: int = DEFAULT_MAX_BYTES) -> byte
     except OSError as exc:
         raise EdgeAVSError(f"cannot read {_subject(what, path)}: {exc.strerror or type(exc).__name__}") from None
     if len(data) > max_bytes:
-        raise _fail(what, path, f"larger than {_size(max_bytes)}")
+        raise _fail(what, path, f"larger than {size_text(max_bytes)}")
     return data
 
 
@@ -150,4 +151,4 @@ def load_yaml(path, what: str = "", max_bytes: int = DEFAULT_MAX_BYTES, max_dept
 
 
 __all__ = ["DEFAULT_MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "check_depth", "load_json", "load_yaml", "loads_json",
-           "read_bytes"]
+           "read_bytes", "size_text"]
