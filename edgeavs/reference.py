@@ -2,8 +2,8 @@
 over OpenMP threads): ``python -m edgeavs.reference --variant V (--checkpoint P | --seed S)
 --inputs in.npz --out out.npz [--aux]``.
 
-:func:`build_reference_model` is also what ``edgeavs compile`` uses, so an artifact and its
-reference are the same weights by construction.
+``edgeavs.model.builder.build_reference_model`` builds the model for both this run and ``edgeavs
+compile``, so an artifact and its reference are the same weights by construction.
 """
 
 from __future__ import annotations
@@ -14,21 +14,7 @@ import sys
 
 import numpy as np
 
-
-def build_reference_model(variant: str, checkpoint=None, seed: int = 0, fusion: str = "lightavseg"):
-    """The eval-mode model an artifact is compiled from.
-
-    With ``checkpoint``: that edgeavs checkpoint (its variant must be ``variant``).
-    Without: **random init with a fixed seed**, ``build_model(variant, seed=seed)`` (the official
-    initialisation). Measured: drawing BN statistics/affines at random as well (var, weight
-    U(0.5, 1.5)) makes PyTorch's own fp32 result differ from fp64 by rel-L2 1e-5..5e-5 on
-    the logits, above the fp32 tolerance, so the official init is kept (fp32 vs fp64 ~2e-6).
-    """
-    from edgeavs.model import build_model, load_checkpoint
-
-    if checkpoint is not None:
-        return load_checkpoint(checkpoint, variant=variant).eval()
-    return build_model(variant, fusion=fusion, seed=seed).eval()
+from edgeavs.model.builder import build_reference_model
 
 
 def run_reference(model, frames, waveform, aux: bool = False, float64: bool = False) -> dict:

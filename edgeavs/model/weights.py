@@ -176,7 +176,7 @@ def read_checkpoint(path) -> dict:
 def load_checkpoint(path, variant: str | None = None):
     """Rebuild the model an edgeavs checkpoint was saved from. If ``variant`` is given and the
     checkpoint holds another one, fail with a one-line error."""
-    from edgeavs.model import build_model
+    from edgeavs.model.builder import build_model
     from edgeavs.model.config import get_variant
 
     obj = read_checkpoint(path)
