@@ -125,4 +125,4 @@ def _register():
 _register()
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="edgeavs")

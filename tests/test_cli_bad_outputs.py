@@ -37,7 +37,7 @@ WORK = [
     ("edgeavs.evaluate", "evaluate"),
     ("edgeavs.verify", "verify_artifact"),
     ("edgeavs.benchmark", "run_bench"),
-    ("edgeavs.video", "MediaReader"),               # segment's first look at the video
+    ("edgeavs.segment", "MediaReader"),             # segment's first look at the video
     ("edgeavs.compiler.breakdown", "profile_artifact"),
     ("edgeavs.demo", "run_demo"),
 ]
