@@ -277,3 +277,15 @@ def load_target(name_or_path: str | os.PathLike) -> Target:
     path = _find(name_or_path)
     return target_from_dict(_read(path), source=str(name_or_path) if path.parent != targets_dir()
                             else path.stem)
+
+
+def load_checked_target(name_or_path):
+    """:func:`load_target`, then LLVM must know the CPU and every ``mattr`` feature, each ``+name``
+    ending up enabled (``edgeavs device check-target``); one-line errors."""
+    from edgeavs.device.llvm_check import check_llvm_target, quiet_stderr
+
+    with quiet_stderr():  # loading already asks LLVM (vector width): keep its warnings
+        target = load_target(name_or_path)
+    if target.kind == "llvm":
+        check_llvm_target(target.mcpu, target.mattr, target.mtriple, source=f"target {target.name}")
+    return target

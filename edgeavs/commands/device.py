@@ -129,7 +129,8 @@ def serve_cmd(host, port, allow_remote, qemu_cpu, tracker, key):
 @click.argument("target")
 def check_target_cmd(target):
     """Load TARGET (name or YAML) and check that LLVM knows its CPU and every feature."""
-    from edgeavs.device.llvm_check import cpu_features, load_checked_target
+    from edgeavs.device.llvm_check import cpu_features
+    from edgeavs.targets import load_checked_target
 
     tgt = load_checked_target(target)
     feats = cpu_features(tgt.mcpu, tgt.mattr, tgt.mtriple)

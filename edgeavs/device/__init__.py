@@ -9,7 +9,7 @@ emulated one (qemu user mode) on this machine.
   ``check_listen_host``: no RPC server on a non-loopback address without ``--allow-remote``.
 - :mod:`edgeavs.device.process`: children that do not outlive edgeavs (SIGTERM/SIGHUP as
   Ctrl-C, ``PR_SET_PDEATHSIG``).
-- :mod:`edgeavs.device.llvm_check`: LLVM knows a target's CPU and every feature.
+- :mod:`edgeavs.device.llvm_check`: LLVM knows a target's CPU and every feature (``edgeavs.targets.load_checked_target`` applies it to a loaded target).
 - :mod:`edgeavs.device.export`: link the compiled code for each consumer (phone, Linux).
 
 Importing this package is cheap: no TVM, no torch.

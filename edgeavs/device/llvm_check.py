@@ -18,7 +18,7 @@ from edgeavs.errors import EdgeAVSError
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """LLVM prints its warnings straight to fd 2; the one-line error says it better."""
     try:
         fd = os.dup(2)
@@ -48,7 +48,7 @@ def cpu_features(mcpu: str, mattr=(), triple: str | None = None) -> frozenset[st
     from edgeavs.tvm_api import _codegen, llvm_host_triple
 
     triple = triple or llvm_host_triple()
-    with _quiet_stderr():
+    with quiet_stderr():
         return frozenset(str(f) for f in _codegen.llvm_get_cpu_features(_tvm_target(triple, mcpu, mattr)))
 
 
@@ -69,7 +69,7 @@ def check_llvm_target(mcpu: str, mattr=(), triple: str | None = None, source: st
 
     triple = triple or llvm_host_triple()
     arch = triple.split("-", 1)[0]
-    with _quiet_stderr():
+    with quiet_stderr():
         valid = llvm_is_valid_cpu(mcpu, triple)
     if not valid:
         raise EdgeAVSError(f"{source}: LLVM {llvm_version()} does not know mcpu {mcpu!r} for "
@@ -93,21 +93,3 @@ def check_llvm_features(mcpu: str, mattr, triple: str, source: str = "target") -
     if off:
         raise EdgeAVSError(f"{source}: {', '.join(off)} requested but not enabled by LLVM for "
                            f"{mcpu} ({triple})")
-
-
-def check_target(target) -> None:
-    """:func:`check_llvm_target` for a loaded :class:`edgeavs.targets.Target`."""
-    if target.kind != "llvm":
-        return
-    check_llvm_target(target.mcpu, target.mattr, target.mtriple,
-                      source=f"target {target.name}")
-
-
-def load_checked_target(name_or_path):
-    """``edgeavs.targets.load_target`` followed by :func:`check_target`."""
-    from edgeavs.targets import load_target
-
-    with _quiet_stderr():  # loading already asks LLVM (vector width): keep its warnings
-        target = load_target(name_or_path)
-    check_target(target)
-    return target

@@ -4,7 +4,7 @@ import pytest
 
 from edgeavs.device.export import LINUX_LIBRARY, export_libraries, find_ndk_compiler, library_for
 from edgeavs.device.isa import check_no_sve
-from edgeavs.device.llvm_check import load_checked_target
+from edgeavs.targets import load_checked_target
 from edgeavs.errors import EdgeAVSError
 
 from .conftest import matmul_module

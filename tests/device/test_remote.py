@@ -123,7 +123,7 @@ def test_through_a_tracker(aarch64_libs):
 def test_aarch64_linux_board_on_cortex_a76_model(emulator, tmp_path):
     """The generic board target runs on qemu's own Cortex-A76 model."""
     from edgeavs.device.export import export_libraries
-    from edgeavs.device.llvm_check import load_checked_target
+    from edgeavs.targets import load_checked_target
     from edgeavs.tvm_api import tvm
 
     from .conftest import matmul_module

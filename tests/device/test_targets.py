@@ -2,7 +2,8 @@
 
 import pytest
 
-from edgeavs.device.llvm_check import check_llvm_target, cpu_features, load_checked_target
+from edgeavs.device.llvm_check import check_llvm_target, cpu_features
+from edgeavs.targets import load_checked_target
 from edgeavs.errors import EdgeAVSError
 
 
