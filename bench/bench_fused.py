@@ -94,7 +94,7 @@ def collect(variant: str, resolution: str, out_dir: Path) -> None:
     from edgeavs.compiler.build import build_torch_model, check_resolution, import_model, resolve_weights
     from edgeavs.compiler.pipeline import PIPELINE, run_pipeline
     from edgeavs.targets import load_target
-    from edgeavs.tune.knobs import parse_kernel_key
+    from kernels.registry import parse_kernel_key
     from edgeavs.tvm_api import Constant, PrimFunc, tvm
 
     t0 = time.perf_counter()
@@ -316,7 +316,7 @@ def _audio_flops(wl) -> int:
 
 
 def make_case(item: dict, consts, fusion: dict, rng) -> Case:
-    from edgeavs.tune.knobs import parse_kernel_key
+    from kernels.registry import parse_kernel_key
     from edgeavs.tvm_api import tvm
 
     kernel, key = item["kernel"], item["key"]

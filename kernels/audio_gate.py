@@ -18,8 +18,12 @@ from dataclasses import dataclass, replace
 
 from edgeavs.tvm_api import PrimFunc, te
 from kernels.common import TargetLike, finish, hsig, lanes_dividing, largest_divisor, schedule_of, vector_lanes
+from kernels.defaults import CpuFacts
+from kernels.registry import WORKLOAD_ATTR, Entry, kernel_key, register
 
-CHAIN = "edgeavs.audio_gate"
+NAME = "audio_gate"
+"""The kernel's name in the registry and in its workload keys."""
+CHAIN = f"edgeavs.{NAME}"
 
 
 @dataclass(frozen=True)
@@ -49,19 +53,19 @@ class AudioGateConfig:
         return self.gemv_lanes > 1
 
 
-def fallback_config(wl: AudioGateWorkload, target: TargetLike = None) -> AudioGateConfig:
+def fallback_config(wl: AudioGateWorkload, facts: CpuFacts | TargetLike = None) -> AudioGateConfig:
     """Target-derived default: one SIMD register of running maxima, threads only when there is work for them."""
-    lanes = lanes_dividing(wl.w, vector_lanes(target))
+    lanes = lanes_dividing(wl.w, vector_lanes(facts))
     work = wl.n * wl.c * wl.h * wl.w
     # Measured (Zen-class, 2 threads): threads only pay off from ~10^5 pooled elements (32x28x28: 4.2 us
     # single-threaded vs 5.8 us with the pool parallel).
     return AudioGateConfig(lanes=lanes, parallel_pool=work >= (1 << 17),
                            unroll_gemv=largest_divisor(wl.c, 8) or 1,
-                           gemv_lanes=lanes_dividing(wl.o, vector_lanes(target)))
+                           gemv_lanes=lanes_dividing(wl.o, vector_lanes(facts)))
 
 
-def knob_space(wl: AudioGateWorkload, target: TargetLike = None) -> dict[str, list]:
-    full = vector_lanes(target)
+def knob_space(wl: AudioGateWorkload, facts: CpuFacts | TargetLike = None) -> dict[str, list]:
+    full = vector_lanes(facts)
     lanes = sorted({lanes_dividing(wl.w, v) for v in (1, 2, 4, 8, 16) if v <= full})
     return {"lanes": lanes, "parallel_pool": [False, True],
             "unroll_gemv": [u for u in (1, 2, 4, 8) if wl.c % u == 0],
@@ -125,10 +129,9 @@ def schedule(wl: AudioGateWorkload, cfg: AudioGateConfig) -> PrimFunc:
     elif cfg.unroll_gemv > 1 and wl.c % cfg.unroll_gemv == 0:
         _, rci = sch.split(rc, [None, cfg.unroll_gemv])
         sch.unroll(rci)
-    from edgeavs.tune.knobs import WORKLOAD_ATTR, kernel_key
 
     # the workload key: how edgeavs tune finds this kernel's workload and its records match it again
-    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key("audio_gate", wl))
+    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key(NAME, wl))
 
 
 def audio_gate_kernel(wl: AudioGateWorkload, target: TargetLike = None,
@@ -156,3 +159,8 @@ def reference(v, w, b, a, shift=None):
 
 __all__ = ["CHAIN", "AudioGateWorkload", "AudioGateConfig", "fallback_config", "knob_space", "compute",
            "schedule", "audio_gate_kernel", "reference"]
+
+
+ENTRY = register(Entry(
+    name=NAME, role="kernel", serves=(CHAIN,), workload=AudioGateWorkload, config=AudioGateConfig,
+    fallback_config=fallback_config, knob_space=knob_space, build=schedule))

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 
 from edgeavs.tvm_api import PrimFunc, te
 from kernels.common import TargetLike, finish, lanes_dividing, schedule_of, target_simd
+from kernels.defaults import CpuFacts
+from kernels.registry import WORKLOAD_ATTR, Entry, kernel_key, register
 
-CHAIN = "edgeavs.channel_bias"
+NAME = "channel_bias"
+"""The kernel's name in the registry and in its workload keys."""
+CHAIN = f"edgeavs.{NAME}"
 
 
 @dataclass(frozen=True)
@@ -38,14 +42,14 @@ class ChannelBiasConfig:
     parallel: bool = True
 
 
-def fallback_config(wl: ChannelBiasWorkload, target: TargetLike = None) -> ChannelBiasConfig:
-    simd = target_simd(target)
+def fallback_config(wl: ChannelBiasWorkload, facts: CpuFacts | TargetLike = None) -> ChannelBiasConfig:
+    simd = target_simd(facts)
     lanes = lanes_dividing(wl.h * wl.w, simd.lanes())
     return ChannelBiasConfig(lanes=lanes, parallel=simd.num_cores > 1 and wl.n * wl.c * wl.h * wl.w >= 16384)
 
 
-def knob_space(wl: ChannelBiasWorkload, target: TargetLike = None) -> dict[str, list]:
-    full = target_simd(target).lanes()
+def knob_space(wl: ChannelBiasWorkload, facts: CpuFacts | TargetLike = None) -> dict[str, list]:
+    full = target_simd(facts).lanes()
     return {"lanes": sorted({lanes_dividing(wl.h * wl.w, v) for v in (1, 2, 4, 8, 16) if v <= full}),
             "parallel": [False, True]}
 
@@ -75,10 +79,9 @@ def schedule(wl: ChannelBiasWorkload, cfg: ChannelBiasConfig) -> PrimFunc:
         sch.vectorize(pl)
     if cfg.parallel:
         sch.parallel(nc)
-    from edgeavs.tune.knobs import WORKLOAD_ATTR, kernel_key
 
     # the workload key: how edgeavs tune finds this kernel's workload and its records match it again
-    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key("channel_bias", wl))
+    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key(NAME, wl))
 
 
 def channel_bias_kernel(wl: ChannelBiasWorkload, target: TargetLike = None,
@@ -92,3 +95,8 @@ def reference(x, a, r=None):
 
 __all__ = ["CHAIN", "ChannelBiasWorkload", "ChannelBiasConfig", "fallback_config", "knob_space", "compute",
            "schedule", "channel_bias_kernel", "reference"]
+
+
+ENTRY = register(Entry(
+    name=NAME, role="kernel", serves=(CHAIN,), workload=ChannelBiasWorkload, config=ChannelBiasConfig,
+    fallback_config=fallback_config, knob_space=knob_space, build=schedule))

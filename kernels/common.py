@@ -1,9 +1,10 @@
 """Shared pieces of the edgeavs CPU kernels: target facts, tile choice, and how a kernel is finished.
 
 Every kernel module (``kernels/<chain>.py``) follows the former TOPI layout: a compute (TE), a schedule with
-named knobs (a frozen ``*Config`` dataclass), ``fallback_config(workload, target)`` that derives a good config
+named knobs (a frozen ``*Config`` dataclass), ``fallback_config(workload, facts)`` that derives a good config
 from the target's SIMD width / register count / core count (TOPI's ``_fallback_schedule``), and
-``knob_space(workload, target)`` listing the values a tuner may try.
+``knob_space(workload, facts)`` listing the values a tuner may try (``facts``: ``kernels.defaults.CpuFacts`` or a
+target). Each module declares itself once, as an entry of ``kernels.registry``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ OPAQUE = 8
 """``op_pattern`` kOpaque: FuseOps must leave our scheduled kernels alone."""
 
 
-def target_simd(target: TargetLike) -> SimdInfo:
-    """SIMD facts of ``target`` (default: the host)."""
+def target_simd(target) -> SimdInfo:
+    """SIMD facts of ``target`` (default: the host), or of ``kernels.defaults.CpuFacts`` (the same numbers)."""
+    from kernels.defaults import CpuFacts
+
+    if isinstance(target, CpuFacts):
+        return SimdInfo(vector_bits=target.lanes * 32, num_vector_registers=target.vector_registers,
+                        num_cores=target.threads)
     return simd_info(target)
 
 

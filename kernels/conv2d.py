@@ -37,10 +37,22 @@ from tvm.sym import detect_linear_equation  # tvm.arith in older TVM
 
 from edgeavs.tvm_api import s_tir, tirx
 from kernels.blocks import analyze_mac
-from kernels.defaults import CpuFacts, TargetLike, cpu_facts, divisors
+from kernels.defaults import CpuFacts, TargetLike, as_facts, divisors
+from kernels.registry import Entry, register
 
 LAYOUT_REWRITE = "meta_schedule.layout_rewrite_preproc"
 """Block annotation that ``relax.transform.SplitLayoutRewritePreproc`` splits into a weight-prepack PrimFunc."""
+
+
+@dataclass(frozen=True)
+class DirectConvWorkload:
+    """A direct conv as the schedule tiles it: output channels, output columns (the tiled pixel axis), taps per
+    input channel, and the input elements between two neighbouring output columns."""
+
+    cout: int
+    out_w: int
+    taps: int
+    stride: int = 1
 
 
 @dataclass(frozen=True)
@@ -93,15 +105,16 @@ def _column_tile(cout: int, out_w: int, f: CpuFacts) -> tuple[int, int, int]:
     return max(d for d in divisors(cout) if d <= min(budget, 16)), wt, vec
 
 
-def fallback_config(cout: int, out_w: int, taps: int, target: TargetLike = None, facts: CpuFacts | None = None,
-                    stride: int = 1, blocked: bool | None = None) -> DirectConvConfig:
+def fallback_config(wl: DirectConvWorkload, facts: CpuFacts | TargetLike = None, *,
+                    blocked: bool | None = None) -> DirectConvConfig:
     """The column-vectorised tile where it runs whole contiguous vectors (full-width vectors dividing ``out_w``,
     unit ``stride``: the input elements of neighbouring output pixels); otherwise blocked, when a vector of at
     least 4 lanes divides ``cout`` (``blocked`` forces either). Measured on LightAVSeg-L
     (``bench/results/direct_conv.json``): PANNs' first conv (1 input channel, 9 taps, 64 columns) runs ~1.3x
     faster column-vectorised (the blocked tile's transposing write-back outweighs its 9 FMAs per output); the stem
     (stride 2) 2.4x and the 1x1 convs on 14/7/4-pixel maps 2-9x faster blocked."""
-    f = facts or cpu_facts(target)
+    f = as_facts(facts)
+    cout, out_w, taps, stride = wl.cout, wl.out_w, wl.taps, wl.stride
     unroll = taps <= 9
     ct, wt, vec = _column_tile(cout, out_w, f)
     if blocked is None:
@@ -112,10 +125,11 @@ def fallback_config(cout: int, out_w: int, taps: int, target: TargetLike = None,
     return DirectConvConfig(co_tile=ct, width_tile=wt, vector=vec, unroll_taps=unroll, blocked=tile is not None)
 
 
-def knob_space(cout: int, out_w: int, target: TargetLike = None) -> dict:
+def knob_space(wl: DirectConvWorkload, facts: CpuFacts | TargetLike = None) -> dict:
     """What ``edgeavs tune`` may search; a blocked config whose ``co_tile`` is no multiple of ``vector`` does not
     apply (the tuner skips it)."""
-    return {"co_tile": [d for d in divisors(cout) if d <= 64], "width_tile": [d for d in divisors(out_w) if d <= 64],
+    return {"co_tile": [d for d in divisors(wl.cout) if d <= 64],
+            "width_tile": [d for d in divisors(wl.out_w) if d <= 64],
             "vector": [4, 8, 16], "unroll_taps": [True, False], "blocked": [True, False]}
 
 
@@ -162,13 +176,22 @@ def _channels_innermost(sch: s_tir.Schedule, block, out_vars: tuple, co: str) ->
     sch.transform_layout(block, ("write", 0), _index_map(nd, lambda *i: [i[k] for k in range(nd) if k != d] + [i[d]]))
 
 
+def workload_of(sch: s_tir.Schedule, block, info) -> DirectConvWorkload:
+    """The direct-conv workload of the MAC ``block`` (``info``: its ``analyze_mac``)."""
+    taps = 1
+    for r in info.reduce[1:]:
+        taps *= info.extents[r]
+    return DirectConvWorkload(cout=info.extents[info.register[0]], out_w=info.extents[info.pixel[-1]], taps=taps,
+                              stride=_pixel_stride(sch, block, info))
+
+
 def schedule_direct(sch: s_tir.Schedule, block, cfg: DirectConvConfig | None = None, target: TargetLike = None,
                     facts: CpuFacts | None = None) -> DirectConvConfig:
     """Schedule the direct-conv MAC ``block`` of ``sch`` and its epilogue; returns the config used.
 
     Raises ``ValueError`` when the block is not a direct conv or a blocked config does not divide its output
     channels (the caller then tries the next schedule)."""
-    from kernels.elementwise import fallback_config as generic_config, schedule_block
+    from kernels.elementwise import GenericWorkload, fallback_config as generic_config, schedule_block
     from kernels.pointwise import _epilogue
 
     producers = list(sch.get_producers(block))
@@ -178,11 +201,7 @@ def schedule_direct(sch: s_tir.Schedule, block, cfg: DirectConvConfig | None = N
     it = list(info.iters)
     co, xx = info.register[0], info.pixel[-1]
     rows = info.pixel[:-1]
-    taps = 1
-    for r in info.reduce[1:]:
-        taps *= info.extents[r]
-    cfg = cfg or fallback_config(info.extents[co], info.extents[xx], taps, target, facts,
-                                 stride=_pixel_stride(sch, block, info))
+    cfg = cfg or fallback_config(workload_of(sch, block, info), facts or target)
     if cfg.blocked and (info.extents[co] % cfg.co_tile or cfg.co_tile % cfg.vector):
         raise ValueError(f"blocked: co_tile {cfg.co_tile} must divide {info.extents[co]} output channels "
                          f"and be a multiple of vector {cfg.vector}")
@@ -227,10 +246,17 @@ def schedule_direct(sch: s_tir.Schedule, block, cfg: DirectConvConfig | None = N
         except Exception:  # noqa: BLE001 - an epilogue loop that does not vectorise stays scalar
             pass
     sch.decompose_reduction(block, red[0])
-    gcfg = generic_config(target, facts)
+    gcfg = generic_config(GenericWorkload(), facts or target)
     for p in producers:  # the zero-padded input copy: threads + vectors
         try:
             schedule_block(sch, p, gcfg)
         except Exception:  # noqa: BLE001
             pass
     return cfg
+
+
+ENTRY = register(Entry(
+    name="direct_conv", role="schedule", serves=("conv",), order=1, workload=DirectConvWorkload,
+    config=DirectConvConfig, fallback_config=fallback_config, knob_space=knob_space,
+    build=lambda sch, block, cfg, facts: schedule_direct(sch, block, cfg, facts=facts),
+    workload_of=workload_of))

@@ -53,6 +53,12 @@ def cpu_facts(target: TargetLike = None) -> CpuFacts:
                     threads=max(1, info.num_cores))
 
 
+def as_facts(facts: "CpuFacts | TargetLike" = None) -> CpuFacts:
+    """``facts`` itself when it is :class:`CpuFacts`, else :func:`cpu_facts` of it (a target, or None: the host):
+    the second argument of every ``fallback_config(workload, facts)`` and ``knob_space(workload, facts)``."""
+    return facts if isinstance(facts, CpuFacts) else cpu_facts(facts)
+
+
 def ceil_to(x: int, m: int) -> int:
     return -(-x // m) * m
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from edgeavs.tvm_api import s_tir
 from kernels.blocks import analyze_mac
-from kernels.defaults import CpuFacts, TargetLike, ceil_to, cpu_facts
+from kernels.defaults import CpuFacts, TargetLike, as_facts, ceil_to
+from kernels.registry import Entry, register
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,10 @@ class DepthwiseConfig:
         return self.vector * self.vectors
 
 
-def fallback_config(w: DepthwiseWorkload, target: TargetLike = None,
-                    facts: CpuFacts | None = None) -> DepthwiseConfig:
+def fallback_config(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -> DepthwiseConfig:
     """Vector = the SIMD width (or a half/quarter of it when that wastes less padding of the output width);
     as many vectors per row as cover the width up to 4; rows so that accumulators use about half the registers."""
-    f = facts or cpu_facts(target)
+    f = as_facts(facts)
     best = None
     v = f.lanes
     while v >= 4 or v == f.lanes:
@@ -77,8 +77,8 @@ def fallback_config(w: DepthwiseWorkload, target: TargetLike = None,
     return DepthwiseConfig(rows=rows, vector=vec, vectors=nv, tile=w.stride == 1 or split, parity=split)
 
 
-def knob_space(w: DepthwiseWorkload, target: TargetLike = None) -> dict:
-    f = cpu_facts(target)
+def knob_space(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -> dict:
+    f = as_facts(facts)
     return {"rows": [r for r in (1, 2, 4, 7, 8, 14) if w.out_h % r == 0],
             "vector": sorted({f.lanes, max(4, f.lanes // 2), 4}), "vectors": [1, 2, 4], "unroll_taps": [True, False],
             "tile": [True, False], "parity": [True, False] if w.stride == 2 else [True]}
@@ -121,14 +121,9 @@ def _split_columns_by_parity(sch: s_tir.Schedule, pad_block) -> None:
                          pad_value=tirx.const(0.0, str(buf.dtype)) if width % 2 else None)
 
 
-def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None = None, target: TargetLike = None,
-                       facts: CpuFacts | None = None) -> DepthwiseConfig:
-    from kernels.pointwise import _epilogue
-
-    info = analyze_mac(sch, block)
-    if info is None or info.register or not info.shared or len(info.pixel) != 2:
-        raise ValueError("not a depthwise MAC block")
-    it = list(info.iters)
+def workload_of(sch: s_tir.Schedule, block, info) -> DepthwiseWorkload:
+    """The depthwise workload of the MAC ``block`` (``info``: its ``analyze_mac``); the stride from the data's
+    column index, else from the padded input's width."""
     ch, (yy, xx) = info.shared[0], info.pixel
     ky = [r for r in info.reduce if info.extents[r] > 1]
     k = info.extents[ky[0]] if ky else 1
@@ -139,8 +134,24 @@ def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None =
     stride = column_stride(info, xx)
     if stride is None:
         stride = max(1, (int(din.shape[-1]) + 2 * (k // 2) - k) // max(1, ow - 1)) if din is not None and ow > 1 else 1
-    wl = DepthwiseWorkload(channels=info.extents[ch], out_h=oh, out_w=ow, k=k, stride=stride)
-    cfg = cfg or fallback_config(wl, target, facts)
+    return DepthwiseWorkload(channels=info.extents[ch], out_h=oh, out_w=ow, k=k, stride=stride)
+
+
+def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None = None, target: TargetLike = None,
+                       facts: CpuFacts | None = None) -> DepthwiseConfig:
+    from kernels.pointwise import _epilogue
+
+    info = analyze_mac(sch, block)
+    if info is None or info.register or not info.shared or len(info.pixel) != 2:
+        raise ValueError("not a depthwise MAC block")
+    it = list(info.iters)
+    ch, (yy, xx) = info.shared[0], info.pixel
+    oh, ow = info.extents[yy], info.extents[xx]
+    producers = list(sch.get_producers(block))
+    pad_block = producers[0] if len(producers) == 1 else None
+    wl = workload_of(sch, block, info)
+    stride = wl.stride
+    cfg = cfg or fallback_config(wl, facts or target)
     epi = _epilogue(sch, block)
     if cfg.tile and (ow % cfg.width_tile or oh % cfg.rows):
         cfg = DepthwiseConfig(cfg.rows, cfg.vector, cfg.vectors, cfg.unroll_taps, tile=False, parity=cfg.parity)
@@ -188,3 +199,10 @@ def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None =
     sch.vectorize(xv)
     sch.decompose_reduction(block, red[0])
     return cfg
+
+
+ENTRY = register(Entry(
+    name="depthwise", role="schedule", serves=("depthwise",), workload=DepthwiseWorkload, config=DepthwiseConfig,
+    fallback_config=fallback_config, knob_space=knob_space,
+    build=lambda sch, block, cfg, facts: schedule_depthwise(sch, block, cfg, facts=facts),
+    workload_of=workload_of))

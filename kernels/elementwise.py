@@ -28,7 +28,13 @@ from dataclasses import dataclass
 
 from edgeavs.tvm_api import s_tir
 from kernels.blocks import COMM_REDUCE, DATA_PAR, _simplified, inline_into_consumers, root_blocks
-from kernels.defaults import CpuFacts, TargetLike, cpu_facts
+from kernels.defaults import CpuFacts, TargetLike, as_facts
+from kernels.registry import ANY_CLASS, Entry, register
+
+
+@dataclass(frozen=True)
+class GenericWorkload:
+    """The generic schedule's defaults depend on the target alone: no fields."""
 
 
 @dataclass(frozen=True)
@@ -40,13 +46,13 @@ class GenericConfig:
     max_whole_vector: int = 64
 
 
-def fallback_config(target: TargetLike = None, facts: CpuFacts | None = None) -> GenericConfig:
-    f = facts or cpu_facts(target)
+def fallback_config(wl: GenericWorkload, facts: CpuFacts | TargetLike = None) -> GenericConfig:
+    f = as_facts(facts)
     return GenericConfig(lanes=f.lanes, parallel=f.threads > 1)
 
 
-def knob_space(target: TargetLike = None) -> dict:
-    f = cpu_facts(target)
+def knob_space(wl: GenericWorkload, facts: CpuFacts | TargetLike = None) -> dict:
+    f = as_facts(facts)
     return {"lanes": sorted({f.lanes, max(1, f.lanes // 2), f.lanes * 2}), "parallel": [True, False],
             "min_parallel_work": [4096, 16384, 65536], "max_whole_vector": [16, 64]}
 
@@ -294,7 +300,7 @@ def schedule_generic(sch: s_tir.Schedule, cfg: GenericConfig | None = None, targ
                      skip=()) -> int:
     """Inline intermediates, then parallelise/vectorise each remaining root block (except names in ``skip``).
     Returns the number of blocks scheduled."""
-    cfg = cfg or fallback_config(target)
+    cfg = cfg or fallback_config(GenericWorkload(), target)
     blocks = [b for b in root_blocks(sch) if sch.get(b).name_hint not in skip]
 
     def spatial(b):
@@ -312,3 +318,17 @@ def schedule_generic(sch: s_tir.Schedule, cfg: GenericConfig | None = None, targ
             continue
         n += bool(schedule_block(sch, b, cfg))
     return n
+
+
+def _apply(sch: s_tir.Schedule, _block, cfg: GenericConfig | None, facts) -> GenericConfig:
+    """The registry's builder: every root block; ValueError when there was nothing to schedule."""
+    cfg = cfg or fallback_config(GenericWorkload(), facts)
+    if schedule_generic(sch, cfg) == 0:
+        raise ValueError("nothing to parallelise or vectorise")
+    return cfg
+
+
+ENTRY = register(Entry(
+    name="generic", role="schedule", serves=(ANY_CLASS,), order=100, workload=GenericWorkload, config=GenericConfig,
+    fallback_config=fallback_config, knob_space=knob_space, build=_apply,
+    workload_of=lambda sch, block, info: GenericWorkload()))

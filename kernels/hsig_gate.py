@@ -24,8 +24,12 @@ from dataclasses import dataclass
 
 from edgeavs.tvm_api import PrimFunc, te, tirx
 from kernels.common import TargetLike, finish, hsig, lanes_dividing, largest_divisor, schedule_of, target_simd
+from kernels.defaults import CpuFacts
+from kernels.registry import WORKLOAD_ATTR, Entry, kernel_key, register
 
-CHAIN = "edgeavs.hsig_gate"
+NAME = "hsig_gate"
+"""The kernel's name in the registry and in its workload keys."""
+CHAIN = f"edgeavs.{NAME}"
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,11 @@ def pixel_tiles(wl: HsigGateWorkload) -> list[int]:
     return sorted(set(rows) | {t for t in range(1, wl.w + 1) if wl.w % t == 0})
 
 
-def fallback_config(wl: HsigGateWorkload, target: TargetLike = None) -> HsigGateConfig:
+def fallback_config(wl: HsigGateWorkload, facts: CpuFacts | TargetLike = None) -> HsigGateConfig:
     """Register-blocked GEMM tile from the SIMD width and register count (TOPI ``_fallback_schedule`` style):
     the widest vector that some accepted pixel tile of about ``vecs`` vectors allows, then as many output
     channels as the accumulators (``tile_co * tile_px / lanes`` registers, 4 spare) allow."""
-    simd = target_simd(target)
+    simd = target_simd(facts)
     vecs = 2 if simd.num_vector_registers <= 16 else 3
     tiles = pixel_tiles(wl)
     tile_px, lanes = tiles[-1], 1
@@ -119,8 +123,8 @@ def fallback_config(wl: HsigGateWorkload, target: TargetLike = None) -> HsigGate
                           parallel=simd.num_cores > 1 and tasks >= 2 * simd.num_cores)
 
 
-def knob_space(wl: HsigGateWorkload, target: TargetLike = None) -> dict[str, list]:
-    lanes = target_simd(target).lanes()
+def knob_space(wl: HsigGateWorkload, facts: CpuFacts | TargetLike = None) -> dict[str, list]:
+    lanes = target_simd(facts).lanes()
     return {
         "tile_co": [t for t in (1, 2, 3, 4, 6, 8, 12) if t <= wl.co and wl.co % t == 0],
         "tile_px": [t for t in pixel_tiles(wl) if t <= 8 * lanes],
@@ -272,10 +276,9 @@ def schedule(wl: HsigGateWorkload, cfg: HsigGateConfig) -> PrimFunc:
             sch.vectorize(jl)
         if cfg.parallel:
             sch.parallel(no)
-    from edgeavs.tune.knobs import WORKLOAD_ATTR, kernel_key
 
     # the workload key: how edgeavs tune finds this kernel's workload and its records match it again
-    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key("hsig_gate", wl))
+    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key(NAME, wl))
 
 
 def hsig_gate_kernel(wl: HsigGateWorkload, target: TargetLike = None,
@@ -313,3 +316,8 @@ def reference(x, w, b, y, in_relu6: bool = False):
 
 __all__ = ["CHAIN", "HsigGateWorkload", "HsigGateConfig", "fallback_config", "knob_space", "compute",
            "schedule", "hsig_gate_kernel", "reference"]
+
+
+ENTRY = register(Entry(
+    name=NAME, role="kernel", serves=(CHAIN,), workload=HsigGateWorkload, config=HsigGateConfig,
+    fallback_config=fallback_config, knob_space=knob_space, build=schedule, choices={"vector_axis": ("px", "co")}))

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from edgeavs.tvm_api import s_tir, tirx
 from kernels.blocks import MacInfo, analyze_mac, inline_into_consumers, root_blocks
-from kernels.defaults import CpuFacts, TargetLike, ceil_to, cpu_facts
+from kernels.defaults import CpuFacts, TargetLike, as_facts, ceil_to
+from kernels.registry import Entry, register
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,12 @@ def _parallel_mode(w: GemmWorkload, pixel_tile: int, threads: int) -> str:
     return "pixel" if threads == 1 or tiles % threads == 0 or tiles >= 4 * threads else "channel"
 
 
-def fallback_config(w: GemmWorkload, target: TargetLike = None, facts: CpuFacts | None = None) -> GemmConfig:
+def fallback_config(w: GemmWorkload, facts: CpuFacts | TargetLike = None) -> GemmConfig:
     """The register tile that maximises FMAs per load x useful fraction (padding), within the register file:
     ``co_tile * pixel_vectors`` accumulators + ``pixel_vectors`` inputs + 1 broadcast weight. Threads over
     channel tiles start one parallel region per pixel tile (~5 us each), weighed against the work, so a pixel
     tile whose count splits evenly over the threads is preferred when there are many tiles."""
-    f = facts or cpu_facts(target)
+    f = as_facts(facts)
     best = None
     for pv in (1, 2, 4):  # 3 vectors = a <48 x float> LLVM type: measured 30-40x slower (scalarised)
         if pv > 1 and (pv // 2) * f.lanes >= w.n:
@@ -107,9 +108,9 @@ def fallback_config(w: GemmWorkload, target: TargetLike = None, facts: CpuFacts 
     return GemmConfig(co_tile=ct, pixel_vectors=pv, lanes=f.lanes, parallel=mode, pack=True)
 
 
-def knob_space(w: GemmWorkload, target: TargetLike = None) -> dict:
+def knob_space(w: GemmWorkload, facts: CpuFacts | TargetLike = None) -> dict:
     """What ``edgeavs tune`` may search (every combination is a valid schedule)."""
-    f = cpu_facts(target)
+    f = as_facts(facts)
     return {
         "co_tile": [c for c in range(1, 17) if c <= w.m],
         "pixel_vectors": [1, 2, 4],
@@ -192,7 +193,7 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
     if info is None or len(info.register) > 1 or not info.pixels_contiguous:
         raise ValueError("not a GEMM-like MAC block")
     wl = GemmWorkload.from_info(info)
-    cfg = cfg or fallback_config(wl, target, facts)
+    cfg = cfg or fallback_config(wl, facts or target)
     gemv = not info.register
     if gemv:
         # matrix-vector (fc layers on a pooled vector, 1x1 depthwise): no register axis; the "data" operand is
@@ -308,3 +309,11 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
     sch.vectorize(pi)
     sch.decompose_reduction(block, red[0])
     return cfg
+
+
+ENTRY = register(Entry(
+    name="gemm", role="schedule", serves=("conv1x1", "matmul"), workload=GemmWorkload, config=GemmConfig,
+    fallback_config=fallback_config, knob_space=knob_space,
+    build=lambda sch, block, cfg, facts: schedule_gemm(sch, block, cfg, facts=facts),
+    workload_of=lambda sch, block, info: GemmWorkload.from_info(info),
+    choices={"parallel": ("pixel", "channel")}))

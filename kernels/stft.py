@@ -19,7 +19,16 @@ from dataclasses import dataclass
 
 from edgeavs.tvm_api import s_tir, tirx
 from kernels.blocks import MacInfo, analyze_mac, inline_into_consumers
-from kernels.defaults import CpuFacts, TargetLike, cpu_facts, divisors
+from kernels.defaults import CpuFacts, TargetLike, as_facts, divisors
+from kernels.registry import Entry, register
+
+
+@dataclass(frozen=True)
+class DotWorkload:
+    """Output channels and the length of the (unit-stride) window reduction."""
+
+    cout: int
+    k: int
 
 
 @dataclass(frozen=True)
@@ -31,8 +40,9 @@ class DotConfig:
     that does not divide the frame count adds a guard at the tile level (outside the vector loop)."""
 
 
-def fallback_config(cout: int, k: int, target: TargetLike = None, facts: CpuFacts | None = None) -> DotConfig:
-    f = facts or cpu_facts(target)
+def fallback_config(wl: DotWorkload, facts: CpuFacts | TargetLike = None) -> DotConfig:
+    f = as_facts(facts)
+    cout, k = wl.cout, wl.k
     lanes = f.lanes
     while lanes > 4 and k % lanes:
         lanes //= 2
@@ -41,9 +51,9 @@ def fallback_config(cout: int, k: int, target: TargetLike = None, facts: CpuFact
     return DotConfig(co_tile=ct, lanes=lanes, frame_tile=ft)
 
 
-def knob_space(cout: int, target: TargetLike = None) -> dict:
-    f = cpu_facts(target)
-    return {"co_tile": [d for d in divisors(cout) if d <= 16], "lanes": sorted({4, max(4, f.lanes // 2), f.lanes}),
+def knob_space(wl: DotWorkload, facts: CpuFacts | TargetLike = None) -> dict:
+    f = as_facts(facts)
+    return {"co_tile": [d for d in divisors(wl.cout) if d <= 16], "lanes": sorted({4, max(4, f.lanes // 2), f.lanes}),
             "frame_tile": [1, 2, 3]}
 
 
@@ -60,6 +70,11 @@ def applies(info: MacInfo, lanes: int = 4) -> bool:
     return r in {v.name for v in tirx.analysis.undefined_vars(last)} and not isinstance(last, tirx.Var)
 
 
+def workload_of(sch: s_tir.Schedule, block, info: MacInfo) -> DotWorkload:
+    """The window-dot workload of the MAC ``block`` (``info``: its ``analyze_mac``)."""
+    return DotWorkload(cout=info.extents[info.register[0]], k=info.extents[info.reduce[-1]])
+
+
 def schedule_window_dot(sch: s_tir.Schedule, block, cfg: DotConfig | None = None, target: TargetLike = None,
                         facts: CpuFacts | None = None) -> DotConfig:
     from kernels.pointwise import _epilogue
@@ -70,7 +85,7 @@ def schedule_window_dot(sch: s_tir.Schedule, block, cfg: DotConfig | None = None
         raise ValueError("not a long unit-stride dot-product reduction")
     it = list(info.iters)
     co, r = info.register[0], info.reduce[-1]
-    cfg = cfg or fallback_config(info.extents[co], info.extents[r], target, facts)
+    cfg = cfg or fallback_config(DotWorkload(cout=info.extents[co], k=info.extents[r]), facts or target)
     if info.extents[r] % cfg.lanes or info.extents[co] % cfg.co_tile:
         raise ValueError("lanes / co_tile must divide the reduction / channel extents")
     epi = _epilogue(sch, block)
@@ -105,3 +120,10 @@ def schedule_window_dot(sch: s_tir.Schedule, block, cfg: DotConfig | None = None
     sch.vectorize(lp["__ri"])
     sch.decompose_reduction(rf, reds[0])
     return cfg
+
+
+ENTRY = register(Entry(
+    name="window_dot", role="schedule", serves=("conv",), order=0, workload=DotWorkload, config=DotConfig,
+    fallback_config=fallback_config, knob_space=knob_space,
+    build=lambda sch, block, cfg, facts: schedule_window_dot(sch, block, cfg, facts=facts),
+    workload_of=workload_of))

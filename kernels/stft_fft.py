@@ -43,8 +43,12 @@ import numpy as np
 
 from edgeavs.tvm_api import PrimFunc, T
 from kernels.common import TargetLike, finish, vector_lanes
+from kernels.defaults import CpuFacts
+from kernels.registry import WORKLOAD_ATTR, Entry, kernel_key, register
 
-CHAIN = "edgeavs.stft_fft"
+NAME = "stft_fft"
+"""The kernel's name in the registry and in its workload keys."""
+CHAIN = f"edgeavs.{NAME}"
 
 
 @dataclass(frozen=True)
@@ -88,16 +92,16 @@ class StftFftConfig:
     """2: one pass over the chunk's scratch per FFT stage; 4: two stages per pass (a radix-4 butterfly)."""
 
 
-def fallback_config(wl: StftFftWorkload, target: TargetLike = None) -> StftFftConfig:
+def fallback_config(wl: StftFftWorkload, facts: CpuFacts | TargetLike = None) -> StftFftConfig:
     """One SIMD register of frames, at most 8: the chunk's scratch (``2 M frames`` floats, 32 KiB at 8 frames and
     n_fft 1024) then stays within L1/L2 (measured, AVX-512 host, 1 s of audio: 16 frames per chunk was slower
     than 8). Radix 4 halves the passes over the scratch."""
-    frames = max(1, min(vector_lanes(target), 8))
+    frames = max(1, min(vector_lanes(facts), 8))
     return StftFftConfig(frames=frames, radix=4)
 
 
-def knob_space(wl: StftFftWorkload, target: TargetLike = None) -> dict[str, list]:
-    lanes = vector_lanes(target)
+def knob_space(wl: StftFftWorkload, facts: CpuFacts | TargetLike = None) -> dict[str, list]:
+    lanes = vector_lanes(facts)
     return {"frames": sorted({v for v in (lanes // 2, lanes, 2 * lanes) if v >= 1}), "radix": [2, 4]}
 
 
@@ -150,11 +154,10 @@ def stft_fft_kernel(wl: StftFftWorkload, target: TargetLike = None, config: Stft
 
 def schedule(wl: StftFftWorkload, cfg: StftFftConfig) -> PrimFunc:
     """The kernel with ``cfg`` (``edgeavs tune``'s knob search builds candidates through this)."""
-    from edgeavs.tune.knobs import WORKLOAD_ATTR, kernel_key
 
     if cfg.frames < 2 or cfg.radix not in (2, 4):
         raise ValueError(f"stft_fft: bad config {cfg}")
-    return finish(_build(wl, cfg), CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key("stft_fft", wl))
+    return finish(_build(wl, cfg), CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key(NAME, wl))
 
 
 def _build(wl: StftFftWorkload, cfg: StftFftConfig) -> PrimFunc:  # noqa: C901 - one TVMScript body
@@ -293,3 +296,8 @@ def reference(x: np.ndarray, n_fft: int = 1024, hop: int = 320) -> np.ndarray:
 
 __all__ = ["CHAIN", "StftFftWorkload", "StftFftConfig", "fallback_config", "knob_space", "tables", "dft_basis",
            "flops", "stft_fft_kernel", "reference"]
+
+
+ENTRY = register(Entry(
+    name=NAME, role="kernel", serves=(CHAIN,), workload=StftFftWorkload, config=StftFftConfig,
+    fallback_config=fallback_config, knob_space=knob_space, build=schedule))

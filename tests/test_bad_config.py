@@ -15,7 +15,7 @@ from edgeavs.compiler.build import MAX_SIDE, check_resolution, parse_resolution
 from edgeavs.errors import EdgeAVSError
 from edgeavs.io.structured import MAX_DEPTH, load_json, load_yaml, loads_json
 from edgeavs.targets import ALLOWED_KEYS, VECTOR_WIDTHS, load_target, targets_dir
-from edgeavs.tune.records import FINGERPRINT, RECORDS, WORKLOADS, RecordsDir
+from edgeavs.compiler.records import FINGERPRINT, RECORDS, WORKLOADS, RecordsDir
 
 DEEP = 100_000  # far past both MAX_DEPTH and Python's recursion limit
 

@@ -9,6 +9,7 @@ import datetime as _dt
 import numbers
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
@@ -16,7 +17,7 @@ from edgeavs.errors import EdgeAVSError
 VIA = ("export", "onnx")
 DEFAULT_VARIANT = "large"
 DEFAULT_SEED = 0
-"""Random-init artifacts (no checkpoint) use this seed; see ``edgeavs.reference.build_reference_model``."""
+"""Random-init artifacts (no checkpoint) use this seed; see ``edgeavs.model.builder.build_reference_model``."""
 
 
 MAX_SIDE = 4096
@@ -106,7 +107,7 @@ def resolve_weights(variant: str | None, checkpoint=None, seed: int = DEFAULT_SE
 
 
 def build_torch_model(variant: str, weights: dict, checkpoint=None):
-    from edgeavs.reference import build_reference_model
+    from edgeavs.model.builder import build_reference_model
 
     if weights["source"] == "checkpoint":
         return build_reference_model(variant, checkpoint=checkpoint or weights["checkpoint_path"])
@@ -136,6 +137,37 @@ def import_model(model, resolution, via: str, aux: bool = False, workdir=None):
     return mod, params, names
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model to import: what :func:`prepare` checked (variant, weights record, resolution); its
+    :meth:`import_relax` builds the torch model and imports it to Relax. ``edgeavs compile`` and ``edgeavs tune``
+    both start here."""
+
+    variant: str
+    weights: dict
+    checkpoint: object
+    resolution: tuple
+
+    def import_relax(self, via: str = "export", aux: bool = False, workdir=None):
+        """``(mod, params, output_names, seconds)``: the torch model built and imported (then dropped)."""
+        model = build_torch_model(self.variant, self.weights, self.checkpoint)
+        t0 = time.perf_counter()
+        mod, params, names = import_model(model, self.resolution, via, aux=aux, workdir=workdir)
+        seconds = time.perf_counter() - t0
+        del model
+        return mod, params, names, seconds
+
+
+def prepare(variant: str | None, checkpoint=None, resolution="224", *, seed: int = DEFAULT_SEED,
+            interaction: str | None = None) -> ModelSource:
+    """The opening step of compile and tune: resolve the weights (a checkpoint, or random init with ``seed``)
+    and check the resolution for the variant; one-line EdgeAVSErrors name what is wrong. Import with
+    ``.import_relax()``."""
+    variant, weights = resolve_weights(variant, checkpoint, seed, interaction)
+    h, w = check_resolution(resolution, variant)
+    return ModelSource(variant=variant, weights=weights, checkpoint=checkpoint, resolution=(h, w))
+
+
 def compile_artifact(out, *, target="host", variant: str | None = None, checkpoint=None,
                      resolution="224", via: str = "export", dump_ir=None,
                      seed: int = DEFAULT_SEED, aux: bool = False, fusion: bool = True,
@@ -162,12 +194,12 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     if via not in VIA:
         raise EdgeAVSError(f"unknown import route {via!r}; choose one of: {', '.join(VIA)}")
     tgt = target if isinstance(target, Target) else load_target(target)
-    variant, weights = resolve_weights(variant, checkpoint, seed, interaction)
-    h, w = check_resolution(resolution, variant)
+    source = prepare(variant, checkpoint, resolution, seed=seed, interaction=interaction)
+    variant, weights, (h, w) = source.variant, source.weights, source.resolution
     out = Path(out)
     knobs, records_info = None, None
     if records is not None:
-        from edgeavs.tune.records import RecordsDir
+        from edgeavs.compiler.records import RecordsDir
 
         rec = RecordsDir(records).open(tgt)
         knobs = rec.read_knobs() or None
@@ -180,12 +212,8 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     with staging_dir(out) as tmp:
         say(f"LightAVSeg-{variant} {h}x{w} ({weights['fusion']} fusion), weights: {weights['source']}, via {via}, "
             f"target {tgt.name} ({tgt.mcpu}, {tgt.num_cores} cores)")
-        model = build_torch_model(variant, weights, checkpoint)
-        t0 = time.perf_counter()
-        mod, params, out_names = import_model(model, (h, w), via, aux=aux, workdir=tmp)
-        t_import = time.perf_counter() - t0
+        mod, params, out_names, t_import = source.import_relax(via, aux=aux, workdir=tmp)
         say(f"  import           {t_import:7.2f} s")
-        del model
         tvm_target = tgt.to_tvm()
         from edgeavs.compiler.breakdown import collect_function_table
 

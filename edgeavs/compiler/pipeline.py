@@ -24,7 +24,9 @@
                          VM shape lowering)
 
 The result goes to ``tvm.compile(mod, target, relax_pipeline=None)`` for code generation. With
-``dump_dir`` the module is written as TVMScript after every phase (``NN-<phase>.py``).
+``dump_dir`` the module is written as TVMScript after every phase (``NN-<phase>.py``). ``run_pipeline(...,
+start=, stop=)`` runs a stretch of it (``edgeavs tune`` stops after ``fold-constants`` for its whole-model
+builds, and :func:`split_for_tuning` gives it the module before and after ``edgeavs-schedules``).
 This is TVM's default CPU pipeline with the front half of TVM-NOTES ("Host pipeline") and our
 fusion slot in front of legalisation; dlight CPU rules are deliberately absent (10x slower).
 """
@@ -49,7 +51,7 @@ class PipelineContext:
     schedules: bool = True
     schedule_configs: dict | None = None  # knob overrides (tuned): ApplyEdgeAVSSchedules and the fusion kernels
     schedule_report: dict = field(default_factory=dict)
-    records: object = None  # a tuning records directory (edgeavs.tune.RecordsDir path)
+    records: object = None  # a tuning records directory (edgeavs.compiler.records.RecordsDir path)
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ def _split_layout_rewrites(mod):
 def _apply_records(ctx):
     if ctx.records is None:
         return []
-    from edgeavs.tune.tuner import apply_records
+    from edgeavs.compiler.records import apply_records
 
     return [lambda mod: apply_records(mod, ctx.target, ctx.records)]
 
@@ -215,15 +217,45 @@ PIPELINE: list[Phase] = [
 ]
 
 
+PHASES: tuple[str, ...] = tuple(p.name for p in PIPELINE)
+
+
+def phase_after(name: str) -> str | None:
+    """The phase that follows ``name`` (None after the last)."""
+    i = _index(name)
+    return PHASES[i + 1] if i + 1 < len(PHASES) else None
+
+
+def phase_before(name: str) -> str | None:
+    """The phase that precedes ``name`` (None before the first)."""
+    i = _index(name)
+    return PHASES[i - 1] if i > 0 else None
+
+
+def _index(name: str) -> int:
+    if name not in PHASES:
+        raise ValueError(f"no pipeline phase {name!r} (phases: {', '.join(PHASES)})")
+    return PHASES.index(name)
+
+
+def _selected(start: str | None, stop: str | None, phases) -> list[str]:
+    first = _index(start) if start is not None else 0
+    last = _index(stop) if stop is not None else len(PHASES) - 1
+    picked = PHASES[first:last + 1]
+    return [n for n in picked if phases is None or n in phases]
+
+
 def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion: bool = True,
                  log=None, schedules: bool = True, schedule_configs: dict | None = None,
-                 records=None, phases=None):
+                 records=None, phases=None, start: str | None = None, stop: str | None = None):
     """Run :data:`PIPELINE` on ``mod`` under ``target``. Returns ``(mod, report)`` where the
     report has the fusion counts, the schedule report and the seconds spent per phase.
 
-    ``phases``: run only the phases with these names (in pipeline order), e.g. everything but
-    ``lower`` to get the fused, scheduled module that tuning extracts its tasks from.
+    ``start`` / ``stop``: the first and the last phase to run (default: the whole pipeline), e.g.
+    ``stop="weight-prepack"`` for the fused, scheduled module before lowering, or ``start=...`` to go on
+    from a module that ran up to the phase before. ``phases``: of those, only the phases with these names.
     """
+    selected = _selected(start, stop, phases)
     ctx = PipelineContext(target=target, params=dict(params or {}), fusion=fusion,
                           schedules=schedules, schedule_configs=schedule_configs, records=records)
     if dump_dir is not None:
@@ -233,7 +265,7 @@ def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion:
     seconds = {}
     with target:
         for i, phase in enumerate(PIPELINE, start=1):
-            if phases is not None and phase.name not in phases:
+            if phase.name not in selected:
                 continue
             t0 = time.perf_counter()
             for p in phase.passes(ctx):
@@ -252,6 +284,24 @@ def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion:
                 _dump(mod, dump_dir / f"{i:02d}-{phase.name}.py")
     return mod, {"fusion": ctx.fusion_report, "schedules": ctx.schedule_report,
                  "phase_seconds": seconds}
+
+
+def _copy(mod):
+    from edgeavs.tvm_api import IRModule
+
+    return IRModule(dict(mod.functions_items()), attrs=mod.attrs, global_infos=mod.global_infos)
+
+
+def split_for_tuning(mod, target, params):
+    """``(folded, pre, scheduled)`` for ``edgeavs tune``: the pipeline up to ``fold-constants`` (where its
+    whole-model builds start), then up to the phase before ``edgeavs-schedules`` (what knob candidates are
+    scheduled from), and the same module after ``edgeavs-schedules`` with the default knobs (what the tasks and
+    the profile come from). Each stage works on a copy: the schedule pass replaces functions in its module."""
+    folded = run_pipeline(mod, target, params, stop="fold-constants")[0]
+    pre = run_pipeline(_copy(folded), target, None, start=phase_after("fold-constants"),
+                       stop=phase_before("edgeavs-schedules"))[0]
+    scheduled = run_pipeline(_copy(pre), target, None, start="edgeavs-schedules", stop="edgeavs-schedules")[0]
+    return folded, pre, scheduled
 
 
 def _dump(mod, path: Path):

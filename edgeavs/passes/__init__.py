@@ -35,23 +35,32 @@ from edgeavs.tvm_api import IRModule, Sequential
 
 @dataclass(frozen=True)
 class FusionPattern:
-    """One row of the pattern table."""
+    """One row of the pattern table: the pass that rewrites a chain; the chain's kernel comes from the registry
+    (``kernels.registry``: the kernel entry that serves the chain ``name``)."""
 
     name: str
     pass_name: str
     make_pass: Callable
     count: Callable[[IRModule], int]
-    kernel: str
+
+    @property
+    def entry(self):
+        """The registry entry of the chain's kernel."""
+        from kernels.registry import kernel_for_chain
+
+        return kernel_for_chain(self.name)
+
+    @property
+    def kernel(self) -> str:
+        """The module that defines the chain's kernel (e.g. ``kernels.audio_gate``)."""
+        return self.entry.build.__module__
 
 
 PATTERNS: tuple[FusionPattern, ...] = (
-    FusionPattern(fuse_channel_bias.NAME, "FuseChannelBias", FuseChannelBias, fuse_channel_bias.count_matches,
-                  "kernels.channel_bias"),
-    FusionPattern(fuse_audio_gate.NAME, "FuseAudioGate", FuseAudioGate, fuse_audio_gate.count_matches,
-                  "kernels.audio_gate"),
-    FusionPattern(fuse_hsig_gate.NAME, "FuseHsigGate", FuseHsigGate, fuse_hsig_gate.count_matches,
-                  "kernels.hsig_gate"),
-    FusionPattern(fuse_stft_fft.NAME, "FuseStftFft", FuseStftFft, fuse_stft_fft.count_matches, "kernels.stft_fft"),
+    FusionPattern(fuse_channel_bias.NAME, "FuseChannelBias", FuseChannelBias, fuse_channel_bias.count_matches),
+    FusionPattern(fuse_audio_gate.NAME, "FuseAudioGate", FuseAudioGate, fuse_audio_gate.count_matches),
+    FusionPattern(fuse_hsig_gate.NAME, "FuseHsigGate", FuseHsigGate, fuse_hsig_gate.count_matches),
+    FusionPattern(fuse_stft_fft.NAME, "FuseStftFft", FuseStftFft, fuse_stft_fft.count_matches),
 )
 PATTERN_NAMES = tuple(p.name for p in PATTERNS)
 FUSION_PASSES = tuple(p.pass_name for p in PATTERNS)
@@ -67,7 +76,7 @@ def get_pattern(name: str) -> FusionPattern:
 
 def fusion_passes(target=None, names: tuple[str, ...] | None = None, configs: dict | None = None) -> list:
     """The fusion passes (``tvm.transform.Pass``) in pipeline order; ``names`` selects a subset (pattern or
-    pass names); ``configs``: tuned kernel knobs (``{"functions": ...}``, see ``edgeavs.tune.knobs``). Each pass
+    pass names); ``configs``: tuned kernel knobs (``{"functions": ...}``, see ``kernels.registry``). Each pass
     object exposes ``.stats`` (``FusionStats``) after it ran."""
     wanted = PATTERNS if names is None else tuple(get_pattern(n) for n in names)
     order = [p for p in PATTERNS if p in wanted]

@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from edgeavs.tvm_api import Constant, IRModule, PrimFunc, dpl, relax, tvm
+from edgeavs.tvm_api import Constant, IRModule, PrimFunc, Target as _Target, dpl, relax, tvm
 
 
 @dataclass
@@ -224,3 +224,43 @@ def _drop_orphans(new_mod: IRModule, old_mod: IRModule, updates: dict) -> IRModu
         if name in before and name not in after and isinstance(new_mod[gv], PrimFunc):
             del new_mod[gv]
     return new_mod
+
+
+def conv1x1_ok(call, weight_shape) -> bool:
+    """A plain fp32 NCHW/OIHW 1x1 conv (groups 1, no padding or dilation): what the gate kernels compute."""
+    attrs = call.attrs
+    return (len(weight_shape) == 4 and weight_shape[2:] == (1, 1) and int(attrs.groups) == 1
+            and [int(p) for p in attrs.padding] == [0, 0, 0, 0]
+            and [int(d) for d in attrs.dilation] == [1, 1]
+            and str(attrs.data_layout) == "NCHW" and str(attrs.kernel_layout) == "OIHW"
+            and str(attrs.out_layout) == "NCHW" and str(attrs.out_dtype) in ("", "float32", "void", "None"))
+
+
+def resolve_target(target):
+    """``target``, else the current one (None: the kernels derive their defaults from the host)."""
+    if target is not None:
+        return target
+    return _Target.current(allow_none=True)
+
+
+class FusionPass:
+    """What every fusion pass class shares (decorate the subclass with ``module_pass``): the target its kernels'
+    defaults come from (:func:`resolve_target` when it runs), the tuned kernel knobs (``configs``: ``{"functions":
+    {workload key: knob entry}}``), and ``stats`` (a fresh ``STATS`` per run; ``num_matches`` = ``stats.found``)."""
+
+    STATS = FusionStats
+
+    def __init__(self, target=None, configs=None):
+        self.target = target
+        self.configs = configs
+        self.stats = self.STATS()
+
+    @property
+    def resolved_target(self):
+        return resolve_target(self.target)
+
+    @property
+    def num_matches(self) -> int:
+        """Chains found in the module the pass last ran on (``stats.found``)."""
+        return self.stats.found
+

@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
-                                     run_counted_fusion, run_fusion, static_shape)
+from edgeavs.passes._rewrite import (FusionPass, FusionStats, MatchContext, const_array, conv1x1_ok, dtype_of,
+                                     interior_single_use, run_counted_fusion, run_fusion,
+                                     static_shape)
 from edgeavs.passes.hsigmoid import hsigmoid_pattern
-from edgeavs.tune.knobs import pick_kernel_config
-from edgeavs.tvm_api import IRModule, Target, dpl, module_pass, relax
-from kernels.audio_gate import AudioGateWorkload, audio_gate_kernel, fallback_config
-
-NAME = "edgeavs.audio_gate"
-
-
-def _conv1x1_ok(call, weight_shape) -> bool:
-    attrs = call.attrs
-    return (len(weight_shape) == 4 and weight_shape[2:] == (1, 1) and int(attrs.groups) == 1
-            and [int(p) for p in attrs.padding] == [0, 0, 0, 0]
-            and [int(d) for d in attrs.dilation] == [1, 1]
-            and str(attrs.data_layout) == "NCHW" and str(attrs.kernel_layout) == "OIHW"
-            and str(attrs.out_layout) == "NCHW" and str(attrs.out_dtype) in ("", "float32", "void", "None"))
+from edgeavs.tvm_api import IRModule, dpl, module_pass, relax
+from kernels.audio_gate import CHAIN as NAME, ENTRY as KERNEL, AudioGateWorkload, audio_gate_kernel
+from kernels.registry import pick_kernel_config
 
 
 def _pattern():
@@ -59,7 +49,7 @@ def _pattern():
         axes = sorted(int(a) % 4 for a in (pattrs.axis or []))
         if axes != [2, 3] or not bool(pattrs.keepdims):
             return None
-        if not _conv1x1_ok(m[conv], wshape) or wshape[1] != vshape[1]:
+        if not conv1x1_ok(m[conv], wshape) or wshape[1] != vshape[1]:
             return None
         n, o = vshape[0], wshape[0]
         if shift in m:
@@ -98,24 +88,18 @@ def _rewrite_fn(ann: dict, target, configs=None):
             shift_batch = static_shape(shift)[0]
             args.append(shift)
         wl = AudioGateWorkload(n=n, c=c, h=h, w=w, o=o, shift_batch=shift_batch)
-        cfg, make, _ = pick_kernel_config(configs, "audio_gate", wl, fallback_config(wl, target),
+        cfg, make, _ = pick_kernel_config(configs, KERNEL.name, wl, KERNEL.fallback_config(wl, target),
                                           lambda c: audio_gate_kernel(wl, config=c))
         if cfg.weight_transposed:
             args[1] = relax.const(np.ascontiguousarray(const_array(weight)[:, :, 0, 0].T))
-        gv = kernels.get(("audio_gate", wl, cfg), "edgeavs_audio_gate", make)
+        gv = kernels.get((KERNEL.name, wl, cfg), f"edgeavs_{KERNEL.name}", make)
         return relax.call_tir(gv, args, out_ty=relax.TensorType((n, o, 1, 1), "float32"))
 
     return rewrite
 
 
-def _resolve_target(target):
-    if target is not None:
-        return target
-    return Target.current(allow_none=True)
-
-
 @module_pass(opt_level=0, name="FuseAudioGate")
-class FuseAudioGate:
+class FuseAudioGate(FusionPass):
     """Rewrite every ``a * hsig(conv1x1(max_{H,W}(v) [+ s]) [+ b])`` into ``R.call_tir`` of ``kernels.audio_gate``.
 
     Preconditions: weights are Relax constants (after BindParams, FoldBatchnormToConv2D,
@@ -129,27 +113,16 @@ class FuseAudioGate:
         Target the kernel's default schedule is derived from; default the current target, else the host.
     configs : dict, optional
         ``{"functions": {workload key: knob entry}}`` (``edgeavs tune`` records): a kernel whose workload has an
-        entry is built with its tuned config instead of the default (``edgeavs.tune.knobs``).
+        entry is built with its tuned config instead of the default (``kernels.registry.pick_kernel_config``).
 
     After running, ``self.stats`` (``FusionStats``) holds how many chains were found and fused.
     """
 
-    def __init__(self, target=None, configs=None):
-        self.target = target
-        self.configs = configs
-        self.stats = FusionStats()
-
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = FusionStats()
-        return run_counted_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
+        return run_counted_fusion(mod, root, check, _rewrite_fn(ann, self.resolved_target, self.configs),
                                   self.stats)
-
-    @property
-    def num_matches(self) -> int:
-        """Chains found in the module the pass last ran on (``stats.found``)."""
-        return self.stats.found
-
 
 def count_matches(mod: IRModule) -> int:
     """Audio-gate chains present (unfused) in ``mod``."""

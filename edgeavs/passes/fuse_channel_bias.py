@@ -24,13 +24,10 @@ output is that conv's epilogue) and a non-constant (N or 1, C, 1, 1) tensor, wit
 
 from __future__ import annotations
 
-from edgeavs.passes._rewrite import FusionStats, MatchContext, dtype_of, run_fusion, static_shape
-from edgeavs.passes.fuse_audio_gate import _resolve_target
-from edgeavs.tune.knobs import pick_kernel_config
+from edgeavs.passes._rewrite import FusionPass, FusionStats, MatchContext, dtype_of, run_fusion, static_shape
 from edgeavs.tvm_api import Constant, IRModule, dpl, module_pass, relax
-from kernels.channel_bias import ChannelBiasWorkload, channel_bias_kernel, fallback_config
-
-NAME = "edgeavs.channel_bias"
+from kernels.channel_bias import CHAIN as NAME, ENTRY as KERNEL, ChannelBiasWorkload, channel_bias_kernel
+from kernels.registry import pick_kernel_config
 _MAX_ROUNDS = 32
 
 
@@ -217,9 +214,9 @@ def _kernel_rewrite(root, target, configs=None):
         residual = (_op_name(producer) == "relax.add" and ctx.single_use(producer)
                     and all(_full(p, (n, c, h, w)) for p in producer.args))
         wl = ChannelBiasWorkload(n=n, c=c, h=h, w=w, a_batch=static_shape(a)[0], residual=residual)
-        cfg, make, _ = pick_kernel_config(configs, "channel_bias", wl, fallback_config(wl, target),
+        cfg, make, _ = pick_kernel_config(configs, KERNEL.name, wl, KERNEL.fallback_config(wl, target),
                                           lambda c: channel_bias_kernel(wl, target, config=c))
-        gv = kernels.get(("channel_bias", wl, cfg), "edgeavs_channel_bias", make)
+        gv = kernels.get((KERNEL.name, wl, cfg), f"edgeavs_{KERNEL.name}", make)
         args = [producer.args[0], producer.args[1], a] if residual else [x, a]
         return relax.call_tir(gv, args, out_ty=relax.TensorType((n, c, h, w), "float32"))
 
@@ -227,7 +224,7 @@ def _kernel_rewrite(root, target, configs=None):
 
 
 @module_pass(opt_level=0, name="FuseChannelBias")
-class FuseChannelBias:
+class FuseChannelBias(FusionPass):
     """Sink every broadcast channel bias ``X + B(a)`` into its consumers; put the rest in ``kernels.channel_bias``.
 
     Preconditions: after the front half (BindParams, FoldBatchnormToConv2D, DecomposeOpsForInference,
@@ -244,17 +241,15 @@ class FuseChannelBias:
         Replace instances that cannot be sunk by ``kernels.channel_bias`` (default True).
     configs : dict, optional
         ``{"functions": {workload key: knob entry}}`` (``edgeavs tune`` records): a fallback kernel whose workload
-        has an entry is built with its tuned config (``edgeavs.tune.knobs``).
+        has an entry is built with its tuned config (``kernels.registry.pick_kernel_config``).
 
     After running, ``self.stats`` (``FusionStats``): ``found`` instances, ``fused`` = found minus those left,
     ``variants``: sink steps by consumer kind and fallback kernels (``kernel``).
     """
 
     def __init__(self, target=None, fallback_kernel: bool = True, configs=None):
-        self.target = target
-        self.configs = configs
+        super().__init__(target, configs)
         self.fallback_kernel = fallback_kernel
-        self.stats = FusionStats()
 
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         self.stats = FusionStats()
@@ -269,7 +264,7 @@ class FuseChannelBias:
         if self.fallback_kernel:
             iroot, icheck = _instance_pattern()
             kstats = FusionStats()
-            rewrite = _kernel_rewrite(iroot, _resolve_target(self.target), self.configs)
+            rewrite = _kernel_rewrite(iroot, self.resolved_target, self.configs)
             mod, _ = run_fusion(mod, iroot, icheck, rewrite, kstats)
             if kstats.fused:
                 self.stats.variants["kernel"] += kstats.fused
@@ -277,12 +272,6 @@ class FuseChannelBias:
         self.stats.found = found
         self.stats.fused = max(0, found - left)
         return mod
-
-    @property
-    def num_matches(self) -> int:
-        """Instances found in the module the pass last ran on (``stats.found``)."""
-        return self.stats.found
-
 
 def count_matches(mod: IRModule) -> int:
     """Broadcast channel-bias instances present (unfused) in ``mod``."""

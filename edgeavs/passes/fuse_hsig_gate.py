@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
-                                     run_counted_fusion, run_fusion, static_shape)
-from edgeavs.passes.fuse_audio_gate import _conv1x1_ok, _resolve_target
-from edgeavs.passes.hsigmoid import _is, hsigmoid_pattern
-from edgeavs.tune.knobs import pick_kernel_config
+from edgeavs.passes._rewrite import (FusionPass, FusionStats, MatchContext, const_array, conv1x1_ok, dtype_of,
+                                     interior_single_use, run_counted_fusion, run_fusion,
+                                     static_shape)
+from edgeavs.passes.hsigmoid import hsigmoid_pattern, is_scalar
 from edgeavs.tvm_api import IRModule, dpl, module_pass, relax
-from kernels.hsig_gate import HsigGateWorkload, fallback_config, hsig_gate_kernel
-
-NAME = "edgeavs.hsig_gate"
+from kernels.hsig_gate import CHAIN as NAME, ENTRY as KERNEL, HsigGateWorkload, hsig_gate_kernel
+from kernels.registry import pick_kernel_config
 
 
 def _resize_ok(call) -> bool:
@@ -65,7 +63,7 @@ def _pattern():
             return None
         if dtype_of(m[root]) != "float32" or dtype_of(xin) != "float32":
             return None
-        if not _conv1x1_ok(conv_call, wshape) or [int(s) for s in conv_call.attrs.strides] != [1, 1]:
+        if not conv1x1_ok(conv_call, wshape) or [int(s) for s in conv_call.attrs.strides] != [1, 1]:
             return None
         producer = ctx.resolve(xin)
         if isinstance(producer, relax.Call) and getattr(producer.op, "name", "") == "relax.max":
@@ -86,9 +84,9 @@ def _pattern():
                     return None
             elif bshape is None or bshape[1:] != (co, 1, 1) or bshape[0] not in (1, n):
                 return None
-        if relu6 in m and not (_is(m[lo], 0.0) and _is(m[hi], 6.0)):
+        if relu6 in m and not (is_scalar(m[lo], 0.0) and is_scalar(m[hi], 6.0)):
             return None
-        if relu6_onnx in m and not (_is(m[c0], 0.0) and _is(m[c6], 6.0)
+        if relu6_onnx in m and not (is_scalar(m[c0], 0.0) and is_scalar(m[c6], 6.0)
                                     and str(m[gmax].name_hint).startswith("maximum")
                                     and str(m[gmin].name_hint).startswith("minimum")):
             return None
@@ -130,11 +128,11 @@ def _rewrite_fn(ann: dict, target, configs=None):
         _, _, h, w = static_shape(orig)
         wl = HsigGateWorkload(n=n, ci=ci, hg=hg, wg=wg, co=co, h=h, w=w, in_relu6=bool(in_relu6),
                               bias_batch=bias_batch)
-        cfg, make, _ = pick_kernel_config(configs, "hsig_gate", wl, fallback_config(wl, target),
+        cfg, make, _ = pick_kernel_config(configs, KERNEL.name, wl, KERNEL.fallback_config(wl, target),
                                           lambda c: hsig_gate_kernel(wl, config=c))
         if cfg.weight_transposed:
             weight = relax.const(np.ascontiguousarray(const_array(weight)[:, :, 0, 0].T))
-        gv = kernels.get(("hsig_gate", wl, cfg), "edgeavs_hsig_gate", make)
+        gv = kernels.get((KERNEL.name, wl, cfg), f"edgeavs_{KERNEL.name}", make)
         return relax.call_tir(gv, [data, weight, bias, m[ann["y"]]],
                               out_ty=relax.TensorType((n, co, h, w), "float32"))
 
@@ -142,7 +140,7 @@ def _rewrite_fn(ann: dict, target, configs=None):
 
 
 @module_pass(opt_level=0, name="FuseHsigGate")
-class FuseHsigGate:
+class FuseHsigGate(FusionPass):
     """Rewrite every ``y * [resize2d_bilinear](hsig(conv1x1([relu6](x)) [+ b]))`` into ``R.call_tir`` of
     ``kernels.hsig_gate``.
 
@@ -157,27 +155,16 @@ class FuseHsigGate:
         Target the kernel's default schedule is derived from; default the current target, else the host.
     configs : dict, optional
         ``{"functions": {workload key: knob entry}}`` (``edgeavs tune`` records): a kernel whose workload has an
-        entry is built with its tuned config instead of the default (``edgeavs.tune.knobs``).
+        entry is built with its tuned config instead of the default (``kernels.registry.pick_kernel_config``).
 
     After running, ``self.stats`` (``FusionStats``) holds how many chains were found and fused.
     """
 
-    def __init__(self, target=None, configs=None):
-        self.target = target
-        self.configs = configs
-        self.stats = FusionStats()
-
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = FusionStats()
-        return run_counted_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
+        return run_counted_fusion(mod, root, check, _rewrite_fn(ann, self.resolved_target, self.configs),
                                   self.stats)
-
-    @property
-    def num_matches(self) -> int:
-        """Chains found in the module the pass last ran on (``stats.found``)."""
-        return self.stats.found
-
 
 def count_matches(mod: IRModule) -> int:
     """h-sigmoid gated products present (unfused) in ``mod``."""

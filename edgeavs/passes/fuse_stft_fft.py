@@ -19,14 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeavs.passes._rewrite import (FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
+from edgeavs.passes._rewrite import (FusionPass, FusionStats, MatchContext, const_array, dtype_of, interior_single_use,
                                      run_counted_fusion, run_fusion, static_shape)
-from edgeavs.passes.fuse_audio_gate import _resolve_target
 from edgeavs.tvm_api import IRModule, dpl, module_pass, relax
-from edgeavs.tune.knobs import pick_kernel_config
-from kernels.stft_fft import StftFftWorkload, dft_basis, fallback_config, stft_fft_kernel, tables
+from kernels.registry import pick_kernel_config
+from kernels.stft_fft import CHAIN as NAME, ENTRY as KERNEL, StftFftWorkload, dft_basis, stft_fft_kernel, tables
 
-NAME = "edgeavs.stft_fft"
 WEIGHT_ATOL = 1e-6
 """Largest |weight - basis| accepted: ~16 fp32 ulps at 1.0; an fp32-rounded basis is within 6e-8."""
 
@@ -113,9 +111,9 @@ def _rewrite_fn(ann: dict, target, configs=None):
         n_fft = static_shape(m[ann["wa"]])[2]
         hop = int(m[ann["ca"]].attrs.strides[0])
         wl = StftFftWorkload(n=n, length=length, n_fft=n_fft, hop=hop)
-        cfg, make, _ = pick_kernel_config(configs, "stft_fft", wl, fallback_config(wl, target),
+        cfg, make, _ = pick_kernel_config(configs, KERNEL.name, wl, KERNEL.fallback_config(wl, target),
                                           lambda c: stft_fft_kernel(wl, config=c))
-        gv = kernels.get(("stft_fft", wl, cfg), "edgeavs_stft_fft", make)
+        gv = kernels.get((KERNEL.name, wl, cfg), f"edgeavs_{KERNEL.name}", make)
         table, bitrev = tables(wl)
         return relax.call_tir(gv, [x, relax.const(table), relax.const(bitrev)],
                               out_ty=relax.TensorType((n, wl.bins, wl.frames), "float32"))
@@ -124,7 +122,7 @@ def _rewrite_fn(ann: dict, target, configs=None):
 
 
 @module_pass(opt_level=0, name="FuseStftFft")
-class FuseStftFft:
+class FuseStftFft(FusionPass):
     """Rewrite every ``conv1d(x, W_re)^2 + conv1d(x, W_im)^2`` whose weights are the Hann-windowed DFT basis into
     ``R.call_tir`` of ``kernels.stft_fft`` (a real FFT per frame).
 
@@ -139,30 +137,22 @@ class FuseStftFft:
     target : dict | str | tvm.target.Target, optional
         Target the kernel's default config is derived from; default the current target, else the host.
     configs : dict, optional
-        Tuned kernel knobs (``configs["functions"]``, keyed by ``edgeavs.tune.knobs.kernel_key``), as the other
+        Tuned kernel knobs (``configs["functions"]``, keyed by ``kernels.registry.kernel_key``), as the other
         fusion passes take them; without an entry the kernel gets ``fallback_config``.
 
     After running, ``self.stats`` (``StftFftStats``) holds how many were found, fused and rejected.
     """
 
-    def __init__(self, target=None, configs=None):
-        self.target = target
-        self.configs = configs
-        self.stats = StftFftStats()
+    STATS = StftFftStats
 
     def transform_module(self, mod: IRModule, _ctx) -> IRModule:
         root, ann, check = _pattern()
         self.stats = StftFftStats()
         candidates = count_candidates(mod)
-        mod = run_counted_fusion(mod, root, check, _rewrite_fn(ann, _resolve_target(self.target), self.configs),
+        mod = run_counted_fusion(mod, root, check, _rewrite_fn(ann, self.resolved_target, self.configs),
                                  self.stats)
         self.stats.no_match = candidates - self.stats.found  # found: counted by run_counted_fusion
         return mod
-
-    @property
-    def num_matches(self) -> int:
-        return self.stats.found
-
 
 def count_matches(mod: IRModule) -> int:
     """Conv-STFT power chains with DFT-basis weights present (unfused) in ``mod``."""

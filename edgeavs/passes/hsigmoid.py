@@ -41,7 +41,7 @@ def _scalar(expr) -> float | None:
     return None
 
 
-def _is(expr, expected: float) -> bool:
+def is_scalar(expr, expected: float) -> bool:
     value = _scalar(expr)
     if value is None:
         return False
@@ -70,7 +70,7 @@ class HSigmoidMatch:
         for form in self.forms:
             if form.output not in matchings:
                 continue
-            if not all(_is(matchings[p], v) for p, v in form.values):
+            if not all(is_scalar(matchings[p], v) for p, v in form.values):
                 continue
             ok = True
             for gv_pat, prefix in form.prim_funcs:

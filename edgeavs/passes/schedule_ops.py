@@ -18,7 +18,9 @@ elementwise    only spatial blocks                                        ``kern
 reduction      any other reduction (mean, max, softmax, pool)             ``kernels.elementwise``
 =============  =========================================================  ==========================
 
-A specialised schedule that fails falls back to the generic one; a function whose schedule does not lower (the
+The schedule column is data: each schedule is an entry of ``kernels.registry`` that names the classes it
+serves (``kernels.registry.schedules_for(cls)``: in their ``order``, the generic schedule, serving every class,
+last). A specialised schedule that fails falls back to the next, at last the generic one; a function whose schedule does not lower (the
 TIR pipeline is run on it, ~10 ms) stays unscheduled. PrimFuncs that already carry ``edgeavs.kernel`` (the
 fusion passes' hand-written kernels) are left alone. ``report`` (after the pass ran) counts per class how many
 functions got which schedule and names the functions nothing matched.
@@ -56,7 +58,7 @@ def classify(sch: s_tir.Schedule):
     return "reduction", None
 
 
-def _lowers(func: PrimFunc, target: Target) -> str | None:
+def lowers(func: PrimFunc, target: Target) -> str | None:
     """None when the TIR pipeline lowers ``func`` for ``target``; else the error's last line."""
     try:
         mod = IRModule({"main": func.with_attr("global_symbol", "main")})
@@ -73,39 +75,20 @@ def schedule_prim_func(func: PrimFunc, target: Target, configs: dict | None = No
                        check_lowering: bool = True):
     """Schedule one PrimFunc. Returns ``(new_func, class, schedule_name, config, error)``; ``schedule_name`` is
     None when nothing applied (``new_func`` is then ``func``)."""
-    from kernels import conv2d, depthwise, elementwise, pointwise, stft
+    from kernels import registry
     from kernels.defaults import cpu_facts
-
-    from edgeavs.tune.knobs import TUNED_ATTR, WORKLOAD_ATTR, function_key, tuned_config
 
     facts = cpu_facts(target)
     configs = configs or {}
     sch = s_tir.Schedule(func)
     cls, block = classify(sch)
-    wkey = function_key(func, cls)
-    tuned = tuned_config(configs, wkey)  # configs["functions"][key]: this function's tuned knobs
+    wkey = registry.function_key(func, cls)
+    tuned = registry.tuned_config(configs, wkey)  # configs["functions"][key]: this function's tuned knobs
     if tuned is not None:
         configs = {**configs, tuned[0]: tuned[1]}
-    attempts = []
-    if cls in ("conv1x1", "matmul"):
-        attempts.append(("gemm", lambda s, b: pointwise.schedule_gemm(
-            s, b, configs.get("gemm"), facts=facts)))
-    elif cls == "depthwise":
-        attempts.append(("depthwise", lambda s, b: depthwise.schedule_depthwise(
-            s, b, configs.get("depthwise"), facts=facts)))
-    elif cls == "conv":
-        attempts.append(("window_dot", lambda s, b: stft.schedule_window_dot(
-            s, b, configs.get("window_dot"), facts=facts)))
-        attempts.append(("direct_conv", lambda s, b: conv2d.schedule_direct(
-            s, b, configs.get("direct_conv"), facts=facts)))
-
-    def generic(s, _b):
-        cfg = configs.get("generic") or elementwise.fallback_config(facts=facts)
-        if elementwise.schedule_generic(s, cfg) == 0:
-            raise ValueError("nothing to parallelise or vectorise")
-        return cfg
-
-    attempts.append(("generic", generic))
+    # the registry's schedules for this class, in order (the generic one, serving every class, last)
+    attempts = [(e.name, (lambda s, b, e=e: e.build(s, b, configs.get(e.name), facts)))
+                for e in registry.schedules_for(cls)]
     error = None
     for name, fn in attempts:
         sch = s_tir.Schedule(func)
@@ -122,11 +105,11 @@ def schedule_prim_func(func: PrimFunc, target: Target, configs: dict | None = No
         for key, value in func.attrs.items() if func.attrs is not None else []:
             new = new.with_attr(key, value)
         new = new.with_attr("edgeavs.schedule", name).with_attr("edgeavs.config", str(cfg))
-        new = new.with_attr(WORKLOAD_ATTR, wkey)
+        new = new.with_attr(registry.WORKLOAD_ATTR, wkey)
         if tuned is not None and tuned[0] == name:
-            new = new.with_attr(TUNED_ATTR, "tuned")
+            new = new.with_attr(registry.TUNED_ATTR, "tuned")
         if check_lowering:
-            err = _lowers(new, target)
+            err = lowers(new, target)
             if err is not None:
                 error = f"{name}: does not lower: {err}"
                 continue
@@ -145,7 +128,7 @@ class ApplyEdgeAVSSchedules:
     configs : dict, optional
         Per schedule name (``gemm``, ``depthwise``, ``direct_conv``, ``generic``) a config that replaces the
         target-derived default; ``configs["functions"][key]`` (``edgeavs tune``'s knob records, keyed by
-        ``edgeavs.tune.knobs.function_key``: class + structural hash, stable across compiles) overrides it
+        ``kernels.registry.function_key``: class + structural hash, stable across compiles) overrides it
         for the one function with that key, which then carries ``edgeavs.knobs="tuned"``.
     check_lowering : bool
         Run the TIR pipeline on each scheduled function and keep the unscheduled one when it fails.
@@ -195,7 +178,8 @@ class ApplyEdgeAVSSchedules:
             updates[gv] = new
         for gv, new in updates.items():
             mod[gv] = new
-        from edgeavs.tune.knobs import usage as knob_usage
+        from kernels.registry import usage as knob_usage
+
         self.report = {
             "enabled": True,
             "target": str(target.attrs.get("mcpu", "")) or str(target.kind.name),

@@ -1,6 +1,9 @@
-"""Auto-tuning with MetaSchedule: records that are reused, checked and never corrupted."""
+"""Auto-tuning: edgeavs's knob search and MetaSchedule, written into a records directory.
 
-from edgeavs.tune.records import RecordsDir
-from edgeavs.tune.tuner import apply_records, parse_duration, tune
+The records' format, their fingerprint check and how a compile applies them live with their reader,
+``edgeavs.compiler.records`` (``RecordsDir``, ``apply_records``); tune writes them.
+"""
 
-__all__ = ["RecordsDir", "apply_records", "parse_duration", "tune"]
+from edgeavs.tune.tuner import parse_duration, tune
+
+__all__ = ["parse_duration", "tune"]

@@ -7,7 +7,7 @@ timed on a one-thread pool: ``edgeavs.tune.tuner.use_threads`` now sizes it to t
 
 One **round** is one build of the whole model. Every task (a workload key of :mod:`edgeavs.tune.knobs`, one or
 more functions) gets one config per round, so one build times one candidate of *every* function at once;
-the build is profiled through the VM instrumentation (:func:`edgeavs.tune.profile.profile_functions`, median
+the build is profiled through the VM instrumentation (:func:`edgeavs.compiler.profile.profile_functions`, median
 per function over :data:`PASSES` passes). A model of ~170 functions with 16 candidates each takes ~17 rounds
 for a generation; a round of LightAVSeg-L at 224 takes ~20 s on 2 cores (pipeline, codegen, 15 passes).
 
@@ -34,7 +34,8 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from edgeavs.tune.knobs import MARGIN, KnobSummary, KnobTask, candidates, config_to_dict
+from edgeavs.tune.knobs import MARGIN, KnobSummary, KnobTask, candidates
+from kernels.registry import WORKLOAD_ATTR, config_from_dict, config_to_dict
 
 PASSES = 15
 """Instrumented passes per round; each function's time is its median over them."""
@@ -47,14 +48,6 @@ MAX_GENERATIONS = 4
 """Generations of the local search at most (the first is the neighbourhood of the default)."""
 
 
-def phases_after(name: str) -> list[str]:
-    """The pipeline phases after ``name`` that a compile without MetaSchedule records runs."""
-    from edgeavs.compiler.pipeline import PIPELINE
-
-    names = [p.name for p in PIPELINE]
-    return [n for n in names[names.index(name) + 1:] if n != "apply-records"]
-
-
 def compile_vm(lowered, tvm_target):
     """A Relax VM on this CPU for a module the whole pipeline (``lower`` included) has run on."""
     from edgeavs.tvm_api import relax, tvm
@@ -64,15 +57,14 @@ def compile_vm(lowered, tvm_target):
 
 def build_vm(fused, tvm_target):
     """Compile a scheduled module (``fused``: the pipeline up to ``edgeavs-schedules``) into a Relax VM."""
-    from edgeavs.compiler.pipeline import run_pipeline
+    from edgeavs.compiler.pipeline import phase_after, run_pipeline
 
-    return compile_vm(run_pipeline(fused, tvm_target, None, phases=phases_after("edgeavs-schedules"))[0],
-                      tvm_target)
+    return compile_vm(run_pipeline(fused, tvm_target, None, start=phase_after("edgeavs-schedules"))[0], tvm_target)
 
 
 def profile_median(vm, args, passes: int = PASSES) -> dict[str, float]:
     """Median microseconds per inference of each function over ``passes`` instrumented passes."""
-    from edgeavs.tune.profile import profile_functions
+    from edgeavs.compiler.profile import profile_functions
 
     runs = [profile_functions(vm, args, repeat=1) for _ in range(passes)]
     names = set().union(*runs)
@@ -136,7 +128,7 @@ class ModelBench:
     (transposed weights) are rebuilt with their call site."""
 
     def __init__(self, folded, tvm_target, inputs, passes: int = PASSES):
-        from edgeavs.passes.schedule_ops import _lowers
+        from edgeavs.passes.schedule_ops import lowers
         from edgeavs.tvm_api import make_target, tvm
 
         self.folded = folded
@@ -144,7 +136,7 @@ class ModelBench:
         self.passes = passes
         self.dev = tvm.cpu()
         self.args = [tvm.runtime.tensor(a, self.dev) for a in inputs]
-        self._lowers = _lowers
+        self._lowers = lowers
         self._ok: dict = {}  # (key, config) -> whether it builds and lowers for its function
 
     def applies(self, task: KnobTask, cfg) -> bool:
@@ -160,13 +152,12 @@ class ModelBench:
     def build(self, assign: dict):
         """``(vm, {workload key: [function names]})`` of the model with each assigned task on its config
         (``assign``: KnobTask -> config; tasks not in it keep their defaults)."""
-        from edgeavs.compiler.pipeline import run_pipeline
-        from edgeavs.tune.knobs import WORKLOAD_ATTR
+        from edgeavs.compiler.pipeline import phase_after, run_pipeline
         from edgeavs.tvm_api import PrimFunc
 
         functions = {t.key: {"kind": t.kind, "config": config_to_dict(c)} for t, c in assign.items()
                      if c != t.default}
-        lowered = run_pipeline(_copy(self.folded), self.target, None, phases=phases_after("fold-constants"),
+        lowered = run_pipeline(_copy(self.folded), self.target, None, start=phase_after("fold-constants"),
                                schedule_configs={"functions": functions} if functions else None)[0]
         names: dict = {}
         for gv, func in lowered.functions_items():
@@ -208,7 +199,6 @@ def search(tasks: list[KnobTask], records, folded, tvm_target, inputs, *, deadli
     summary = KnobSummary()
     t0 = time.perf_counter()
     functions = dict(records.read_knobs())
-    from edgeavs.tune.knobs import config_from_dict
 
     fixed = {}  # tasks already in the records: their recorded config (or default) is part of every build
     todo = []

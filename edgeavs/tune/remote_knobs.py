@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgeavs.tune.knobs import MARGIN, KnobSummary, KnobTask, config_to_dict
+from edgeavs.tune.knobs import MARGIN, KnobSummary, KnobTask
+from kernels.registry import config_from_dict, config_to_dict
 
 E2E_ROUNDS = 3
 
@@ -71,7 +72,7 @@ def _end_to_end(device, tgt, winners: dict, build_args: dict) -> dict:
     from edgeavs.device.export import library_for
     from edgeavs.device.remote import open_session
     from edgeavs.tune.in_model import time_alternately
-    from edgeavs.tune.records import RecordsDir
+    from edgeavs.compiler.records import RecordsDir
 
     with tempfile.TemporaryDirectory(prefix="edgeavs-e2e-") as tmp:
         tmp = Path(tmp)
@@ -101,7 +102,6 @@ def search(tasks: list[KnobTask], records, device, tgt, *, deadline: float, max_
     """Search ``tasks`` on ``device`` (a :class:`edgeavs.tune.remote.TuningDevice`) until ``deadline`` or
     ``max_trials``; ``build_args``: ``compile_artifact``'s model arguments (variant, resolution, checkpoint)
     for the end-to-end check; ``builder``: MetaSchedule's builder with the device's linker."""
-    from edgeavs.tune.knobs import config_from_dict
 
     say = log or (lambda _m: None)
     summary = KnobSummary()

@@ -3,7 +3,8 @@
 The loop (our own, not MetaSchedule's task scheduler, so that the budget, the priorities and
 the on-disk state are ours):
 
-1. import the model and run the pipeline up to (not including) lowering: the fused TIR
+1. import the model as compile does (``edgeavs.compiler.build.prepare``) and run the pipeline up to
+   ``edgeavs-schedules`` (``edgeavs.compiler.pipeline.split_for_tuning``): the fused TIR
    functions are the tasks; functions that carry an edgeavs schedule are marked scheduled
    and are searched through their own knob space, not MetaSchedule's;
 2. profile the untuned build once (VM call instrumentation): each task's share of latency;
@@ -16,7 +17,7 @@ the on-disk state are ours):
    no task); every candidate counts as a trial;
 4. then, round after round, give a few trials to the MetaSchedule task with the largest remaining share that
    has not converged (two rounds without a 2 % gain), until ``trials`` or ``time_budget``
-   runs out; after every round the database is published atomically (records.py), so
+   runs out; after every round the database is published atomically (edgeavs.compiler.records), so
    Ctrl-C or a crash leaves a valid database and the next run continues from it. A task under
    ``MIN_TASK_SHARE`` of the latency is left out: no schedule of it can pay for a trial;
 5. finally (host) the untuned build and the build ``edgeavs compile --records`` makes are timed
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
-from edgeavs.tune.records import RecordsDir
+from edgeavs.compiler.records import RecordsDir
 
 TRIALS_PER_ROUND = 8
 KNOB_SHARE = (0.5, 0.9)  # bounds on the knob search's share of the budget when MetaSchedule has tasks too
@@ -223,7 +224,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     searched (the profile still covers the whole model). Every failure is an :class:`EdgeAVSError`
     (see :func:`stage`); Ctrl-C raises ``KeyboardInterrupt`` with the records as last published.
     """
-    from edgeavs.compiler.build import build_torch_model, check_resolution, import_model, resolve_weights
+    from edgeavs.compiler import pipeline
+    from edgeavs.compiler.build import prepare
     from edgeavs.compiler.frontend import example_inputs
     from edgeavs.targets import Target, load_target
     from edgeavs.tvm_api import meta_schedule as ms
@@ -246,13 +248,11 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     with stage("records setup"):
         resumed = records.create_or_resume(tgt)
     with stage("model import"):
-        variant, weights = resolve_weights(variant, checkpoint, seed=0)
-        h, w = check_resolution(resolution, variant)
+        source = prepare(variant, checkpoint, resolution, seed=0)  # compile's opening step
+        variant, (h, w) = source.variant, source.resolution
         say(f"tuning LightAVSeg-{variant} {h}x{w} for {tgt.name} into {records.path}"
             f"{' (continuing)' if resumed else ''}")
-        model = build_torch_model(variant, weights, checkpoint)
-        mod, params, _ = import_model(model, (h, w), "export")
-        del model
+        mod, params, _, _ = source.import_relax("export")
         tvm_target = tgt.to_tvm()
     from edgeavs.tune import knobs as knob_search
 
@@ -261,7 +261,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         with stage("task preparation"):
             # folded: where the in-model knob search's builds start; pre: fused, not yet scheduled (knob
             # candidates are scheduled from it); fused: with the default knobs (tasks and the profile)
-            folded, pre, fused = knob_search.split_pipeline(mod, tvm_target, params)
+            folded, pre, fused = pipeline.split_for_tuning(mod, tvm_target, params)
             records.seed_workdir(scratch)
             db = ms.database.JSONDatabase(work_dir=str(scratch))
             # Functions with an edgeavs schedule (or a hand kernel) are searched through their own
@@ -426,17 +426,3 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     if remote is not None:
         summary["device"] = remote.info
     return summary
-
-
-def apply_records(mod, tvm_target, records_dir):
-    """Replace the fused TIR functions that have records with their best schedules."""
-    from edgeavs.tvm_api import relax_transform
-
-    rec = RecordsDir(records_dir)
-    if not rec.workloads.exists():
-        return mod  # knob records only (no MetaSchedule round ran): nothing for MetaSchedule to apply
-    db = rec.database()
-    with tvm_target, db:
-        return relax_transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-
-

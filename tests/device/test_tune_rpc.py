@@ -82,7 +82,7 @@ def tuned(tracker, tmp_path_factory):
 
 
 def test_tune_measures_candidates_on_the_emulated_device(tuned):
-    from edgeavs.tune.records import RecordsDir
+    from edgeavs.compiler.records import RecordsDir
 
     out, output, summary, device, _ = tuned
     assert summary["target"] == "snapdragon8elite" and summary["trials"] == 2 and summary["tasks"] == 1
@@ -189,7 +189,7 @@ def test_knob_search_times_our_kernels_on_the_device(tracker, tmp_path):
     """Over RPC the knob spaces of edgeavs's own schedules are searched too: each candidate linked for the
     device and timed there; winners (if the emulator's meaningless timings give any) must also win end to end
     on the device before they are kept, and whatever is kept compiles."""
-    from edgeavs.tune.records import RecordsDir
+    from edgeavs.compiler.records import RecordsDir
 
     address, device = tracker
     out = tmp_path / "rec"

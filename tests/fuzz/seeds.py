@@ -85,8 +85,8 @@ def seed_workload():
 
 def build_records(d: Path) -> None:
     from edgeavs.targets import load_target
-    from edgeavs.tune.knobs import FORMAT as KNOBS_FORMAT
-    from edgeavs.tune.records import FINGERPRINT, KNOBS as KNOBS_FILE, make_fingerprint
+    from edgeavs.compiler.knobs import FORMAT as KNOBS_FORMAT
+    from edgeavs.compiler.records import FINGERPRINT, KNOBS as KNOBS_FILE, make_fingerprint
     from edgeavs.tvm_api import meta_schedule as ms
     from edgeavs.tvm_api import s_tir
 

@@ -164,8 +164,8 @@ def run_records(path):
     """``edgeavs compile --records DIR``: open (fingerprint checked against the host target), validate, read the
     knob records and resolve each entry as the schedule passes do, load the MetaSchedule database and query the
     seed's workload in it (what ``MetaScheduleApplyDatabase`` does)."""
-    from edgeavs.tune import knobs
-    from edgeavs.tune.records import RecordsDir
+    from edgeavs.compiler.records import RecordsDir
+    from kernels import registry as knobs
 
     rec = RecordsDir(path).open(_host())
     functions = rec.read_knobs()

@@ -10,7 +10,7 @@ import pytest
 
 from edgeavs.compiler.pipeline import run_pipeline
 from edgeavs.tvm_api import PrimFunc, relax, s_tir, tvm
-from kernels.conv2d import LAYOUT_REWRITE, DirectConvConfig, fallback_config, knob_space
+from kernels.conv2d import LAYOUT_REWRITE, DirectConvConfig, DirectConvWorkload as W, fallback_config, knob_space
 from kernels.defaults import cpu_facts
 from kernels.workloads import ConvCase
 
@@ -104,7 +104,7 @@ def test_constant_weight_is_blocked_at_compile_time():
     funcs = {gv.name_hint: f for gv, f in mod.functions_items() if isinstance(f, PrimFunc)}
     assert sorted(funcs) == ["fused_conv2d_add_relu"]  # no prepack function left, the name kept
     conv = funcs["fused_conv2d_add_relu"]
-    cfg = fallback_config(32, 9, 27, NATIVE, stride=2)
+    cfg = fallback_config(W(32, 9, 27, stride=2), NATIVE)
     shapes = [[int(d) for d in p.shape] for p in conv.params]
     assert [32 // cfg.co_tile, 3, 3, 3, cfg.co_tile] in shapes and [32, 3, 3, 3] not in shapes  # pre-blocked
     assert not any(LAYOUT_REWRITE in b.annotations for b in _blocks(conv))  # no re-layout left per call
@@ -126,27 +126,27 @@ def test_weight_prepack_phase_is_off_without_schedules():
 
 def test_defaults_host():
     f = cpu_facts(NATIVE)
-    stem = fallback_config(32, 112, 27, NATIVE, stride=2)
+    stem = fallback_config(W(32, 112, 27, stride=2), NATIVE)
     assert stem.blocked and stem.co_tile % stem.vector == 0 and 32 % stem.co_tile == 0
     assert 112 % stem.width_tile == 0
     assert stem.width_tile * stem.co_tile // stem.vector <= f.vector_registers // 2
     for cout, n in ((256, 14), (320, 7), (384, 4)):  # the 1x1 convs on L x 1 maps
-        c = fallback_config(cout, n, 1, NATIVE)
+        c = fallback_config(W(cout, n, 1), NATIVE)
         assert c.blocked and n % c.width_tile == 0 and cout % c.co_tile == 0 and c.vector == f.lanes
-    panns = fallback_config(32, 64, 9, NATIVE)  # whole contiguous column vectors: the column tile
+    panns = fallback_config(W(32, 64, 9), NATIVE)  # whole contiguous column vectors: the column tile
     assert not panns.blocked and panns.vector == f.lanes and 64 % panns.width_tile == 0
-    assert not fallback_config(30, 112, 27, NATIVE, stride=2).blocked  # 30 channels: no 4-lane vector divides
+    assert not fallback_config(W(30, 112, 27, stride=2), NATIVE).blocked  # 30 channels: no 4-lane vector divides
 
 
 @pytest.mark.parametrize("target", [ORYON, AARCH64], ids=["snapdragon8elite", "aarch64"])
 def test_defaults_neon(target):
     f = cpu_facts(target)
-    stem = fallback_config(32, 112, 27, target, stride=2)
+    stem = fallback_config(W(32, 112, 27, stride=2), target)
     assert stem.blocked and stem.vector == 4 and stem.co_tile % 4 == 0 and 112 % stem.width_tile == 0
     assert stem.width_tile * stem.co_tile // 4 <= f.vector_registers // 2
-    attn = fallback_config(256, 14, 1, target)
+    attn = fallback_config(W(256, 14, 1), target)
     assert attn.blocked and attn.vector == 4 and 14 % attn.width_tile == 0
-    panns = fallback_config(32, 64, 9, target)
+    panns = fallback_config(W(32, 64, 9), target)
     assert not panns.blocked and panns.vector == 4
 
 
@@ -163,11 +163,11 @@ def test_neon_schedule_lowers():
 
 
 def test_knob_space_and_json():
-    from edgeavs.tune.knobs import config_from_dict, config_to_dict
+    from kernels.registry import config_from_dict, config_to_dict
 
-    space = knob_space(256, 14, NATIVE)
+    space = knob_space(W(256, 14, 1), NATIVE)
     assert space["blocked"] == [True, False] and 32 in space["co_tile"] and 7 in space["width_tile"]
-    cfg = fallback_config(256, 14, 1, NATIVE)
+    cfg = fallback_config(W(256, 14, 1), NATIVE)
     assert config_from_dict("direct_conv", config_to_dict(cfg)) == cfg
     old = {"co_tile": 16, "width_tile": 1, "vector": 1, "unroll_taps": True}  # a record from before the knob
     assert config_from_dict("direct_conv", old).blocked is False

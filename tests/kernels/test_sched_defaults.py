@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgeavs.tvm_api import simd_info
 from kernels.defaults import cpu_facts
-from kernels.elementwise import fallback_config as generic_default
+from kernels.elementwise import GenericWorkload, fallback_config as generic_default
 from kernels.pointwise import GemmWorkload, fallback_config as gemm_default
 
 ORYON = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "oryon-1",
@@ -36,7 +36,7 @@ def test_snapdragon_and_generic_aarch64():
     c = gemm_default(GemmWorkload(m=256, n=3136, k=64), ORYON)
     assert c.lanes == 4 and c.co_tile * c.pixel_vectors + c.pixel_vectors + 1 <= 32
     assert c.co_tile * c.pixel_vectors >= 12  # uses the 32 NEON registers, not an x86-sized tile
-    assert generic_default(ORYON).lanes == 4
+    assert generic_default(GenericWorkload(), ORYON).lanes == 4
 
 
 def test_thread_split_is_even():

@@ -10,11 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from edgeavs.compiler import pipeline
+from edgeavs.compiler.knobs import FORMAT as KNOBS_FORMAT
 from edgeavs.errors import EdgeAVSError
 from edgeavs.passes.schedule_ops import ApplyEdgeAVSSchedules
 from edgeavs.targets import load_target
-from edgeavs.tune import RecordsDir, knobs
+from edgeavs.compiler.records import RecordsDir
+from edgeavs.tune import knobs
 from edgeavs.tvm_api import IRModule, PrimFunc, relax, to_tvm, tvm
+from kernels import registry
 from kernels.workloads import fuse
 from tests.kernels.sched_util import NATIVE, rel_l2
 
@@ -60,10 +64,10 @@ def test_override_changes_one_functions_schedule_and_keeps_numerics():
     gv, gemm = _funcs_by_schedule(default)["gemm"]
     key = str(gemm.attrs["edgeavs.workload"])
     assert key.startswith("conv1x1/")
-    old = knobs.config_from_dict("gemm", {"co_tile": 1, "pixel_vectors": 1, "lanes": 4})
+    old = registry.config_from_dict("gemm", {"co_tile": 1, "pixel_vectors": 1, "lanes": 4})
     assert str(old) != str(gemm.attrs["edgeavs.config"])  # the override below is not the default
-    configs = {"functions": {key: {"kind": "gemm", "config": knobs.config_to_dict(old)},
-                             "conv1x1/00000000deadbeef": {"kind": "gemm", "config": knobs.config_to_dict(old)}}}
+    configs = {"functions": {key: {"kind": "gemm", "config": registry.config_to_dict(old)},
+                             "conv1x1/00000000deadbeef": {"kind": "gemm", "config": registry.config_to_dict(old)}}}
     p = ApplyEdgeAVSSchedules(target=NATIVE, configs=configs)
     tuned = p(_copy(plain))
     new = tuned[gv]
@@ -82,13 +86,13 @@ def test_kernel_override_is_built_with_the_tuned_config():
     wl = HsigGateWorkload(n=1, ci=16, hg=8, wg=8, co=24, h=8, w=8)
     default = fallback_config(wl, NATIVE)
     want = knobs.candidates(default, {"tile_co": [1, 2, 3]})[0]
-    configs = {"functions": {knobs.kernel_key("hsig_gate", wl): {"kind": "hsig_gate",
-                                                                 "config": knobs.config_to_dict(want)}}}
-    cfg, make, tuned = knobs.pick_kernel_config(configs, "hsig_gate", wl, default,
+    configs = {"functions": {registry.kernel_key("hsig_gate", wl): {"kind": "hsig_gate",
+                                                                 "config": registry.config_to_dict(want)}}}
+    cfg, make, tuned = registry.pick_kernel_config(configs, "hsig_gate", wl, default,
                                                 lambda c: hsig_gate_kernel(wl, config=c))
     func = make()
     assert tuned and cfg == want and str(func.attrs["edgeavs.config"]) == str(want)
-    assert knobs.parse_kernel_key(str(func.attrs["edgeavs.workload"]))[1] == wl
+    assert registry.parse_kernel_key(str(func.attrs["edgeavs.workload"]))[1] == wl
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((1, 16, 8, 8)).astype("float32"), rng.standard_normal((1, 24, 8, 8)).astype("float32")
     w = rng.standard_normal((24, 16, 1, 1)).astype("float32")
@@ -102,7 +106,7 @@ def test_kernel_override_is_built_with_the_tuned_config():
 
 def _tasks():
     """``(folded, tasks)``: the unfused graph (where the in-model search's builds start) and its knob tasks."""
-    folded, pre, scheduled = knobs.split_pipeline(_graph(fused=False), NATIVE, {})
+    folded, pre, scheduled = pipeline.split_for_tuning(_graph(fused=False), NATIVE, {})
     return folded, knobs.knob_tasks(pre, scheduled, NATIVE, {})
 
 
@@ -208,7 +212,7 @@ def test_bad_knob_file_is_a_one_line_error(tmp_path, damage, message):
     rec.create_or_resume(host)
     good = {"co_tile": 4, "pixel_vectors": 2, "lanes": 16, "parallel": "pixel", "pack": True}
     bad = dict(good, **{"value": {"co_tile": 0}, "unknown": {"tile": 3}, "choice": {"parallel": "rows"}}.get(damage, {}))
-    body = {"format": knobs.FORMAT, "functions": {"conv1x1/0123456789abcdef": {"kind": "gemm", "config": bad}}}
+    body = {"format": KNOBS_FORMAT, "functions": {"conv1x1/0123456789abcdef": {"kind": "gemm", "config": bad}}}
     text = {"json": json.dumps(body)[:-5], "format": json.dumps({"f": 1})}.get(damage, json.dumps(body))
     rec.knobs_path.write_text(text)
     with pytest.raises(EdgeAVSError) as exc:
@@ -268,7 +272,7 @@ def test_stride_2_depthwise_searches_its_parity_knob():
         with bb.dataflow():
             out = bb.emit_output(relax.op.nn.conv2d(x, w, strides=2, padding=2, groups=8))
         bb.emit_func_output(out)
-    _, pre, scheduled = knobs.split_pipeline(bb.get(), NATIVE, {})
+    _, pre, scheduled = pipeline.split_for_tuning(bb.get(), NATIVE, {})
     (task,) = knobs.knob_tasks(pre, scheduled, NATIVE, {})
     assert task.kind == "depthwise" and task.space["parity"] == [True, False]
     assert any(c.parity != task.default.parity for c in task.candidates)
@@ -282,11 +286,11 @@ def test_stft_fft_kernel_is_a_knob_kind():
     wl = StftFftWorkload(n=1, length=1024 + 320 * 3)
     default = stft_fft_kernel(wl, target=NATIVE)
     key = str(default.attrs["edgeavs.workload"])
-    assert knobs.parse_kernel_key(key)[:2] == ("stft_fft", wl)
+    assert registry.parse_kernel_key(key)[:2] == ("stft_fft", wl)
     want = StftFftConfig(frames=4, radix=2)
     for cfg, tuned in ((want, True), (StftFftConfig(frames=1, radix=4), False)):
-        configs = {"functions": {key: {"kind": "stft_fft", "config": knobs.config_to_dict(cfg)}}}
-        got, make, is_tuned = knobs.pick_kernel_config(configs, "stft_fft", wl, fallback_config(wl, NATIVE),
+        configs = {"functions": {key: {"kind": "stft_fft", "config": registry.config_to_dict(cfg)}}}
+        got, make, is_tuned = registry.pick_kernel_config(configs, "stft_fft", wl, fallback_config(wl, NATIVE),
                                                        lambda c: stft_fft_kernel(wl, config=c))
         assert is_tuned == tuned and got == (cfg if tuned else fallback_config(wl, NATIVE))
         assert str(make().attrs["edgeavs.config"]) == str(got)

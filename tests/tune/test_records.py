@@ -6,8 +6,9 @@ import pytest
 
 from edgeavs.errors import EdgeAVSError
 from edgeavs.targets import load_target
-from edgeavs.tune import RecordsDir, parse_duration
-from edgeavs.tune.records import RECORDS, WORKLOADS
+from edgeavs.compiler.records import RecordsDir
+from edgeavs.tune import parse_duration
+from edgeavs.compiler.records import RECORDS, WORKLOADS
 
 
 @pytest.fixture(scope="module")

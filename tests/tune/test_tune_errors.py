@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from cli import main
 from edgeavs.errors import EdgeAVSError
-from edgeavs.tune import RecordsDir
+from edgeavs.compiler.records import RecordsDir
 from edgeavs.tune.tuner import stage
 
 TUNE = ["tune", "--variant", "tiny", "--resolution", "64", "--trials", "1", "--time-budget", "1m", "--json"]
@@ -43,9 +43,9 @@ def test_unexpected_exception_in_a_stage_is_one_error_line(tmp_path, monkeypatch
 
 
 def test_a_later_stage_is_named_and_debug_shows_the_chained_traceback(tmp_path, monkeypatch):
-    from edgeavs.tune import knobs
+    from edgeavs.compiler import pipeline
 
-    monkeypatch.setattr(knobs, "split_pipeline", _raise(ValueError("no fused functions")))
+    monkeypatch.setattr(pipeline, "split_for_tuning", _raise(ValueError("no fused functions")))
     r = CliRunner().invoke(main, ["--debug", *TUNE, "-o", str(tmp_path / "rec")])
     assert r.exit_code == 1, r.output
     assert _error_lines(r.output) == ["Error: tune: task preparation failed: ValueError: no fused functions"]

@@ -6,7 +6,7 @@ A records directory holds::
     database_workload.json         MetaSchedule JSONDatabase (one JSON value per line)
     database_tuning_record.json
     edgeavs_knobs.json             per edgeavs-scheduled function / kernel (by workload key): the searched
-                                   knobs' winner, or null when the default stayed (edgeavs.tune.knobs)
+                                   knobs' winner, or null when the default stayed (edgeavs.compiler.knobs)
     tune_log.jsonl                 one line per tuning round (what was tried, the best so far)
 
 Every file is replaced atomically (written beside it, then renamed), the workload file before
@@ -49,7 +49,7 @@ from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
 from edgeavs.io.atomic import atomic_copy, atomic_write_text
-from edgeavs.io.structured import load_json, loads_json
+from edgeavs.io.structured import load_json, loads_json, size_text
 
 FINGERPRINT = "fingerprint.json"
 WORKLOADS = "database_workload.json"
@@ -159,8 +159,9 @@ def _check_workload_line(value) -> None:
         raise _Bad(f"the workload's structural hash {json.dumps(shash)[:40]} is not a decimal number")
     if not isinstance(payload, str):
         raise _Bad(f"the workload's module is {_kind(payload)}, not a base64 string")
-    if len(payload) > (PAYLOAD_MAX_BYTES + 8) * 4 // 3 + 4:
-        raise _Bad(f"the workload's module is larger than {PAYLOAD_MAX_BYTES // 2**20} MiB")
+    too_large = _Bad(f"the workload's module is larger than {size_text(PAYLOAD_MAX_BYTES)}")
+    if len(payload) > (PAYLOAD_MAX_BYTES + 8 + 2) // 3 * 4:  # before decoding it
+        raise too_large
     try:
         blob = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -170,6 +171,8 @@ def _check_workload_line(value) -> None:
     (n,) = struct.unpack("<Q", blob[:8])
     if n != len(blob) - 8:
         raise _Bad(f"the workload's module says it is {n} bytes long but holds {len(blob) - 8}")
+    if n > PAYLOAD_MAX_BYTES:
+        raise too_large
     _check_graph(blob[8:], "the workload's module")
 
 
@@ -343,18 +346,18 @@ class RecordsDir:
         return counts
 
     def read_knobs(self) -> dict:
-        """``{workload key: entry}`` from ``edgeavs_knobs.json`` (see ``edgeavs.tune.knobs``), every config
+        """``{workload key: entry}`` from ``edgeavs_knobs.json`` (see ``edgeavs.compiler.knobs``), every config
         checked against its kind's knobs; a file that does not parse or holds an invalid knob value is a
         one-line error naming the file."""
         if not self.knobs_path.exists():
             return {}
-        from edgeavs.tune.knobs import check_entries
+        from edgeavs.compiler.knobs import check_entries
 
         return check_entries(load_json(self.knobs_path, "", max_bytes=MAX_KNOBS_BYTES), self.knobs_path)
 
     def write_knobs(self, functions: dict) -> None:
         """Replace ``edgeavs_knobs.json`` atomically with ``functions`` (``{workload key: entry}``)."""
-        from edgeavs.tune.knobs import FORMAT as KNOBS_FORMAT
+        from edgeavs.compiler.knobs import FORMAT as KNOBS_FORMAT
 
         atomic_write_text(self.knobs_path, json.dumps({"format": KNOBS_FORMAT, "functions": functions},
                                                       indent=1, sort_keys=True) + "\n")
@@ -431,3 +434,17 @@ class RecordsDir:
             raise EdgeAVSError(f"{self.path}: MetaSchedule cannot read the tuning database "
                                f"({lines[-1][:200] if lines else type(exc).__name__}); delete the records "
                                "directory or restore it") from None
+
+
+def apply_records(mod, tvm_target, records_dir):
+    """Replace the fused TIR functions that have records with their best schedules (the pipeline's
+    ``apply-records`` phase)."""
+    from edgeavs.tvm_api import relax_transform
+
+    rec = RecordsDir(records_dir)
+    if not rec.workloads.exists():
+        return mod  # knob records only (no MetaSchedule round ran): nothing for MetaSchedule to apply
+    db = rec.database()
+    with tvm_target, db:
+        return relax_transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+
