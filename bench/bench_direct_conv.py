@@ -171,13 +171,11 @@ def _config(func, target, blocked: bool):
     from edgeavs.passes.schedule_ops import classify
     from edgeavs.tvm_api import s_tir
     from kernels.blocks import analyze_mac
-    from kernels.conv2d import fallback_config
+    from kernels.conv2d import fallback_config, workload_of
 
     sch = s_tir.Schedule(func)
-    info = analyze_mac(sch, classify(sch)[1])
-    taps = math.prod(info.extents[r] for r in info.reduce[1:])
-    return fallback_config(info.extents[info.register[0]], info.extents[info.pixel[-1]], taps, target,
-                           blocked=blocked)
+    block = classify(sch)[1]
+    return fallback_config(workload_of(sch, block, analyze_mac(sch, block)), target, blocked=blocked)
 
 
 def _macs(func) -> int:

@@ -173,7 +173,8 @@ def evaluate(root, task: str, checkpoint, split: str = "test", shuffle_audio: bo
     With ``dump_path``, the first ``dump_clips`` clips' inputs (shuffled audio included) are
     also written for ``edgeavs verify --inputs``.
     """
-    from edgeavs.model.weights import load_checkpoint, read_checkpoint
+    from edgeavs.model.builder import load_checkpoint
+    from edgeavs.model.weights import read_checkpoint
 
     dev = resolve_device(device)
     info = read_checkpoint(checkpoint)

@@ -38,6 +38,8 @@ from edgeavs.errors import EdgeAVSError
 FORMAT = "edgeavs-artifact/1"
 MANIFEST = "manifest.json"
 LIBRARY = "model.so"
+VIA = ("export", "onnx")
+"""How a model reaches Relax (``edgeavs compile --via``): torch.export or ONNX; the manifest records it."""
 
 
 def file_sha256(path) -> str:
@@ -300,7 +302,6 @@ def _schedules(value, field):
 
 
 def _manifest_fields():
-    from edgeavs.compiler.build import VIA
     from edgeavs.model.config import VARIANTS
     from edgeavs.targets import LINKS
 

@@ -11,7 +11,7 @@ Two halves, because they happen at different times:
   inference) goes into the manifest's ``schedules.functions``; the artifact then needs nothing else.
 - **At run time** (:func:`profile_artifact`, in a torch-free worker process with the thread count set): the CPU's
   single-core SGEMM rate is measured (:func:`measure_sgemm`), then every called function is timed through the VM
-  instrumentation (``edgeavs.tune.profile.profile_functions``, the median over ``repeat`` passes) and
+  instrumentation (``edgeavs.compiler.profile.profile_functions``, the median over ``repeat`` passes) and
   :func:`summarize` attributes each to its class.
 
 Flops: a multiply-accumulate counts 2, every other float ``+ - * / max min`` or math call counts 1, each times its
@@ -257,7 +257,7 @@ def measure_sgemm(n: int = 1024, repeat: int = 10, min_seconds: float = 1.5) -> 
 
 def profile_vm(vm, args, repeat: int = 10) -> dict:
     """``{"functions": {symbol: median µs per inference}, "latency_ms": median uninstrumented ms}``."""
-    from edgeavs.tune.profile import profile_functions
+    from edgeavs.compiler.profile import profile_functions
 
     runs = [profile_functions(vm, args, repeat=1) for _ in range(repeat)]
     names = sorted(set().union(*runs))

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeavs.compiler.artifact import VIA
 from edgeavs.errors import EdgeAVSError
 
-VIA = ("export", "onnx")
 DEFAULT_VARIANT = "large"
 DEFAULT_SEED = 0
 """Random-init artifacts (no checkpoint) use this seed; see ``edgeavs.model.builder.build_reference_model``."""

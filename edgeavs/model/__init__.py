@@ -7,10 +7,10 @@ functions load torch when first used.
 
 from __future__ import annotations
 
-from edgeavs.model.builder import build_model, build_reference_model
+from edgeavs.model.builder import build_model, build_reference_model, load_checkpoint
 from edgeavs.model.config import FUSIONS, VARIANTS, VariantConfig, get_variant
 
-_WEIGHTS = ("load_audio_weights", "load_checkpoint", "load_visual_weights", "read_checkpoint",
+_WEIGHTS = ("load_audio_weights", "load_visual_weights", "read_checkpoint",
             "save_checkpoint")
 
 

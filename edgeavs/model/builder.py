@@ -4,6 +4,7 @@ is imported when a model is first built, not with this module."""
 
 from __future__ import annotations
 
+from edgeavs.errors import EdgeAVSError
 from edgeavs.model.config import FUSIONS, get_variant
 
 
@@ -18,8 +19,6 @@ def build_model(variant: str = "large", fusion: str = "lightavseg", seed: int | 
     random-init model from it). Load official weights with :func:`load_visual_weights` /
     :func:`load_audio_weights`, or an edgeavs checkpoint with :func:`load_checkpoint`.
     """
-    from edgeavs.errors import EdgeAVSError
-
     cfg = get_variant(variant)
     if fusion not in FUSIONS:
         raise EdgeAVSError(f"unknown fusion {fusion!r}; choose one of: {', '.join(FUSIONS)}")
@@ -49,8 +48,20 @@ def build_reference_model(variant: str, checkpoint=None, seed: int = 0, fusion: 
     U(0.5, 1.5)) makes PyTorch's own fp32 result differ from fp64 by rel-L2 1e-5..5e-5 on
     the logits, above the fp32 tolerance, so the official init is kept (fp32 vs fp64 ~2e-6).
     """
-    from edgeavs.model.weights import load_checkpoint
-
     if checkpoint is not None:
         return load_checkpoint(checkpoint, variant=variant).eval()
     return build_model(variant, fusion=fusion, seed=seed).eval()
+
+
+def load_checkpoint(path, variant: str | None = None):
+    """Rebuild the model an edgeavs checkpoint was saved from. If ``variant`` is given and the
+    checkpoint holds another one, fail with a one-line error."""
+    from edgeavs.model.weights import strict_load, read_checkpoint
+
+    obj = read_checkpoint(path)
+    if variant is not None and get_variant(variant).name != obj["variant"]:
+        raise EdgeAVSError(f"{path}: checkpoint is LightAVSeg-{obj['variant']}, "
+                           f"not the requested variant {get_variant(variant).name}")
+    model = build_model(obj["variant"], fusion=obj.get("fusion", "lightavseg"))
+    strict_load(model, obj["state_dict"], path, f"{obj['variant']} model")
+    return model

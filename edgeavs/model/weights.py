@@ -89,7 +89,7 @@ def _official(mapping, keys: tuple[str, ...], obj: dict, path, what: str) -> dic
     return mapping(obj)
 
 
-def _strict_load(module: nn.Module, sd: dict, path, what: str) -> None:
+def strict_load(module: nn.Module, sd: dict, path, what: str) -> None:
     _check_state_dict(sd, path, what)
     own = module.state_dict()
     missing = sorted(set(own) - set(sd))
@@ -119,7 +119,7 @@ def load_visual_weights(model: nn.Module, path) -> nn.Module:
     """Load an official SeaFormer ImageNet checkpoint into ``model.visual`` (strict)."""
     target = getattr(model, "visual", model)
     what = "SeaFormer backbone"
-    _strict_load(target, _official(visual_state_dict_from_official, VISUAL_KEYS, _load_file(path), path,
+    strict_load(target, _official(visual_state_dict_from_official, VISUAL_KEYS, _load_file(path), path,
                                    what), path, what)
     return model
 
@@ -128,7 +128,7 @@ def load_audio_weights(model: nn.Module, path) -> nn.Module:
     """Load PANNs ``MobileNetV2_mAP=0.383.pth`` into ``model.audio`` (strict)."""
     target = getattr(model, "audio", model)
     what = "PANNs MobileNetV2 audio encoder"
-    _strict_load(target, _official(audio_state_dict_from_official, AUDIO_KEYS, _load_file(path), path,
+    strict_load(target, _official(audio_state_dict_from_official, AUDIO_KEYS, _load_file(path), path,
                                    what), path, what)
     return model
 
@@ -171,18 +171,3 @@ def read_checkpoint(path) -> dict:
         raise EdgeAVSError(f"{path}: edgeavs checkpoint without a \"state_dict\"")
     _check_state_dict(obj["state_dict"], path, f"{variant} model")
     return obj
-
-
-def load_checkpoint(path, variant: str | None = None):
-    """Rebuild the model an edgeavs checkpoint was saved from. If ``variant`` is given and the
-    checkpoint holds another one, fail with a one-line error."""
-    from edgeavs.model.builder import build_model
-    from edgeavs.model.config import get_variant
-
-    obj = read_checkpoint(path)
-    if variant is not None and get_variant(variant).name != obj["variant"]:
-        raise EdgeAVSError(f"{path}: checkpoint is LightAVSeg-{obj['variant']}, "
-                           f"not the requested variant {get_variant(variant).name}")
-    model = build_model(obj["variant"], fusion=obj.get("fusion", "lightavseg"))
-    _strict_load(model, obj["state_dict"], path, f"{obj['variant']} model")
-    return model
