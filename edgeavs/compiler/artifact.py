@@ -609,6 +609,46 @@ def _elf_problem(path: Path, for_host: bool) -> str | None:
     return None
 
 
+_PROBE = """import ctypes, sys
+for dep in sys.argv[2:]:
+    ctypes.CDLL(dep, mode=ctypes.RTLD_GLOBAL)
+ctypes.CDLL(sys.argv[1])
+"""
+
+
+def probe_load(path, directory=None) -> None:
+    """``dlopen`` the library once in a child process before this one maps it: a library whose
+    headers pass :func:`check_library` can still point the dynamic loader at the wrong bytes (the
+    fuzz test moved a segment's file offset by one page), and a loader that crashes must not take
+    this process with it. ~0.1 s (the child preloads only tvm-ffi, the one library a model.so
+    links against). Set ``EDGEAVS_NO_LOAD_PROBE=1`` to skip it for a library you trust."""
+    import importlib.util
+    import signal
+    import subprocess
+
+    if os.environ.get("EDGEAVS_NO_LOAD_PROBE", "").strip() not in ("", "0") or not sys.platform.startswith("linux"):
+        return
+    path = Path(path)
+    where = f"artifact {Path(directory) if directory is not None else path.parent}: {path.name}"
+    spec = importlib.util.find_spec("tvm_ffi")
+    deps = sorted(str(p) for p in (Path(spec.origin).parent / "lib").glob("libtvm_ffi.so")) \
+        if spec is not None and spec.origin else []
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), *deps], capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise EdgeAVSError(f"{where}: loading it hangs (a damaged library?)") from None
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        raise EdgeAVSError(f"{where}: the dynamic loader crashed on it ({name}): a damaged library")
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        raise EdgeAVSError(f"{where} could not be loaded: {lines[-1] if lines else f'exit {proc.returncode}'}")
+
+
 def check_library(path, directory=None, for_host: bool = True) -> None:
     """Refuse, in one line, a library file the runtime must not map (see :func:`_elf_problem`).
 
@@ -678,6 +718,7 @@ class CompiledModel:
         self.device = device or tvm.cpu()
         path = self.directory / LIBRARY
         check_library(path, self.directory, for_host=True)
+        probe_load(path, self.directory)
         try:
             lib = tvm.runtime.load_module(str(path))
             self.vm = relax.VirtualMachine(lib, self.device)

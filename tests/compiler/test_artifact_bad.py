@@ -462,3 +462,18 @@ def test_cli_verify_bench_profile_give_one_error_line(bad):
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().splitlines() == [errors[0]], proc.stderr
     _write(art, pristine)
+
+
+def test_a_library_that_crashes_the_loader_is_one_line(tmp_path):
+    """Headers can be whole and the loader still die (the fuzz test moved a segment's file offset by
+    one page): the library is opened once in a child first. Here a well-formed library whose
+    constructor segfaults stands in for it; the load runs in a subprocess, so a crash fails here."""
+    src = tmp_path / "boom.c"
+    src.write_text("#include <signal.h>\n__attribute__((constructor)) static void boom(void) { raise(SIGSEGV); }\n")
+    art = copy_of(tiny_artifact(), "lib-loader-crash")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(art / LIBRARY), str(src)], check=True)
+    _rehash(art)
+    proc = subprocess.run([sys.executable, "-c", _LOADER, str(art)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"the loader died (rc {proc.returncode}): {proc.stderr[-2000:]}"
+    assert proc.stdout.strip().splitlines() == [
+        f"REFUSED artifact {art}: model.so: the dynamic loader crashed on it (SIGSEGV): a damaged library"] * 2
