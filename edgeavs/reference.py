@@ -16,7 +16,6 @@ import numpy as np
 
 from edgeavs.model.builder import build_reference_model
 
-
 def run_reference(model, frames, waveform, aux: bool = False, float64: bool = False) -> dict:
     """Named outputs as numpy: ``{"logits": ...}`` or, with ``aux``, every intermediate.
     ``float64`` runs model and inputs in double precision (the fp32 noise floor)."""
@@ -45,6 +44,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help=".npz to write the named outputs to")
     ap.add_argument("--aux", action="store_true", help="also every per-layer intermediate")
     ap.add_argument("--float64", action="store_true", help="run in double precision")
+    ap.add_argument("--float64-out", help="after the fp32 run, also run in double precision and write "
+                                           "those outputs to this .npz (one model build for both)")
     ap.add_argument("--no-mkldnn", action="store_true",
                     help="PyTorch's native CPU kernels instead of oneDNN (the verify spread study)")
     args = ap.parse_args(argv)
@@ -63,10 +64,15 @@ def main(argv=None) -> int:
         data = np.load(args.inputs)
         outs = run_reference(model, data["frames"], data["waveform"], aux=args.aux,
                              float64=args.float64)
+        exact = None
+        if args.float64_out:  # second: run_reference(float64=True) converts the model in place
+            exact = run_reference(model, data["frames"], data["waveform"], aux=args.aux, float64=True)
     except EdgeAVSError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     np.savez(args.out, **outs)
+    if exact is not None:
+        np.savez(args.float64_out, **exact)
     return 0
 
 

@@ -166,18 +166,23 @@ def _child_env(threads: int | None = None) -> dict:
 
 
 def run_reference_process(variant: str, weights_args: list[str], frames, waveform, aux=False,
-                          workdir=None, float64: bool = False) -> dict:
-    """Run ``python -m edgeavs.reference`` on the inputs; named outputs as numpy."""
+                          workdir=None, float64: bool = False, also_float64: bool = False):
+    """Run ``python -m edgeavs.reference`` on the inputs; named outputs as numpy. ``also_float64``:
+    ``(fp32 outputs, float64 outputs)`` from one process (one model build, fp32 first)."""
     from edgeavs.workers import run_module
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        inp, out = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+        inp, out, out64 = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz", Path(tmp) / "outputs64.npz"
         np.savez(inp, frames=frames, waveform=waveform)
         args = ["--variant", variant, *weights_args, "--inputs", str(inp), "--out", str(out)] \
-            + (["--aux"] if aux else []) + (["--float64"] if float64 else [])
+            + (["--aux"] if aux else []) + (["--float64"] if float64 else []) \
+            + (["--float64-out", str(out64)] if also_float64 else [])
         run_module("edgeavs.reference", args, what="the PyTorch reference", env=_child_env())
-        with np.load(out) as data:
-            return {k: data[k] for k in data.files}
+        results = []
+        for path in (out, out64) if also_float64 else (out,):
+            with np.load(path) as data:
+                results.append({k: data[k] for k in data.files})
+        return tuple(results) if also_float64 else results[0]
 
 
 def _weights_args(manifest: dict, checkpoint) -> list[str]:
@@ -245,9 +250,9 @@ def _verify(directory, compiled, checkpoint, seeds, inputs, per_layer, log) -> d
 
     frames = np.concatenate([c[1] for c in cases])
     waveform = np.concatenate([c[2] for c in cases])
-    say(f"PyTorch reference on {len(cases)} input(s), float64 and fp32 (separate processes)")
-    exact = run_reference_process(manifest["variant"], weights_args, frames, waveform, float64=True)
-    fp32 = run_reference_process(manifest["variant"], weights_args, frames, waveform)
+    say(f"PyTorch reference on {len(cases)} input(s), fp32 then float64 (a separate process)")
+    fp32, exact = run_reference_process(manifest["variant"], weights_args, frames, waveform,
+                                        also_float64=True)
     say("compiled artifact on the same inputs")
     got = compiled.run_all(frames, waveform)
 
