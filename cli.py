@@ -4,10 +4,12 @@ Each sub-command is a click command in ``edgeavs/commands/<name>.py``; this file
 assembles them and turns library errors (:class:`edgeavs.errors.EdgeAVSError`) into the
 one-line ``Error: ...`` message with a non-zero exit, never a traceback.
 
-Exit codes: 0 success; 1 an ``Error:`` (bad input, a failed check; ``verify``: a numeric
-failure); 2 a usage error (click's own, and ``verify``'s option conflicts); 3 an internal
-error (an unexpected exception: a bug, reported in one line; ``--debug`` or
-``EDGEAVS_DEBUG=1`` shows its traceback); 130 interrupted (Ctrl-C).
+Exit codes: 0 success; 1 an ``Error:`` line (bad input, a failed check); 2 a usage error
+(click's own); 3 an internal error (an unexpected exception: a bug, reported in one line;
+``--debug`` or ``EDGEAVS_DEBUG=1`` shows its traceback); 130 interrupted (Ctrl-C).
+``verify`` is the CI gate, so its 1 means one thing only, a numeric failure (the artifact
+computes something else): every ``Error:`` line of ``verify`` (a missing artifact, a wrong
+checkpoint, a bad report path, a device that cannot be reached) exits 2 (:data:`ERROR_EXIT`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,18 @@ COMMANDS = [
 
 
 INTERNAL_ERROR_EXIT = 3
+
+ERROR_EXIT = {"verify": 2}
+"""Exit code of an ``Error:`` line (an :class:`EdgeAVSError`) per sub-command; 1 for the others.
+``verify`` keeps 1 for a numeric failure alone (the CI gate): it could not check is 2."""
+
+
+class CommandError(click.ClickException):
+    """An :class:`EdgeAVSError`, shown as one ``Error:`` line with the command's exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class InternalError(click.ClickException):
@@ -86,7 +100,8 @@ class _Group(click.Group):
         except EdgeAVSError as exc:
             if _debug(ctx):
                 click.echo(traceback.format_exc().rstrip(), err=True)
-            raise click.ClickException(_first_line(exc) or type(exc).__name__) from None
+            raise CommandError(_first_line(exc) or type(exc).__name__,
+                               ERROR_EXIT.get(ctx.invoked_subcommand, 1)) from None
         except KeyboardInterrupt:
             click.echo("Aborted.", err=True)
             ctx.exit(130)
@@ -104,7 +119,8 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Exit codes: 0 success, 1 error (one `Error:` line), 2 usage error, 3 internal error "
-                    "(a bug; --debug or EDGEAVS_DEBUG=1 shows the traceback), 130 interrupted.")
+                    "(a bug; --debug or EDGEAVS_DEBUG=1 shows the traceback), 130 interrupted. verify: 1 "
+                    "only for a numeric failure, 2 for any other error.")
 @click.version_option(__version__, prog_name="edgeavs")
 @click.option("--debug", is_flag=True, help="On an error, also print the Python traceback (as EDGEAVS_DEBUG=1).")
 def main(debug):

@@ -51,20 +51,21 @@ def test_tampered_artifact_is_refused():
         f.seek(100)
         f.write(b"\xff")
     r = _run("verify", art, "--seeds", 1)
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # not 1: that is a numeric failure's alone
     assert _last(r) == (f"Error: artifact {art}: {LIBRARY} does not match its sha256 in "
                         f"{MANIFEST} (modified or corrupted)")
 
 
 def test_missing_artifact_files(tmp_path):
+    """A check that could not be made exits 2 (1 is a numeric failure's alone: the CI gate)."""
     r = _run("verify", tmp_path / "nope", "--seeds", 1)
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert _last(r) == (f"Error: artifact {tmp_path / 'nope'} not found (expected a directory "
                         "written by edgeavs compile)")
     art = copy_of(tiny_artifact(), "no-lib")
     (art / LIBRARY).unlink()
     r = _run("verify", art, "--seeds", 1)
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert _last(r) == f"Error: artifact {art}: {LIBRARY} is missing"
 
 

@@ -1,4 +1,7 @@
-"""``edgeavs verify``: an artifact against its PyTorch model (exit 0 pass, 1 numeric failure)."""
+"""``edgeavs verify``: an artifact against its PyTorch model.
+
+Exit 0 pass, 1 a numeric failure and nothing else; any ``Error:`` line (the check could not be
+made: a missing artifact, a wrong checkpoint, bad inputs) is 2, as cli.py's ``ERROR_EXIT`` says."""
 
 from __future__ import annotations
 
@@ -27,19 +30,18 @@ def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report, device, 
            rpc_key, remote_os):
     """Run ARTIFACT and the PyTorch reference (separate process) on the same inputs; compare
     every output (max abs, max rel, rel-L2) against the tolerance table in edgeavs.verify.
-    On this machine by default; an AArch64 artifact on an emulated device or over RPC."""
+    On this machine by default; an AArch64 artifact on an emulated device or over RPC.
+
+    Exit 0: pass; 1: a numeric failure, and nothing else; 2: the check could not be made (any
+    `Error:` line: a missing or damaged artifact, a wrong checkpoint, bad inputs or options)."""
     from edgeavs.io.atomic import atomic_write_text, check_writable
-    from edgeavs.verify import VerifyUsageError, format_report, verify_artifact
+    from edgeavs.verify import format_report, verify_artifact
 
     if report:
         check_writable(report, "--report")
     spec = device_from_options(device, rpc, rpc_tracker, rpc_key, remote_os)
-    try:
-        result = verify_artifact(artifact, checkpoint=checkpoint, seeds=seeds, inputs=inputs,
-                                 per_layer=per_layer, device=spec,
-                                 log=lambda m: click.echo(m, err=True))
-    except VerifyUsageError as exc:
-        raise click.UsageError(str(exc)) from None
+    result = verify_artifact(artifact, checkpoint=checkpoint, seeds=seeds, inputs=inputs,
+                             per_layer=per_layer, device=spec, log=lambda m: click.echo(m, err=True))
     click.echo(format_report(result))
     if report:
         atomic_write_text(report, json.dumps(result, indent=2) + "\n", mode=0o644)
