@@ -38,4 +38,4 @@ def bench(artifact, threads, warmup, repeat, only, json_out):
                        log=lambda m: click.echo(m, err=True))
     click.echo(format_table(report))
     if json_out:
-        atomic_write_text(json_out, json.dumps(report, indent=2) + "\n", mode=0o644)
+        atomic_write_text(json_out, json.dumps(report, indent=2) + "\n")

@@ -44,6 +44,6 @@ def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report, device, 
                              per_layer=per_layer, device=spec, log=lambda m: click.echo(m, err=True))
     click.echo(format_report(result))
     if report:
-        atomic_write_text(report, json.dumps(result, indent=2) + "\n", mode=0o644)
+        atomic_write_text(report, json.dumps(result, indent=2) + "\n")
     if not result["passed"]:
         ctx.exit(1)

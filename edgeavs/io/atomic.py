@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file beside the target, then ``os.replace``.
 
-A reader (or a crash) sees the old file or the new one, never a half-written one.
+A reader (or a crash) sees the old file or the new one, never a half-written one. What lands has
+the modes any other program's output would have under the process's umask (0644 files and 0755
+directories under umask 022), not the 0600/0700 of ``mkstemp``/``mkdtemp``'s private temporaries.
 :func:`check_writable` checks an output path before any work starts, so that a bad
 ``-o``/``--report``/``--json`` fails in one line at once, not after minutes of work.
 """
@@ -13,6 +15,39 @@ import tempfile
 from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
+
+
+def current_umask() -> int:
+    """The process's umask. Read from ``/proc/self/status`` where Linux has it (no change, so no race
+    with other threads); else set and put back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode of a new regular file under the umask (0644 under 022)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """The mode of a new directory under the umask (0755 under 022)."""
+    return 0o777 & ~current_umask()
+
+
+def make_temp_dir(parent, prefix: str, suffix: str = "") -> Path:
+    """``tempfile.mkdtemp`` in ``parent`` (unique name, created by this process alone), with
+    :func:`dir_mode` instead of mkdtemp's 0700: the directory that a rename turns into the output."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
 
 
 def check_writable(path, option: str, kind: str = "file", make_parents: bool = False) -> Path:
@@ -57,16 +92,16 @@ def check_writable(path, option: str, kind: str = "file", make_parents: bool = F
 def atomic_write(path, write, mode: int | None = None) -> None:
     """The one atomic writer: ``write(f)`` fills a binary file beside ``path`` (``mkstemp``), which
     is flushed, fsync'ed and renamed over ``path``; on any failure the temporary file is removed
-    and ``path`` is untouched. ``mode``: the permission bits (default: ``mkstemp``'s 0600)."""
+    and ``path`` is untouched. ``mode``: the permission bits (default: :func:`file_mode`, what the
+    umask gives a new file; not ``mkstemp``'s 0600)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -91,7 +126,7 @@ def atomic_copy(src, dst, mode: int | None = None) -> None:
 
 
 def write_json(path, obj, indent: int = 2) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically, creating its folder; readable by everyone (0644)."""
+    """Write ``obj`` as JSON to ``path`` atomically, creating its folder (modes from the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(obj, indent=indent) + "\n", mode=0o644)
+    atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
