@@ -61,7 +61,7 @@ def bench_variant(variant: str, resolution: str, seeds: int, work: Path, log) ->
     manifest = json.loads((art / "manifest.json").read_text())
     report_path = work / f"verify-{variant}-{resolution}.json"
     proc, verify_s = _cli(["verify", str(art), "--device", "emulated", "--seeds", str(seeds),
-                           "--report", str(report_path)], log, check=False)
+                           "--report", str(report_path), "--overwrite"], log, check=False)
     if not report_path.is_file():
         raise SystemExit(f"verify of {variant} wrote no report (exit {proc.returncode}): "
                          f"{proc.stdout.strip().splitlines()[-1:]}")

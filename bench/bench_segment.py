@@ -137,7 +137,7 @@ def main() -> int:
             ["--checkpoint", str(ckpt), "--resolution", str(a.resolution)]
         out = work / f"{clip.stem}-{mode}.mp4"
         print(f"segment {clip.name} with the {mode} {' '.join(extra)}...", file=sys.stderr)
-        return run_segment([str(clip), *model, "-o", str(out), *extra], a.threads)
+        return run_segment([str(clip), *model, "-o", str(out), "--overwrite", *extra], a.threads)
 
     rss_fps = ["--fps", f"{a.rss_model_fps:g}"] if a.rss_model_fps else []
     runs = {"artifact": seg(clips[a.seconds], "artifact"),

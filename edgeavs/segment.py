@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -80,21 +81,41 @@ class ArtifactPredictor:
 
 # ---------------------------------------------------------------------- staging outputs
 
-def check_output_path(path, what: str = "output") -> Path:
+def check_output_path(path, what: str = "output", overwrite: bool = True) -> Path:
+    """An output file: its folder exists, it is not a directory, and (``overwrite=False``, what
+    ``edgeavs segment`` passes without ``--overwrite``) nothing is there yet."""
     path = Path(path)
     if not path.absolute().parent.is_dir():
         raise EdgeAVSError(f"{what} {path}: directory {path.parent} does not exist")
     if path.is_dir():
         raise EdgeAVSError(f"{what} {path}: is a directory, expected a file name")
+    if not overwrite and os.path.lexists(path):
+        raise EdgeAVSError(f"{what} {path}: exists; pass --overwrite to replace it")
     return path
 
 
-def check_masks_dir(path) -> Path:
+MASK_NAME = re.compile(r"mask_\d{6,}\.png")
+"""The names of the masks :class:`Segmenter` writes (``mask_<frame index>.png``)."""
+
+
+def _earlier_masks(path: Path) -> bool:
+    """True when the folder holds only masks this module wrote (plain files named as they are)."""
+    return all(e.is_file(follow_symlinks=False) and MASK_NAME.fullmatch(e.name) for e in os.scandir(path))
+
+
+def check_masks_dir(path, overwrite: bool = False) -> Path:
+    """The ``--masks`` folder: new, or empty; with ``overwrite``, also a folder of earlier masks
+    (only ``mask_NNNNNN.png`` files), which is then replaced whole. Any other folder is refused."""
     path = Path(path)
     if not path.absolute().parent.is_dir():
         raise EdgeAVSError(f"--masks {path}: directory {path.parent} does not exist")
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise EdgeAVSError(f"--masks {path}: exists and is not an empty directory")
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise EdgeAVSError(f"--masks {path}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()):
+        if not _earlier_masks(path):
+            raise EdgeAVSError(f"--masks {path}: exists and is not an empty directory")
+        if not overwrite:
+            raise EdgeAVSError(f"--masks {path}: holds earlier masks; pass --overwrite to replace them")
     return path
 
 
@@ -119,15 +140,23 @@ class _Staged:
         return tmp
 
     def commit(self):
+        earlier = []
         for tmp, dest in self.items:
             if tmp.is_dir():
                 os.chmod(tmp, 0o777 & ~_umask())
                 if dest.is_dir():
-                    dest.rmdir()  # checked empty up front
+                    if any(dest.iterdir()):  # earlier masks (checked up front): step aside
+                        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+                        os.replace(dest, old / "masks")
+                        earlier.append(old)
+                    else:
+                        dest.rmdir()
             else:
                 os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, dest)
         self.items = []
+        for old in earlier:
+            shutil.rmtree(old, ignore_errors=True)
 
     def discard(self):
         for tmp, _ in self.items:
@@ -199,12 +228,16 @@ class Segmenter:
         return mask, latency
 
     def run(self, video, out=None, masks_dir=None, json_path=None, silent_audio: bool = False,
-            progress: bool | None = None) -> dict:
+            progress: bool | None = None, overwrite: bool = True) -> dict:
         """Segment ``video``; write any of ``out`` (overlay video with the original audio),
-        ``masks_dir`` (PNG per inferred frame), ``json_path`` (the summary). Returns the summary."""
-        out = check_output_path(out, "output") if out is not None else None
-        json_path = check_output_path(json_path, "--json") if json_path is not None else None
-        masks_dir = check_masks_dir(masks_dir) if masks_dir is not None else None
+        ``masks_dir`` (PNG per inferred frame), ``json_path`` (the summary). Returns the summary.
+
+        ``overwrite`` (the default here; ``edgeavs segment`` passes its ``--overwrite``): existing
+        ``out``/``json_path`` files and a ``masks_dir`` of earlier masks are replaced; without it
+        an existing output is an error. A folder holding anything but masks is never replaced."""
+        out = check_output_path(out, "output", overwrite) if out is not None else None
+        json_path = check_output_path(json_path, "--json", overwrite) if json_path is not None else None
+        masks_dir = check_masks_dir(masks_dir, overwrite) if masks_dir is not None else None
         staged = _Staged()
         writer = None
         try:
@@ -296,8 +329,9 @@ class Segmenter:
 
 
 def segment_video(video, predictor, out=None, masks_dir=None, json_path=None, *, fps=None,
-                  window=1.0, threshold=0.5, alpha=0.5, silent_audio=False, progress=None) -> dict:
+                  window=1.0, threshold=0.5, alpha=0.5, silent_audio=False, progress=None,
+                  overwrite=True) -> dict:
     """Function form of :class:`Segmenter`; returns the summary dict."""
     seg = Segmenter(predictor, window=window, threshold=threshold, alpha=alpha, fps=fps)
     return seg.run(video, out=out, masks_dir=masks_dir, json_path=json_path,
-                   silent_audio=silent_audio, progress=progress)
+                   silent_audio=silent_audio, progress=progress, overwrite=overwrite)

@@ -269,7 +269,7 @@ def test_verify_report_and_bench_json_are_written_atomically(tmp_path, monkeypat
     monkeypatch.setattr(importlib.import_module("edgeavs.verify"), "format_report", lambda r: "ok")
     out = tmp_path / "r.json"
     out.write_text("previous")
-    r = _run(["verify", tmp_path / "art", "--report", out])
+    r = _run(["verify", tmp_path / "art", "--report", out, "--overwrite"])  # without it: refused
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text()) == report and (out.stat().st_mode & 0o777) == 0o644
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 
+import pytest
+
 from click.testing import CliRunner
 
 from cli import main
@@ -94,3 +96,147 @@ def test_an_explicit_mode_still_wins(tmp_path):
 
     atomic_write_text(tmp_path / "secret", "x", mode=0o600)
     assert os.stat(tmp_path / "secret").st_mode & 0o777 == 0o600
+
+
+# ---------------------------------------------------------------- existing outputs are not clobbered
+
+class WorkStarted(Exception):
+    pass
+
+
+def _started(*_a, **_k):
+    raise WorkStarted("the work started")
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    importlib.import_module("edgeavs.segment")  # bound to the real reader before edgeavs.video's is patched
+    for module, attr in [("edgeavs.compiler.build", "resolve_weights"), ("edgeavs.evaluate", "evaluate"),
+                         ("edgeavs.verify", "verify_artifact"), ("edgeavs.benchmark", "run_bench"),
+                         ("edgeavs.segment", "MediaReader"), ("edgeavs.video", "MediaReader"),
+                         ("edgeavs.compiler.breakdown", "profile_artifact")]:
+        monkeypatch.setattr(importlib.import_module(module), attr, _started)
+
+
+# command line writing the file P (d: a scratch folder); the option the error names
+FILE_OUTPUTS = {
+    "segment -o": (lambda p, d: ["segment", d / "v.mp4", "--artifact", d, "-o", p], "output"),
+    "segment default name": (lambda p, d: ["segment", p.parent / (p.name.removesuffix("_seg.mp4") + ".mp4"),
+                                           "--artifact", d], "output"),
+    "segment --json": (lambda p, d: ["segment", d / "v.mp4", "--artifact", d, "-o", d / "o.mp4", "--json", p],
+                       "--json"),
+    "bench --json": (lambda p, d: ["bench", d, "--json", p], "--json"),
+    "profile --json": (lambda p, d: ["profile", d, "--json", p], "--json"),
+    "verify --report": (lambda p, d: ["verify", d, "--report", p], "--report"),
+    "evaluate --dump-inputs": (lambda p, d: ["evaluate", "--data", d, "--task", "s4", "--checkpoint", d / "c.pt",
+                                             "--dump-inputs", p], "--dump-inputs"),
+    "export-onnx -o": (lambda p, d: ["export-onnx", "--variant", "tiny", "--resolution", "64", "-o", p],
+                       "--output"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FILE_OUTPUTS))
+def test_an_existing_output_file_is_refused_without_overwrite(tmp_path, no_work, name):
+    build, option = FILE_OUTPUTS[name]
+    target = tmp_path / "clip_seg.mp4"
+    target.write_bytes(b"precious")
+    r = _run(build(target, tmp_path))
+    assert "WorkStarted" not in r.output, "the work started before the output check"
+    assert r.exit_code == (2 if name.startswith("verify") else 1), r.output
+    assert r.stderr.splitlines() == [f"Error: {option} {target}: exists; pass --overwrite to replace it"]
+    assert target.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_seg.mp4"]
+
+    r = _run(build(target, tmp_path) + ["--overwrite"])  # the check passes: the (patched) work starts
+    assert r.exit_code == 3 and "internal error: WorkStarted" in r.stderr, r.output
+    assert target.read_bytes() == b"precious"
+
+
+def test_masks_folder_of_earlier_masks_needs_overwrite_and_any_other_folder_is_refused(tmp_path, no_work):
+    masks = tmp_path / "m"
+    masks.mkdir()
+    (masks / "mask_000000.png").write_bytes(b"png")
+    args = ["segment", tmp_path / "v.mp4", "--artifact", tmp_path, "-o", tmp_path / "o.mp4", "--masks", masks]
+    r = _run(args)
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [f"Error: --masks {masks}: holds earlier masks; pass --overwrite to replace them"]
+    r = _run(args + ["--overwrite"])
+    assert r.exit_code == 3 and "WorkStarted" in r.stderr, r.output
+    (masks / "notes.txt").write_text("mine")
+    r = _run(args + ["--overwrite"])
+    assert r.stderr.splitlines() == [f"Error: --masks {masks}: exists and is not an empty directory"]
+    assert sorted(p.name for p in masks.iterdir()) == ["mask_000000.png", "notes.txt"]
+
+
+class _Halves:
+    """A predictor without a model: the left part of the frame sounds, up to ``split``."""
+
+    kind, fingerprint = "fake", "0" * 64
+
+    def __init__(self, *_a, split=0.5, **_k):
+        self.input_size, self.details, self.split = (32, 32), {"fake": True}, split
+
+    def __call__(self, frames, waveform):
+        import numpy as np
+
+        logits = np.full((1, 1, 32, 32), -10.0, np.float32)
+        logits[..., : int(32 * self.split)] = 10.0
+        return logits
+
+
+def test_segment_twice_refuses_then_replaces_with_overwrite(tmp_path, monkeypatch):
+    """A real (small) segment run: the second run without --overwrite changes nothing; with it the
+    video, the summary and the masks are replaced and nothing else is left in the folder."""
+    import numpy as np
+    from PIL import Image
+
+    from edgeavs import segment as seg
+    from edgeavs.video import write_clip
+
+    clip = tmp_path / "v.mp4"
+    frames = (np.full((32, 48, 3), 100, np.uint8) for _ in range(5))
+    write_clip(clip, frames, np.zeros(44100 // 2, np.float32), 10, 44100, faststart=True)
+    monkeypatch.setattr(seg, "ArtifactPredictor", _Halves)
+    args = ["segment", clip, "--artifact", tmp_path, "--json", tmp_path / "s.json", "--masks", tmp_path / "m"]
+    r = _run(args)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "v_seg.mp4"
+    before = {p: p.read_bytes() for p in (out, tmp_path / "s.json", tmp_path / "m" / "mask_000000.png")}
+
+    r = _run(args)
+    assert r.exit_code == 1 and r.stderr.splitlines() == [
+        f"Error: output {out}: exists; pass --overwrite to replace it"]
+    assert {p: p.read_bytes() for p in before} == before
+
+    monkeypatch.setattr(seg, "ArtifactPredictor", lambda *a, **k: _Halves(split=0.25))
+    r = _run(args + ["--overwrite"])
+    assert r.exit_code == 0, r.output
+    mask = np.asarray(Image.open(tmp_path / "m" / "mask_000000.png"))
+    assert (mask[:, :10] == 255).all() and (mask[:, 14:] == 0).all()  # the new masks (a quarter, not half)
+    assert len(list((tmp_path / "m").iterdir())) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "s.json", "v.mp4", "v_seg.mp4"]
+
+
+def test_compile_replaces_only_an_edgeavs_artifact_and_says_so(tmp_path, monkeypatch):
+    import json
+
+    build = importlib.import_module("edgeavs.compiler.build")
+    manifest = {"variant": "tiny", "resolution": [64, 64], "compile_seconds": {"total": 1.0}}
+    monkeypatch.setattr(build, "compile_artifact", lambda out, **k: manifest)
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "manifest.json").write_text(json.dumps({"format": "edgeavs-artifact/1"}))
+    r = _run(["compile", "--variant", "tiny", "--resolution", "64", "-o", art])
+    assert r.exit_code == 0, r.output
+    assert f"replaced the earlier artifact in {art}" in r.stderr.splitlines()
+
+    web = tmp_path / "site"
+    web.mkdir()
+    (web / "manifest.json").write_text(json.dumps({"name": "my web app"}))
+    r = _run(["compile", "--variant", "tiny", "--resolution", "64", "-o", web])
+    assert r.exit_code == 1 and r.stderr.splitlines() == [
+        f"Error: --output {web}: exists and is not an edgeavs artifact (compile replaces the whole directory; "
+        "choose a new or empty one)"]
+
+    r = _run(["compile", "--variant", "tiny", "--resolution", "64", "-o", tmp_path / "new"])
+    assert r.exit_code == 0 and "replaced" not in r.stderr

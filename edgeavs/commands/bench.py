@@ -11,6 +11,7 @@ import json
 import click
 
 from edgeavs.benchmark import RUNTIMES
+from edgeavs.commands import overwrite_option
 
 
 # ---------------------------------------------------------------- the command
@@ -26,14 +27,15 @@ from edgeavs.benchmark import RUNTIMES
               help="Time only these runtimes (repeatable).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write the report (every timing) here.")
-def bench(artifact, threads, warmup, repeat, only, json_out):
+@overwrite_option("the --json report")
+def bench(artifact, threads, warmup, repeat, only, json_out, overwrite):
     """Median latency of ARTIFACT, PyTorch eager and ONNX Runtime on the same input, each in its
     own process with the same thread count."""
     from edgeavs.benchmark import format_table, run_bench
     from edgeavs.io.atomic import atomic_write_text, check_writable
 
     if json_out:
-        check_writable(json_out, "--json")
+        check_writable(json_out, "--json", overwrite=overwrite)
     report = run_bench(artifact, threads, warmup, repeat, runtimes=only or RUNTIMES,
                        log=lambda m: click.echo(m, err=True))
     click.echo(format_table(report))

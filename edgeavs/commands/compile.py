@@ -7,19 +7,43 @@ import click
 _VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
 
 
-def check_output_dir(output, option: str) -> None:
-    """The artifact directory: its parents may be missing (they are created), but it must not be a
-    file, and an existing non-empty directory must be an artifact (compile replaces it whole)."""
+def is_artifact_dir(path) -> bool:
+    """True when ``path`` is a directory whose manifest.json says it is an edgeavs artifact (its
+    ``format``), damaged or not: the one kind of existing folder ``compile -o`` replaces. A folder
+    with some other manifest.json (a web app's) is not one."""
+    import json
     import os
 
-    from edgeavs.compiler.artifact import MANIFEST
+    from edgeavs.compiler.artifact import FORMAT, MANIFEST, MAX_MANIFEST_BYTES
+
+    manifest = os.path.join(path, MANIFEST)
+    if not os.path.isdir(path) or not os.path.isfile(manifest):
+        return False
+    try:
+        with open(manifest, "rb") as f:
+            data = json.loads(f.read(MAX_MANIFEST_BYTES + 1))
+    except (OSError, ValueError, RecursionError):
+        return False
+    family = FORMAT.split("/")[0] + "/"
+    return isinstance(data, dict) and isinstance(data.get("format"), str) and data["format"].startswith(family)
+
+
+def check_output_dir(output, option: str) -> bool:
+    """The artifact directory: its parents may be missing (they are created), but it must not be a
+    file, and an existing non-empty directory must be an edgeavs artifact (compile replaces it
+    whole). Returns True when an artifact is there (and will be replaced)."""
+    import os
+
     from edgeavs.errors import EdgeAVSError
     from edgeavs.io.atomic import check_writable
 
     check_writable(output, option, kind="dir", make_parents=True)
-    if os.path.isdir(output) and os.listdir(output) and not os.path.isfile(os.path.join(output, MANIFEST)):
-        raise EdgeAVSError(f"{option} {output}: exists and is not an edgeavs artifact (compile replaces the "
-                           "whole directory; choose a new or empty one)")
+    if os.path.isdir(output) and os.listdir(output):
+        if not is_artifact_dir(output):
+            raise EdgeAVSError(f"{option} {output}: exists and is not an edgeavs artifact (compile replaces the "
+                               "whole directory; choose a new or empty one)")
+        return True
+    return False
 
 
 @click.command("compile", short_help="Compile LightAVSeg with TVM into an artifact directory.")
@@ -56,8 +80,7 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
     from edgeavs.io.atomic import check_writable
     from edgeavs.targets import load_target
 
-    if output is not None:
-        check_output_dir(output, "--output")
+    replaces = check_output_dir(output, "--output") if output is not None else False
     if dump_ir is not None:
         check_writable(dump_ir, "--dump-ir", kind="dir", make_parents=True)
     tgt = load_target(target)
@@ -72,8 +95,10 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
         h, w = parse_resolution(resolution)
         kind = "" if weights["fusion"] == "lightavseg" else f"-{weights['fusion']}"
         output = f"artifacts/{resolved}{kind}-{h}x{w}-{tgt.name}"
-        check_output_dir(output, "output")
+        replaces = check_output_dir(output, "output")
     log = None if quiet else (lambda m: click.echo(m, err=True))
+    if replaces and log:
+        log(f"{output} holds an edgeavs artifact: it is replaced when the new one is complete")
     manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,
                                 resolution=resolution, via=via, dump_ir=dump_ir, log=log,
                                 records=records, schedules=not no_schedules, interaction=fusion)
@@ -105,4 +130,6 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
             click.echo(f"  unscheduled: {len(report['unscheduled'])} functions, {report['unscheduled_share']:.1%} "
                        f"of latency at {report['threads']} threads ({shares}); `edgeavs profile {output}` for "
                        "the per-class breakdown", err=True)
+    if replaces and not quiet:
+        click.echo(f"replaced the earlier artifact in {output}", err=True)
     click.echo(output)

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from edgeavs.commands import overwrite_option
+
 
 @click.command()
 @click.option("--data", required=True, type=click.Path(path_type=str),
@@ -29,15 +31,16 @@ import click
                    ".npz, for `edgeavs verify --inputs`.")
 @click.option("--dump-clips", type=click.IntRange(min=1), default=1, show_default=True,
               help="Clips (5 frames each) for --dump-inputs.")
+@overwrite_option("the --dump-inputs file")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def evaluate(data, task, split, checkpoint, shuffle_audio, seed, batch_size, size, limit, device,
-             num_workers, dump_inputs, dump_clips, as_json):
+             num_workers, dump_inputs, dump_clips, overwrite, as_json):
     """Evaluate CHECKPOINT on a split: M_J (mean IoU) and M_F (F-measure, β² = 0.3) as AVSBench does."""
     from edgeavs.evaluate import evaluate as run_evaluation
     from edgeavs.io.atomic import check_writable
 
     if dump_inputs is not None:
-        check_writable(dump_inputs, "--dump-inputs")
+        check_writable(dump_inputs, "--dump-inputs", overwrite=overwrite)
     result = run_evaluation(data, task, checkpoint, split=split, shuffle_audio=shuffle_audio, seed=seed,
                             batch_size=batch_size, size=size, device=device, num_workers=num_workers,
                             limit=limit, dump_path=dump_inputs, dump_clips=dump_clips,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgeavs.commands import overwrite_option
 from edgeavs.commands.compile import _VARIANTS
 
 
@@ -16,14 +17,15 @@ from edgeavs.commands.compile import _VARIANTS
               help="An edgeavs checkpoint; without it, random init with seed 0.")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=str),
               required=True, help="The .onnx file to write.")
-def export_onnx(variant, resolution, checkpoint, output):
+@overwrite_option("the .onnx file")
+def export_onnx(variant, resolution, checkpoint, output, overwrite):
     """Write ``(frames, waveform) -> logits`` as ONNX (torch.onnx.export, dynamo=True, opset 18),
     batch 1, the same graph ``edgeavs compile --via onnx`` imports."""
     from edgeavs.compiler import frontend
     from edgeavs.compiler.build import build_torch_model, check_resolution, resolve_weights
     from edgeavs.io.atomic import check_writable
 
-    check_writable(output, "--output")
+    check_writable(output, "--output", overwrite=overwrite)
     resolved, weights = resolve_weights(variant, checkpoint)
     h, w = check_resolution(resolution, resolved)
     model = build_torch_model(resolved, weights, checkpoint)

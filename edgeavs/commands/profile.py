@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgeavs.commands import overwrite_option
+
 
 @click.command("profile", short_help="Per-op-class latency, GFLOP/s and fraction of peak of an artifact.")
 @click.argument("artifact", type=click.Path(path_type=str))
@@ -17,7 +19,8 @@ import click
               help="How many of the slowest functions to list.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write the report (every function) here.")
-def profile(artifact, threads, repeat, peak, top, json_out):
+@overwrite_option("the --json report")
+def profile(artifact, threads, repeat, peak, top, json_out, overwrite):
     """Time every TIR function of ARTIFACT (VM instrumentation, median of --repeat passes, in a
     worker process) and attribute it to its op class: functions, how many got edgeavs schedules,
     ms, share of latency, GFLOP/s and fraction of the measured peak; then the unscheduled
@@ -26,7 +29,7 @@ def profile(artifact, threads, repeat, peak, top, json_out):
     from edgeavs.io.atomic import check_writable, write_json
 
     if json_out:
-        check_writable(json_out, "--json", make_parents=True)
+        check_writable(json_out, "--json", make_parents=True, overwrite=overwrite)
     report = profile_artifact(artifact, threads=threads, repeat=repeat, peak=peak, top=top)
     click.echo(format_breakdown(report))
     if json_out:

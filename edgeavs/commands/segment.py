@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgeavs.commands import overwrite_option
 from edgeavs.errors import EdgeAVSError
 
 HELP = """Segment VIDEO: mark, on every frame, the pixels that make the sound.
@@ -25,9 +26,10 @@ takes exactly 1 s (32000 samples at 32 kHz): a shorter --window is the last --wi
 seconds with silence before them; longer windows are refused.
 
 \b
-Writes OUT (default VIDEO_seg.mp4 beside VIDEO): the video with the mask (sigmoid >
+Writes OUTPUT (default VIDEO_seg.mp4 beside VIDEO): the video with the mask (sigmoid >
 --threshold) blended in magenta at --alpha, same frame rate and duration, with the
-original audio re-encoded to AAC. Outputs appear complete or not at all.
+original audio re-encoded to AAC. Outputs appear complete or not at all; one that
+already exists is an error unless --overwrite.
 
 \b
 --artifact runs a compiled artifact (edgeavs compile) on TVM's runtime alone, without
@@ -62,8 +64,9 @@ torch; --checkpoint runs an edgeavs checkpoint in PyTorch eager at --resolution.
 @click.option("--silent-audio", is_flag=True,
               help="Accept a video without audio and run on silence. Off by default: the "
                    "model segments what makes the sound, so on silence its masks are meaningless.")
+@overwrite_option("the overlay video, the --json summary and a --masks folder of earlier masks")
 def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fps, window,
-            threshold, alpha, json_path, threads, silent_audio):
+            threshold, alpha, json_path, threads, silent_audio, overwrite):
     from edgeavs.io.atomic import check_writable
     from edgeavs.segment import Segmenter, check_masks_dir, check_output_path
     from edgeavs.video import MediaReader
@@ -80,11 +83,11 @@ def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fp
         out = video.with_name(f"{video.stem}_seg.mp4")
     seg_args = dict(window=window, threshold=threshold, alpha=alpha, fps=fps)
     Segmenter(None, **seg_args)  # option ranges, before anything is loaded
-    check_output_path(out, "output")
+    check_output_path(out, "output", overwrite)
     if json_path is not None:
-        check_output_path(json_path, "--json")
+        check_output_path(json_path, "--json", overwrite)
     if masks_dir is not None:
-        check_masks_dir(masks_dir)
+        check_masks_dir(masks_dir, overwrite)
     check_writable(out, "output" if out_given is None else "--output")
     if json_path is not None:
         check_writable(json_path, "--json")
@@ -103,7 +106,8 @@ def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fp
         predictor = TorchPredictor(checkpoint, variant=variant,
                                    resolution=parse_resolution(resolution or 224), threads=threads)
     summary = Segmenter(predictor, **seg_args).run(video, out=out, masks_dir=masks_dir,
-                                                   json_path=json_path, silent_audio=silent_audio)
+                                                   json_path=json_path, silent_audio=silent_audio,
+                                                   overwrite=overwrite)
     lat = summary["model_latency_ms"]
     click.echo(f"{summary['frames']} frames ({summary['inferred_frames']} inferred), model "
                f"{lat['median']:.1f} ms median / {lat['p90']:.1f} ms p90, "

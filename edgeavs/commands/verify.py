@@ -9,6 +9,7 @@ import json
 
 import click
 
+from edgeavs.commands import overwrite_option
 from edgeavs.commands.device import device_from_options, device_options
 
 
@@ -24,9 +25,10 @@ from edgeavs.commands.device import device_from_options, device_options
               help="Also compare every backbone/encoder/decoder level by MSE and SNR.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write the JSON report here.")
+@overwrite_option("the --report file")
 @device_options
 @click.pass_context
-def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report, device, rpc, rpc_tracker,
+def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report, overwrite, device, rpc, rpc_tracker,
            rpc_key, remote_os):
     """Run ARTIFACT and the PyTorch reference (separate process) on the same inputs; compare
     every output (max abs, max rel, rel-L2) against the tolerance table in edgeavs.verify.
@@ -38,7 +40,7 @@ def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report, device, 
     from edgeavs.verify import format_report, verify_artifact
 
     if report:
-        check_writable(report, "--report")
+        check_writable(report, "--report", overwrite=overwrite)
     spec = device_from_options(device, rpc, rpc_tracker, rpc_key, remote_os)
     result = verify_artifact(artifact, checkpoint=checkpoint, seeds=seeds, inputs=inputs,
                              per_layer=per_layer, device=spec, log=lambda m: click.echo(m, err=True))

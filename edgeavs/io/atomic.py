@@ -50,14 +50,16 @@ def make_temp_dir(parent, prefix: str, suffix: str = "") -> Path:
     return tmp
 
 
-def check_writable(path, option: str, kind: str = "file", make_parents: bool = False) -> Path:
+def check_writable(path, option: str, kind: str = "file", make_parents: bool = False,
+                   overwrite: bool = True) -> Path:
     """Check, before any work, that ``path`` can be written as a ``kind`` (``"file"`` or ``"dir"``).
 
     The parent directory must exist (with ``make_parents``: the nearest existing ancestor, the
     writer creating the rest), be a directory and be writable: ``os.access`` and then a real
     temporary file created and removed in it (root passes ``os.access`` on any mode; a read-only
     file system does not). A file must not be an existing directory, a directory not an existing
-    non-directory. Raises :class:`EdgeAVSError` with one line naming ``option`` and ``path``;
+    non-directory. With ``overwrite=False`` (a command's ``--overwrite`` not given) an existing
+    file is refused too. Raises :class:`EdgeAVSError` with one line naming ``option`` and ``path``;
     returns ``path`` as a :class:`Path`. Nothing is created.
     """
     if kind not in ("file", "dir"):
@@ -68,6 +70,8 @@ def check_writable(path, option: str, kind: str = "file", make_parents: bool = F
         raise EdgeAVSError(f"{where}: is a directory, expected a file name")
     if kind == "dir" and os.path.exists(path) and not os.path.isdir(path):
         raise EdgeAVSError(f"{where}: exists and is not a directory")
+    if kind == "file" and not overwrite and os.path.lexists(path):
+        raise EdgeAVSError(f"{where}: exists; pass --overwrite to replace it")
     parent = Path(os.path.abspath(path)).parent
     base = parent
     if make_parents:
