@@ -240,3 +240,87 @@ def test_compile_replaces_only_an_edgeavs_artifact_and_says_so(tmp_path, monkeyp
 
     r = _run(["compile", "--variant", "tiny", "--resolution", "64", "-o", tmp_path / "new"])
     assert r.exit_code == 0 and "replaced" not in r.stderr
+
+
+# ---------------------------------------------------------------- --resolution defaults to the checkpoint's
+
+@pytest.fixture(scope="module")
+def ck64(tmp_path_factory):
+    """A tiny checkpoint that says it was trained at 64 (as train's best.pt/last.pt do: config.size)."""
+    from edgeavs.model import build_model, save_checkpoint
+
+    path = tmp_path_factory.mktemp("ck") / "tiny64.pt"
+    save_checkpoint(build_model("tiny", seed=0), path, config={"size": 64})
+    return path
+
+
+class _Seen(Exception):
+    pass
+
+
+def _capture(seen, key):
+    def work(*_a, **k):
+        seen.append(k[key])
+        raise _Seen()
+    return work
+
+
+def _capture_positional(seen):
+    def work(resolution, *_a, **_k):
+        seen.append(resolution)
+        raise _Seen()
+    return work
+
+
+def _side(resolution):
+    from edgeavs.compiler.build import parse_resolution
+
+    return parse_resolution(resolution)
+
+
+@pytest.mark.parametrize("command", ["compile", "export-onnx", "tune", "segment"])
+def test_resolution_defaults_to_the_checkpoint_training_size_and_says_so(tmp_path, monkeypatch, ck64, command):
+    seen = []
+    if command == "compile":
+        monkeypatch.setattr(importlib.import_module("edgeavs.compiler.build"), "compile_artifact",
+                            _capture(seen, "resolution"))
+        args = ["compile", "--checkpoint", ck64, "-o", tmp_path / "art"]
+    elif command == "export-onnx":
+        monkeypatch.setattr(importlib.import_module("edgeavs.compiler.build"), "check_resolution",
+                            _capture_positional(seen))
+        args = ["export-onnx", "--checkpoint", ck64, "-o", tmp_path / "m.onnx"]
+    elif command == "tune":
+        monkeypatch.setattr(importlib.import_module("edgeavs.tune"), "tune", _capture(seen, "resolution"))
+        args = ["tune", "--checkpoint", ck64, "-o", tmp_path / "rec"]
+    else:
+        importlib.import_module("edgeavs.segment")  # bound to the real reader first
+        monkeypatch.setattr(importlib.import_module("edgeavs.video"), "MediaReader",
+                            lambda *a, **k: type("Reader", (), {"close": lambda self: None})())
+        monkeypatch.setattr(importlib.import_module("edgeavs.segment_torch"), "TorchPredictor",
+                            _capture(seen, "resolution"))
+        args = ["segment", tmp_path / "v.mp4", "--checkpoint", ck64]
+    r = _run(args)
+    assert "_Seen" in r.stderr, r.output  # reached the work
+    assert _side(seen[0]) == (64, 64), seen
+    assert f"resolution 64x64: the size {ck64} was trained at (--resolution to change it)" in r.stderr.splitlines()
+
+    seen.clear()
+    _run(args + ["--resolution", "96"])  # given: used as given, nothing said
+    assert _side(seen[0]) == (96, 96), seen
+
+
+def test_resolution_without_a_recorded_size_is_224_and_says_so(tmp_path, monkeypatch):
+    from edgeavs.model import build_model, save_checkpoint
+
+    ck = tmp_path / "plain.pt"
+    save_checkpoint(build_model("tiny", seed=0), ck)
+    seen = []
+    monkeypatch.setattr(importlib.import_module("edgeavs.compiler.build"), "compile_artifact",
+                        _capture(seen, "resolution"))
+    r = _run(["compile", "--checkpoint", ck, "-o", tmp_path / "art"])
+    assert seen == ["224"]
+    assert (f"resolution 224x224: {ck} does not record the size it was trained at (--resolution to change it)"
+            in r.stderr.splitlines())
+    seen.clear()
+    r = _run(["compile", "--variant", "tiny", "-o", tmp_path / "art"])  # no checkpoint: 224, as the help says
+    assert seen == ["224"] and "resolution" not in r.stderr

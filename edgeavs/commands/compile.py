@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgeavs.commands import resolution_option, resolve_resolution
+
 _VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
 
 
@@ -56,8 +58,7 @@ def check_output_dir(output, option: str) -> bool:
 @click.option("--fusion", type=click.Choice(["lightavseg", "tpavi", "avsegformer"]), default=None,
               help="Audio-visual fusion (default: the checkpoint's, else lightavseg); the "
                    "baselines compile through the same pipeline.")
-@click.option("--resolution", default="224", show_default=True, metavar="N|HxW",
-              help="Input size; sides must be multiples of 16.")
+@resolution_option()
 @click.option("--via", type=click.Choice(["export", "onnx"]), default="export", show_default=True,
               help="Import route: torch.export, or ONNX (dynamo, opset 18).")
 @click.option("--dump-ir", type=click.Path(file_okay=False, path_type=str), default=None,
@@ -91,12 +92,13 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
                            f"edgeavs schedules (target {tgt.name} links with {tgt.link})" if tgt.link != "host"
                            else "--profile needs edgeavs schedules (drop --no-schedules)")
     resolved, weights = resolve_weights(variant, checkpoint, interaction=fusion)
+    log = None if quiet else (lambda m: click.echo(m, err=True))
+    resolution = resolve_resolution(resolution, checkpoint, say=log)
     if output is None:
         h, w = parse_resolution(resolution)
         kind = "" if weights["fusion"] == "lightavseg" else f"-{weights['fusion']}"
         output = f"artifacts/{resolved}{kind}-{h}x{w}-{tgt.name}"
         replaces = check_output_dir(output, "output")
-    log = None if quiet else (lambda m: click.echo(m, err=True))
     if replaces and log:
         log(f"{output} holds an edgeavs artifact: it is replaced when the new one is complete")
     manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,

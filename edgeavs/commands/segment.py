@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeavs.commands import overwrite_option
+from edgeavs.commands import DEFAULT_RESOLUTION, overwrite_option, resolution_option, resolve_resolution
 from edgeavs.errors import EdgeAVSError
 
 HELP = """Segment VIDEO: mark, on every frame, the pixels that make the sound.
@@ -33,7 +33,8 @@ already exists is an error unless --overwrite.
 
 \b
 --artifact runs a compiled artifact (edgeavs compile) on TVM's runtime alone, without
-torch; --checkpoint runs an edgeavs checkpoint in PyTorch eager at --resolution.
+torch; --checkpoint runs an edgeavs checkpoint in PyTorch eager at --resolution (default:
+the size it was trained at).
 """
 
 
@@ -42,8 +43,8 @@ torch; --checkpoint runs an edgeavs checkpoint in PyTorch eager at --resolution.
 @click.option("--artifact", type=click.Path(path_type=Path), help="Compiled artifact directory.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="edgeavs checkpoint (PyTorch).")
 @click.option("--variant", help="With --checkpoint: the variant it must hold.")
-@click.option("--resolution", metavar="N|HxW",
-              help="With --checkpoint: model input, default 224 (an artifact's is fixed).")
+@resolution_option(help="With --checkpoint: the model's input, N or HxW, sides multiples of 16 (default: the "
+                        f"size the checkpoint was trained at, else {DEFAULT_RESOLUTION}); an artifact's is fixed.")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path),
               help="Overlay video to write (.mp4).")
 @click.option("--masks", "masks_dir", type=click.Path(path_type=Path),
@@ -103,8 +104,9 @@ def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fp
         from edgeavs.compiler.build import parse_resolution
         from edgeavs.segment_torch import TorchPredictor
 
-        predictor = TorchPredictor(checkpoint, variant=variant,
-                                   resolution=parse_resolution(resolution or 224), threads=threads)
+        resolution = resolve_resolution(resolution, checkpoint, say=lambda m: click.echo(m, err=True))
+        predictor = TorchPredictor(checkpoint, variant=variant, resolution=parse_resolution(resolution),
+                                   threads=threads)
     summary = Segmenter(predictor, **seg_args).run(video, out=out, masks_dir=masks_dir,
                                                    json_path=json_path, silent_audio=silent_audio,
                                                    overwrite=overwrite)

@@ -6,12 +6,14 @@ import json
 
 import click
 
+from edgeavs.commands import resolution_option, resolve_resolution
+
 
 @click.command()
 @click.option("--target", "-t", default="host", show_default=True,
               help="A target name from targets/ or a YAML file.")
 @click.option("--variant", "-v", default=None, help="tiny, small, base or large (default large).")
-@click.option("--resolution", "-r", default="224", show_default=True, help="N or HxW.")
+@resolution_option("--resolution", "-r")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="An edgeavs checkpoint.")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Stop after this many measured trials (default: the time budget decides).")
@@ -41,6 +43,7 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
     from edgeavs.tune import parse_duration, tune as run
 
     check_writable(out, "--output", kind="dir")
+    resolution = resolve_resolution(resolution, checkpoint, say=lambda m: click.echo(m, err=True))
     summary = run(out, target=target, variant=variant, resolution=resolution, checkpoint=checkpoint,
                   trials=trials, time_budget=parse_duration(time_budget), seed=seed,
                   rpc_tracker=rpc_tracker, rpc_key=rpc_key, remote_os=remote_os, only=only,
