@@ -5,6 +5,9 @@
 - on the host (apt, as root): ``qemu-user`` (7.2 on Debian 12) and the AArch64 cross toolchain
   ``gcc-aarch64-linux-gnu`` / ``binutils-aarch64-linux-gnu`` (links the verification library,
   ``objdump`` for the no-SVE check);
+- for the cycle projection (:mod:`edgeavs.device.projection`): ``llvm-19`` (apt: ``llvm-mca-19``,
+  ``llvm-mc-19``, ``llvm-nm-19``) and the qemu TCG plugin ``plugin/blockcount.c``, built with
+  gcc into ``emulator/plugin/`` (once per source version);
 - in the cache (``$EDGEAVS_CACHE`` or ``~/.cache/edgeavs``, under ``emulator/``): the *guest*,
   a Debian arm64 Python 3.11 sysroot (``apt-get download`` of :data:`GUEST_DEBS` after
   ``dpkg --add-architecture arm64``, unpacked with ``dpkg -x``, ~10 MB) and the AArch64 wheels
@@ -211,8 +214,8 @@ class _Apt:
             self.require_root("the arm64 package lists are missing")
             self.update()
 
-    def install(self, packages) -> None:
-        self.require_root(f"missing host tools ({', '.join(missing_host_tools())})")
+    def install(self, packages, why: str | None = None) -> None:
+        self.require_root(why or f"missing host tools ({', '.join(missing_host_tools())})")
         cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
         _say(self.log, " ".join(cmd))
         try:
@@ -273,9 +276,13 @@ def setup_emulator(force: bool = False, log=None) -> dict:
     root = guest_dir()
     with _locked(root.parent / f".{root.name}.lock"):
         status = emulator_status()
-        if status["ready"] and not force:
+        if status["ready"] and _projection_ready() and not force:
             return {**status, "changed": False, "seconds": round(time.perf_counter() - t0, 2)}
         apt = _Apt(log)
+        _setup_projection(apt, log, force)
+        if emulator_status()["ready"] and not force:
+            return {**emulator_status(), "changed": True,
+                    "seconds": round(time.perf_counter() - t0, 2)}
         missing = missing_host_tools()
         if missing:
             apt.install(sorted({HOST_TOOLS[t] for t in missing}))
@@ -290,6 +297,26 @@ def setup_emulator(force: bool = False, log=None) -> dict:
         stamp = {**_read_stamp(Guest(root)), "guest_check": info}
         Guest(root).stamp.write_text(json.dumps(stamp, indent=2) + "\n")
     return {**emulator_status(), "changed": True, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _projection_ready() -> bool:
+    """llvm-19's tools and the qemu plugin of the cycle projection (edgeavs.device.projection)."""
+    from edgeavs.device.projection import missing_tools, plugin_path
+
+    return not missing_tools() and plugin_path().is_file()
+
+
+def _setup_projection(apt: _Apt, log, force: bool = False) -> None:
+    """``apt-get install llvm-19`` (llvm-mca, llvm-mc, llvm-nm) if missing; build the plugin."""
+    from edgeavs.device.projection import TOOLS, build_plugin, missing_tools
+
+    missing = missing_tools()
+    if missing:
+        apt.install(sorted({TOOLS[t] for t in missing}), why=f"missing {', '.join(missing)}")
+        still = missing_tools()
+        if still:
+            raise EdgeAVSError(f"after apt-get install, still missing: {', '.join(still)}")
+    build_plugin(log=lambda m: _say(log, m), force=force)
 
 
 def _build_guest(root: Path, apt: _Apt, log) -> None:
