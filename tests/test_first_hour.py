@@ -324,3 +324,69 @@ def test_resolution_without_a_recorded_size_is_224_and_says_so(tmp_path, monkeyp
     seen.clear()
     r = _run(["compile", "--variant", "tiny", "-o", tmp_path / "art"])  # no checkpoint: 224, as the help says
     assert seen == ["224"] and "resolution" not in r.stderr
+
+
+# ---------------------------------------------------------------- TVM's C++ warnings
+
+FAST_MODE = ("[06:20:06] /project/include/tvm/topi/transform.h:1261: Warning: Fast mode segfaults when there are "
+             "out-of-bounds indices. Make sure input indices are in bound\n")
+POOL_AVG = ('[06:23:05] /project/src/s_tir/meta_schedule/schedule_rule/apply_custom_rule.cc:64: Warning: Unknown '
+            'schedule rule "meta_schedule.pool_avg" for target keys "("cpu",)". Checked ffi::Functions:\n'
+            "  s_tir.meta_schedule.cpu.meta_schedule.pool_avg\n")
+
+
+def test_native_filter_drops_only_the_listed_tvm_messages(capfd):
+    """By their text, as TVM 0.27 prints them (copied from a compile's and a tune's stderr); everything
+    else passes through in order, a partial line (a progress bar's update) included."""
+    import os
+
+    from edgeavs.commands.native_log import filtered
+
+    kept = ["\rtune: task preparation 2/4 [00:12]", "\n[06:00:00] x.cc:1: Warning: another one\n",
+            "Error: a real line\n"]
+    with filtered():
+        for text in (FAST_MODE, kept[0], kept[1], POOL_AVG, kept[2]):
+            os.write(2, text.encode())
+    assert capfd.readouterr().err == "".join(kept)
+
+
+def test_native_filter_matches_the_message_tvm_really_prints(capfd):
+    """The real thing: topi's take in its unchecked mode prints the warning (outside the filter), and
+    nothing inside it; with filtered(enabled=False) (edgeavs --debug) it shows again."""
+    from edgeavs.commands.native_log import filtered
+    from edgeavs.tvm_api import te, topi
+
+    def take():
+        a = te.placeholder((4,), name="a")
+        i = te.placeholder((2,), dtype="int32", name="i")
+        topi.take(a, i, mode="fast")
+
+    take()
+    assert "Warning: Fast mode segfaults" in capfd.readouterr().err
+    with filtered():
+        take()
+    assert capfd.readouterr().err == ""
+    with filtered(enabled=False):
+        take()
+    assert "Warning: Fast mode segfaults" in capfd.readouterr().err
+
+
+def test_torch_leafspec_warning_is_silenced_in_the_import_only(recwarn):
+    """frontend.import_export ignores torch's own LeafSpec deprecation (raised inside
+    run_decompositions) by message and category; the same warning elsewhere still shows."""
+    import warnings
+
+    import torch
+
+    from edgeavs.compiler import frontend
+
+    class Tiny(torch.nn.Module):
+        def forward(self, frames, waveform):
+            return frames * 2 + waveform.mean()
+
+    warnings.simplefilter("always")
+    frontend.import_export(Tiny(), (torch.zeros(1, 3, 4, 4), torch.zeros(1, 8)))
+    assert not [w for w in recwarn if "LeafSpec" in str(w.message)]
+    warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
+    assert [w for w in recwarn if "LeafSpec" in str(w.message)]
+

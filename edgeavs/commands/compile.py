@@ -101,9 +101,12 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
         replaces = check_output_dir(output, "output")
     if replaces and log:
         log(f"{output} holds an edgeavs artifact: it is replaced when the new one is complete")
-    manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,
-                                resolution=resolution, via=via, dump_ir=dump_ir, log=log,
-                                records=records, schedules=not no_schedules, interaction=fusion)
+    from edgeavs.commands.native_log import quiet_tvm
+
+    with quiet_tvm():  # TVM's C++ warnings that do not concern the user (see native_log)
+        manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,
+                                    resolution=resolution, via=via, dump_ir=dump_ir, log=log,
+                                    records=records, schedules=not no_schedules, interaction=fusion)
     if not quiet:
         chains = (manifest.get("fusion") or {}).get("chains") or {}
         fused = ", ".join(f"{k} {v.get('fused', 0)}" for k, v in chains.items()) or "none"

@@ -39,7 +39,9 @@ def demo(out_dir, resolution, seconds, threads, train_steps):
     check_resolution(resolution, DEMO_VARIANT)  # the size bound, before any clip or training
 
     check_writable(out_dir, "-o", kind="dir")
+    from edgeavs.commands.native_log import quiet_tvm
     from edgeavs.demo import run_demo
 
-    run_demo(out_dir, resolution=resolution, seconds=seconds, threads=threads,
-             train_steps=train_steps, say=lambda m: click.echo(m))
+    with quiet_tvm():  # TVM's C++ warnings that do not concern the user (see native_log)
+        run_demo(out_dir, resolution=resolution, seconds=seconds, threads=threads,
+                 train_steps=train_steps, say=lambda m: click.echo(m))

@@ -39,15 +39,17 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
     when two rounds bring less than 2 %. Records are written atomically: Ctrl-C keeps everything
     committed so far, and running the same command again continues from it.
     """
+    from edgeavs.commands.native_log import quiet_tvm
     from edgeavs.io.atomic import check_writable
     from edgeavs.tune import parse_duration, tune as run
 
     check_writable(out, "--output", kind="dir")
     resolution = resolve_resolution(resolution, checkpoint, say=lambda m: click.echo(m, err=True))
-    summary = run(out, target=target, variant=variant, resolution=resolution, checkpoint=checkpoint,
-                  trials=trials, time_budget=parse_duration(time_budget), seed=seed,
-                  rpc_tracker=rpc_tracker, rpc_key=rpc_key, remote_os=remote_os, only=only,
-                  log=lambda m: click.echo(m, err=True), progress=not as_json)
+    with quiet_tvm():  # TVM's C++ warnings that do not concern the user (see native_log)
+        summary = run(out, target=target, variant=variant, resolution=resolution, checkpoint=checkpoint,
+                      trials=trials, time_budget=parse_duration(time_budget), seed=seed,
+                      rpc_tracker=rpc_tracker, rpc_key=rpc_key, remote_os=remote_os, only=only,
+                      log=lambda m: click.echo(m, err=True), progress=not as_json)
     if as_json:
         click.echo(json.dumps(summary))
     else:

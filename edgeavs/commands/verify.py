@@ -42,8 +42,14 @@ def verify(ctx, artifact, checkpoint, seeds, inputs, per_layer, report, overwrit
     if report:
         check_writable(report, "--report", overwrite=overwrite)
     spec = device_from_options(device, rpc, rpc_tracker, rpc_key, remote_os)
-    result = verify_artifact(artifact, checkpoint=checkpoint, seeds=seeds, inputs=inputs,
-                             per_layer=per_layer, device=spec, log=lambda m: click.echo(m, err=True))
+    import contextlib
+
+    from edgeavs.commands.native_log import quiet_tvm
+
+    # --per-layer compiles: TVM's C++ warnings that do not concern the user (see native_log)
+    with quiet_tvm() if per_layer else contextlib.nullcontext():
+        result = verify_artifact(artifact, checkpoint=checkpoint, seeds=seeds, inputs=inputs,
+                                 per_layer=per_layer, device=spec, log=lambda m: click.echo(m, err=True))
     click.echo(format_report(result))
     if report:
         atomic_write_text(report, json.dumps(result, indent=2) + "\n")

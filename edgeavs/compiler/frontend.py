@@ -138,14 +138,22 @@ def example_inputs(height: int, width: int, batch: int = 1, seed: int = 0):
 
 def import_export(graph, inputs) -> tuple:
     """torch.export -> Relax. Returns ``(mod, params)``."""
+    import warnings
+
     import torch
 
     from edgeavs.tvm_api import from_exported_program, relax
 
     with torch.no_grad():
         ep = torch.export.export(graph, tuple(inputs))
-    mod = from_exported_program(ep, keep_params_as_input=True, unwrap_unit_return_tuple=True,
-                                custom_convert_map=CONVERTERS)
+    with warnings.catch_warnings():
+        # torch 2.13's own ExportedProgram.run_decompositions (which from_exported_program calls)
+        # deep-copies its module call graph, whose LeafSpec objects warn that LeafSpec is deprecated:
+        # torch's code talking to itself, nothing a user of edgeavs can act on.
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                category=FutureWarning)
+        mod = from_exported_program(ep, keep_params_as_input=True, unwrap_unit_return_tuple=True,
+                                    custom_convert_map=CONVERTERS)
     mod, params = relax.frontend.detach_params(mod)
     names = [v.name for v in mod["main"].params[len(inputs):]]
     return mod, dict(zip(names, params.get("main", [])))
