@@ -390,3 +390,59 @@ def test_torch_leafspec_warning_is_silenced_in_the_import_only(recwarn):
     warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
     assert [w for w in recwarn if "LeafSpec" in str(w.message)]
 
+
+# ---------------------------------------------------------------- tune's progress
+
+class _Terminal:
+    """A stderr that says it is a terminal, keeping what is written."""
+
+    def __init__(self):
+        import io
+
+        self.buf = io.StringIO()
+
+    def write(self, s):
+        return self.buf.write(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_tune_steps_name_the_step_and_keep_the_clock_moving_during_a_long_call(monkeypatch):
+    import sys
+    import time
+
+    from edgeavs.tune import progress
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    monkeypatch.setattr(progress, "REFRESH_S", 0.05)
+    assert progress.enabled(True) and not progress.enabled(False)
+    with progress.Steps("task preparation", 2, progress.enabled(True)) as steps:
+        with steps.step("the pipeline up to the schedules"):
+            pass
+        with steps.step("MetaSchedule's task extraction"):
+            time.sleep(0.5)  # a call that prints nothing itself
+    out = term.buf.getvalue()
+    assert "tune: task preparation 1/2: the pipeline up to the schedules [00:00]" in out
+    assert out.count("tune: task preparation 2/2: MetaSchedule's task extraction") >= 4  # redrawn while it ran
+
+
+def test_tune_bars_stay_off_a_pipe_and_log_lines_print_above_a_bar(monkeypatch):
+    import io
+    import sys
+
+    from edgeavs.tune import progress
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    assert not progress.enabled(True)
+    with progress.Steps("end to end", 3, progress.enabled(True)) as steps:
+        with steps.step("the untuned build"):
+            pass
+    assert sys.stderr.getvalue() == ""
+    lines = []
+    progress.bar_safe(lines.append)("  4 MetaSchedule tasks")
+    assert lines == ["  4 MetaSchedule tasks"]

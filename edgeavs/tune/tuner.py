@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -188,20 +189,25 @@ def _profile(fused, tvm_target, inputs) -> dict:
     return profile_median(build_vm(fused, tvm_target), [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs], 5)
 
 
-def _end_to_end(mod, tvm_target, params, records, inputs, rounds: int = 5) -> dict:
-    """The untuned build and the build ``edgeavs compile --records`` makes, timed alternately (median ms)."""
+def _end_to_end(mod, tvm_target, params, records, inputs, rounds: int = 5, steps=None) -> dict:
+    """The untuned build and the build ``edgeavs compile --records`` makes, timed alternately (median ms).
+    ``steps``: a :class:`~edgeavs.tune.progress.Steps` of 3 (the two builds, the timing)."""
     from edgeavs.compiler.pipeline import run_pipeline
     from edgeavs.tune.in_model import compile_vm, latency_s, time_alternately
     from edgeavs.tvm_api import tvm
 
+    step = steps.step if steps is not None else (lambda _name: contextlib.nullcontext())
     knobs = records.read_knobs()
     builds = {}
     for name, kw in (("untuned_ms", {}), ("tuned_ms", {"records": str(records.path),
                                                        "schedule_configs": {"functions": knobs} if knobs else None})):
-        lowered = run_pipeline(mod, tvm_target, params, **kw)[0]
-        builds[name] = compile_vm(lowered, tvm_target)
+        with step(f"the {name.split('_')[0]} build"):
+            lowered = run_pipeline(mod, tvm_target, params, **kw)[0]
+            builds[name] = compile_vm(lowered, tvm_target)
     args = [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs]
-    return time_alternately({name: (lambda vm=vm: latency_s(vm, args)) for name, vm in builds.items()}, rounds)
+    with step("timing both, alternately"):
+        return time_alternately({name: (lambda vm=vm: latency_s(vm, args)) for name, vm in builds.items()},
+                                rounds)
 
 
 def _best_us(db, task) -> float | None:
@@ -230,7 +236,10 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     from edgeavs.targets import Target, load_target
     from edgeavs.tvm_api import meta_schedule as ms
 
-    say = log or (lambda _m: None)
+    from edgeavs.tune.progress import Steps, bar_safe, enabled, ticking
+
+    say = bar_safe(log) or (lambda _m: None)
+    bars = enabled(progress)  # the bars: on stderr, only on a terminal
     t_start = time.perf_counter()
     tgt = target if isinstance(target, Target) else load_target(target)
     if (rpc_tracker is None) != (rpc_key is None):
@@ -247,28 +256,33 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     records = RecordsDir(out)
     with stage("records setup"):
         resumed = records.create_or_resume(tgt)
-    with stage("model import"):
-        source = prepare(variant, checkpoint, resolution, seed=0)  # compile's opening step
+    with stage("model import"), Steps("model import", 2, bars) as steps:
+        with steps.step("the PyTorch model"):
+            source = prepare(variant, checkpoint, resolution, seed=0)  # compile's opening step
         variant, (h, w) = source.variant, source.resolution
         say(f"tuning LightAVSeg-{variant} {h}x{w} for {tgt.name} into {records.path}"
             f"{' (continuing)' if resumed else ''}")
-        mod, params, _, _ = source.import_relax("export")
+        with steps.step("torch.export and the Relax import"):
+            mod, params, _, _ = source.import_relax("export")
         tvm_target = tgt.to_tvm()
     from edgeavs.tune import knobs as knob_search
 
     with tempfile.TemporaryDirectory(prefix="edgeavs-tune-") as scratch:
         scratch = Path(scratch)
-        with stage("task preparation"):
+        with stage("task preparation"), Steps("task preparation", 4 if tgt.is_host else 3, bars) as steps:
             # folded: where the in-model knob search's builds start; pre: fused, not yet scheduled (knob
             # candidates are scheduled from it); fused: with the default knobs (tasks and the profile)
-            folded, pre, fused = pipeline.split_for_tuning(mod, tvm_target, params)
-            records.seed_workdir(scratch)
-            db = ms.database.JSONDatabase(work_dir=str(scratch))
-            # Functions with an edgeavs schedule (or a hand kernel) are searched through their own
-            # knobs, not MetaSchedule's space: only what our schedules left is a task here.
-            all_tasks = ms.relax_integration.extract_tasks(fused, tvm_target)
-            extracted = [t for t in all_tasks if not _scheduled_by_edgeavs(_task_func(t))]
-            contexts = tune_contexts(extracted, seed=seed, num_threads=max(1, tgt.num_cores if tgt.is_host else 2))
+            with steps.step("the pipeline up to the schedules"):
+                folded, pre, fused = pipeline.split_for_tuning(mod, tvm_target, params)
+            with steps.step("MetaSchedule's task extraction"):
+                records.seed_workdir(scratch)
+                db = ms.database.JSONDatabase(work_dir=str(scratch))
+                # Functions with an edgeavs schedule (or a hand kernel) are searched through their own
+                # knobs, not MetaSchedule's space: only what our schedules left is a task here.
+                all_tasks = ms.relax_integration.extract_tasks(fused, tvm_target)
+                extracted = [t for t in all_tasks if not _scheduled_by_edgeavs(_task_func(t))]
+                contexts = tune_contexts(extracted, seed=seed,
+                                         num_threads=max(1, tgt.num_cores if tgt.is_host else 2))
             by_name = {t.task_name: t for t in extracted}
             build_s = 0.0  # one build and profile of the model: what the closing end-to-end check costs, about
             threads = None
@@ -276,7 +290,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                 threads = use_threads(tgt.num_cores, say)
                 inputs = [a.numpy() for a in example_inputs(h, w)]
                 tb = time.perf_counter()
-                prof = _profile(fused, tvm_target, inputs)
+                with steps.step("one untuned build, profiled"):
+                    prof = _profile(fused, tvm_target, inputs)
                 build_s = time.perf_counter() - tb
             else:
                 prof = {}
@@ -294,7 +309,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             for t in tasks:
                 t.best_us = _best_us(db, t)
             # Our schedules' and kernels' knob spaces (edgeavs.tune.knobs), timed in this process: host only.
-            ktasks = knob_search.knob_tasks(pre, fused, tvm_target, prof, only=only)
+            with steps.step("the knob spaces"):
+                ktasks = knob_search.knob_tasks(pre, fused, tvm_target, prof, only=only)
         if only and not tasks and not ktasks:
             raise EdgeAVSError(f"--only {', '.join(only)}: no tuning task matches; tasks are: "
                                f"{', '.join(sorted(c.task_name for c in contexts))}")
@@ -307,10 +323,12 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             f"schedules, {negligible} left out: each under {MIN_TASK_SHARE:.1%} of the latency); "
             f"untuned latency {total_profiled / 1e3:.2f} ms (instrumented)" if prof else f"  {len(tasks)} tasks")
         bar = None
-        if progress:
+        if bars:
             from tqdm import tqdm
 
-            bar = tqdm(total=trials, unit="trial", desc="tune", dynamic_ncols=True)
+            bar = tqdm(total=trials, unit="trial", desc="tune", file=sys.stderr, dynamic_ncols=True)
+        ticker = contextlib.ExitStack()  # closed with the bar (idempotent)
+        ticker.enter_context(ticking(bar))  # a round (a build, or MetaSchedule's batch) takes tens of seconds
 
         def show(n: int, estimate_ms: float | None) -> None:
             if bar is not None:
@@ -328,6 +346,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         from edgeavs.tune.remote import build_candidate
 
         try:
+            if bar is not None:
+                bar.set_postfix_str("knob search: the default build first")
             with stage("knob search"):
                 builder = ms.builder.LocalBuilder(max_workers=max(1, min(2, tgt.num_cores)),
                                                   timeout_sec=BUILDER_TIMEOUT_S,
@@ -355,6 +375,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                         build_args={"variant": variant, "resolution": f"{h}x{w}", "checkpoint": checkpoint},
                         builder=builder, on_round=lambda n, _saved: show(n, None))
         except BaseException:
+            ticker.close()
             if bar is not None:
                 bar.close()
             raise
@@ -364,6 +385,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             return (total_profiled - gained) / 1e3
 
         done_trials, rounds, round_secs = knob_run.trials, 0, []
+        if bar is not None and tasks:
+            bar.set_postfix_str("MetaSchedule: the first round")
         try:
             with stage("MetaSchedule tuning"):
                 if remote is not None:  # edgeavs.tune.remote: candidates linked and measured on the device
@@ -404,6 +427,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                                         "seconds": round(round_secs[-1], 1)})
                 show(n, estimate_ms() if prof else None)
         finally:
+            ticker.close()
             if bar is not None:
                 bar.close()
     end_to_end = None
@@ -411,8 +435,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         database = records.validate()
     if tgt.is_host and (knob_run.tuned or database["records"]):
         say("  end to end: the untuned build against the build compile --records makes ...")
-        with stage("end-to-end check"):
-            end_to_end = _end_to_end(mod, tvm_target, params, records, inputs)
+        with stage("end-to-end check"), Steps("end to end", 3, bars) as steps:
+            end_to_end = _end_to_end(mod, tvm_target, params, records, inputs, steps=steps)
         with stage("records publication"):
             records.append_log({"end_to_end": end_to_end})
         say(f"  end to end: untuned {end_to_end['untuned_ms']:.2f} ms, tuned {end_to_end['tuned_ms']:.2f} ms")
