@@ -118,14 +118,16 @@ X86_DEFAULTS = {"dispatch": 4, "pipes": {"int": 4, "load": 2, "store": 1, "vecto
 """A generic AVX2 core (2 x 256-bit FMA): for x86-64 validation runs."""
 
 
-def cpu_model(name: str, ghz: float | None = None) -> CpuModel:
+def cpu_model(name: str, ghz: float | None = None, dram_gbps: float | None = None,
+              cache_mib: float | None = None) -> CpuModel:
     """``oryon-1`` (the phone), or any x86-64 CPU llvm-mca knows (host validation; give
-    ``ghz``, the clock the measured times ran at)."""
+    ``ghz``, the clock the measured times ran at, and this machine's streaming bandwidth and
+    per-core cache). Each given figure replaces the model's."""
+    over = {k: v for k, v in (("ghz", ghz), ("dram_gbps", dram_gbps)) if v}
+    if cache_mib:
+        over["cache_bytes"] = int(cache_mib * MIB)
     if name in CPUS:
-        cpu = CPUS[name]
-        if ghz:
-            cpu = CpuModel(**{**cpu.__dict__, "ghz": float(ghz)})
-        return cpu
+        return CpuModel(**{**CPUS[name].__dict__, **over})
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,40}", name or ""):
         raise EdgeAVSError(f"--cpu {name!r} is not a CPU name")
     mca = _tool(f"llvm-mca{LLVM_SUFFIX}")
@@ -134,9 +136,9 @@ def cpu_model(name: str, ghz: float | None = None) -> CpuModel:
     if "is not a recognized processor" in proc.stderr or "not a recognized" in proc.stderr:
         raise EdgeAVSError(f"--cpu {name}: neither {', '.join(CPUS)} nor an x86-64 CPU "
                            f"llvm-mca{LLVM_SUFFIX} knows")
-    return CpuModel(name, "x86_64", name, ghz=float(ghz or 3.0),
-                    dram_gbps=20.0, cache_bytes=1 * MIB, source="x86-64 validation model",
-                    **X86_DEFAULTS)
+    return CpuModel(**{"name": name, "arch": "x86_64", "mcpu": name, "ghz": 3.0,
+                       "dram_gbps": 20.0, "cache_bytes": 1 * MIB,
+                       "source": "x86-64 validation model", **X86_DEFAULTS, **over})
 
 
 # ---------------------------------------------------------------- tools and the plugin
@@ -825,12 +827,17 @@ def project_library(library, inputs: list, cpu: CpuModel, *, runs: int = 2, seed
 
 
 def project_artifact(artifact, cpu: str = "oryon-1", *, ghz: float | None = None,
+                     dram_gbps: float | None = None, cache_mib: float | None = None,
                      runs: int = 2, qemu_cpu: str | None = None, log=None) -> dict:
     """:func:`project_library` on an artifact directory's library with its manifest inputs."""
     directory = Path(artifact)
     if not directory.is_dir():
         raise EdgeAVSError(f"artifact {artifact}: not a directory")
-    model = cpu_model(cpu, ghz)
+    model = cpu_model(cpu, ghz, dram_gbps, cache_mib)
+    if model.arch == "aarch64":
+        from edgeavs.device.emulator import require_emulator
+
+        require_emulator()
     require_tools()
     library, manifest = _artifact_library(directory, model)
     inputs = [{"shape": list(s["shape"]), "dtype": s.get("dtype", "float32")}
