@@ -350,6 +350,38 @@ def test_native_filter_drops_only_the_listed_tvm_messages(capfd):
     assert capfd.readouterr().err == "".join(kept)
 
 
+def test_native_filter_keeps_python_stderr_on_the_terminal(monkeypatch):
+    """On a terminal, sys.stderr still is one inside the filter (the progress bars of training, segment
+    and tune ask it), its lines arrive, and TVM's noise on descriptor 2 does not."""
+    import os
+    import sys
+
+    from edgeavs.commands.native_log import filtered
+
+    master, slave = os.openpty()
+    keep = os.dup(2)
+    os.dup2(slave, 2)
+    term = open(2, "w", buffering=1, closefd=False)
+    monkeypatch.setattr(sys, "stderr", term)
+    try:
+        with filtered():
+            assert sys.stderr.isatty()
+            os.write(2, FAST_MODE.encode())
+            print("training 3/10", file=sys.stderr)
+            os.write(2, b"kept from C++\n")
+        assert sys.stderr is term
+    finally:
+        os.dup2(keep, 2)
+        os.close(keep)
+        os.close(slave)
+    got = b""
+    while b"kept from C++" not in got:
+        got += os.read(master, 4096)
+    os.close(master)
+    text = got.decode().replace("\r\n", "\n")
+    assert "training 3/10\n" in text and "kept from C++\n" in text and "Fast mode" not in text
+
+
 def test_native_filter_matches_the_message_tvm_really_prints(capfd):
     """The real thing: topi's take in its unchecked mode prints the warning (outside the filter), and
     nothing inside it; with filtered(enabled=False) (edgeavs --debug) it shows again."""
@@ -446,3 +478,4 @@ def test_tune_bars_stay_off_a_pipe_and_log_lines_print_above_a_bar(monkeypatch):
     lines = []
     progress.bar_safe(lines.append)("  4 MetaSchedule tasks")
     assert lines == ["  4 MetaSchedule tasks"]
+

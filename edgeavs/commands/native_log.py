@@ -4,7 +4,8 @@ TVM's C++ code logs with ``LOG(WARNING)`` straight to file descriptor 2, with no
 0.27 reads ``TVM_LOG_DEBUG`` for its debug messages only), so Python's ``warnings`` filters cannot reach
 these lines. :func:`filtered` puts a pipe on descriptor 2 for the duration of a command's work; a thread
 copies everything through to the real stderr at once (partial lines too: progress bars), except the
-messages in :data:`NOISE`, each matched by its text. ``edgeavs --debug`` (or ``EDGEAVS_DEBUG=1``) turns the
+messages in :data:`NOISE`, each matched by its text (Python's own ``sys.stderr`` writes to the real stderr
+meanwhile, so progress bars still see a terminal). ``edgeavs --debug`` (or ``EDGEAVS_DEBUG=1``) turns the
 filter off, so that everything TVM prints, a crash report included, goes straight to the terminal.
 
 The messages dropped, and why they do not concern a user:
@@ -82,9 +83,20 @@ def _pump(read_fd: int, out_fd: int, noise) -> None:
     os.close(read_fd)
 
 
+def _on_fd_2(stream) -> bool:
+    try:
+        return stream is not None and stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return False
+
+
 @contextlib.contextmanager
 def filtered(enabled: bool = True, noise=None):
-    """While the block runs, descriptor 2 goes through a filter that drops :data:`NOISE` (``noise``)."""
+    """While the block runs, descriptor 2 goes through a filter that drops :data:`NOISE` (``noise``).
+
+    Python's own ``sys.stderr`` (when it is descriptor 2) is pointed at the real stderr meanwhile: its
+    lines need no filter (Python warnings have theirs), come out in order, and ``isatty()``, the terminal
+    width and so the progress bars of training, segmenting and tuning stay as they were."""
     if not enabled:
         yield
         return
@@ -94,17 +106,25 @@ def filtered(enabled: bool = True, noise=None):
     except (OSError, ValueError, AttributeError):
         yield  # no usable descriptor 2: nothing to filter
         return
+    python_stderr = sys.stderr if _on_fd_2(sys.stderr) else None
     read_fd, write_fd = os.pipe()
     os.dup2(write_fd, 2)
     os.close(write_fd)
     thread = threading.Thread(target=_pump, args=(read_fd, saved, NOISE if noise is None else noise),
                               name="edgeavs-native-stderr", daemon=True)
     thread.start()
+    if python_stderr is not None:
+        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding,
+                          errors=python_stderr.errors, closefd=True)
     try:
         yield
     finally:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             sys.stderr.flush()
+        if python_stderr is not None:
+            direct, sys.stderr = sys.stderr, python_stderr
+            with contextlib.suppress(OSError, ValueError):
+                direct.close()
         os.dup2(saved, 2)  # the pipe's last writer here: the pump sees its end (children may hold it longer)
         thread.join(timeout=1.0)
         if not thread.is_alive():  # else a child still holds the pipe: the pump keeps writing to saved
