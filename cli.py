@@ -122,7 +122,9 @@ class _Group(click.Group):
                     "(a bug; --debug or EDGEAVS_DEBUG=1 shows the traceback), 130 interrupted. verify: 1 "
                     "only for a numeric failure, 2 for any other error.")
 @click.version_option(__version__, prog_name="edgeavs")
-@click.option("--debug", is_flag=True, help="On an error, also print the Python traceback (as EDGEAVS_DEBUG=1).")
+@click.option("--debug", is_flag=True,
+              help="On an error, also print the Python traceback; and let TVM's own C++ warnings through "
+                   "(as EDGEAVS_DEBUG=1).")
 def main(debug):
     """edgeavs: LightAVSeg audio-visual segmentation, compiled with Apache TVM for phone CPUs."""
 

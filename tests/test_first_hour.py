@@ -479,3 +479,70 @@ def test_tune_bars_stay_off_a_pipe_and_log_lines_print_above_a_bar(monkeypatch):
     progress.bar_safe(lines.append)("  4 MetaSchedule tasks")
     assert lines == ["  4 MetaSchedule tasks"]
 
+
+# ---------------------------------------------------------------- --help
+
+def _command_paths(group=None, prefix=()):
+    import click
+
+    group = group or main
+    for name, cmd in sorted(group.commands.items()):
+        yield (*prefix, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _command_paths(cmd, (*prefix, name))
+
+
+def test_every_help_is_plain_words_and_says_the_same_about_sizes():
+    """No reference to a file the repository does not ship (SPEC), no raw reST markup, one multiple for
+    input sides everywhere: the model's (VariantConfig.size_multiple)."""
+    from edgeavs.model.config import VARIANTS
+
+    multiple = {v.size_multiple for v in VARIANTS.values()}
+    assert multiple == {16}
+    texts = {(): _run(["--help"]).output}
+    for path, _ in _command_paths():
+        r = _run([*path, "--help"])
+        assert r.exit_code == 0, (path, r.output)
+        texts[path] = r.output
+    for path, text in texts.items():
+        assert "SPEC" not in text and "``" not in text, path
+        assert "multiple of 32" not in text and "multiples of 32" not in text, path
+    for path in [p for p, t in texts.items() if "--resolution" in t]:
+        flat = " ".join(texts[path].split())
+        assert "multiple of 16" in flat or "multiples of 16" in flat, path
+
+
+def test_variant_is_the_same_choice_everywhere_and_aliases_reach_the_work_as_full_names(tmp_path, monkeypatch):
+    import click
+
+    choices = {}
+    for path, cmd in _command_paths():
+        for p in cmd.params:
+            if p.name == "variant":
+                assert isinstance(p.type, click.Choice), path
+                choices[path] = tuple(p.type.choices)
+    assert {("compile",), ("export-onnx",), ("tune",), ("train",), ("info",), ("segment",)} <= set(choices)
+    assert len(set(choices.values())) == 1, choices
+
+    seen = []
+    monkeypatch.setattr(importlib.import_module("edgeavs.compiler.build"), "compile_artifact",
+                        _capture(seen, "variant"))
+    _run(["compile", "--variant", "T", "--resolution", "64", "-o", tmp_path / "a"])
+    assert seen == ["tiny"]
+
+
+def test_train_shows_its_defaults_and_passes_none_for_options_not_given(tmp_path, monkeypatch):
+    """--help: click's [default: ...] with edgeavs.train's own numbers; an option left out still reaches
+    TrainConfig as None, so --resume keeps the run's value."""
+    from edgeavs import train as train_mod
+    from edgeavs.commands.train import DEFAULTS
+
+    assert DEFAULTS == {k: train_mod.RUN_DEFAULTS[k] for k in DEFAULTS}
+    flat = " ".join(_run(["train", "--help"]).output.split())
+    for text in ("[default: 60;", "[default: 8;", "[default: 0.0001;", "[default: 224;"):
+        assert text in flat
+    seen = []
+    monkeypatch.setattr(train_mod, "train", _capture_positional(seen))
+    _run(["train", "--data", tmp_path, "--task", "s4", "-o", tmp_path / "run", "--resume", "--epochs", "70"])
+    cfg = seen[0]
+    assert cfg.epochs == 70 and cfg.size is None and cfg.lr is None and cfg.batch_size is None and cfg.seed is None

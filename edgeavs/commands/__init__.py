@@ -18,8 +18,17 @@ def overwrite_option(what: str = "the output file"):
 DEFAULT_RESOLUTION = 224
 """Input side without --resolution and without a checkpoint that records its training size."""
 
-RESOLUTION_HELP = ("Input size, N or HxW; sides multiples of 16 (default: the size --checkpoint was "
-                   f"trained at, else {DEFAULT_RESOLUTION}).")
+def _size_multiple() -> int:
+    from edgeavs.model.config import VARIANTS
+
+    return max(v.size_multiple for v in VARIANTS.values())
+
+
+SIZE_MULTIPLE = _size_multiple()
+"""What LightAVSeg needs of an input side (``VariantConfig.size_multiple``: 16; 80x112 compiles and verifies)."""
+
+RESOLUTION_HELP = (f"Input size, N or HxW; sides multiples of {SIZE_MULTIPLE} (default: the size --checkpoint "
+                   f"was trained at, else {DEFAULT_RESOLUTION}).")
 
 
 def resolution_option(*names, help: str = RESOLUTION_HELP):
@@ -47,3 +56,49 @@ def resolve_resolution(resolution, checkpoint, say=None) -> str:
         say(f"resolution {DEFAULT_RESOLUTION}x{DEFAULT_RESOLUTION}: {checkpoint} does not record the size it "
             "was trained at (--resolution to change it)")
     return str(DEFAULT_RESOLUTION)
+
+
+# ---------------------------------------------------------------- model options, the same on every command
+
+def _variant_names() -> list[str]:
+    from edgeavs.model.config import ALIASES, VARIANTS
+
+    return [*VARIANTS, *ALIASES]
+
+
+def _canonical_variant(_ctx, _param, value):
+    """``t``/``s``/``b``/``l`` (and any case) -> ``tiny``/... : the commands below see the full name."""
+    if value is None:
+        return None
+    from edgeavs.model.config import get_variant
+
+    return get_variant(value).name
+
+
+def variant_option(*names, help: str, default=None, show_default: bool = False):
+    """``--variant``: one :class:`click.Choice` (tiny, small, base, large; t, s, b, l for short) everywhere."""
+    return click.option(*(names or ("--variant",)), type=click.Choice(_variant_names(), case_sensitive=False),
+                        default=default, show_default=show_default, callback=_canonical_variant, help=help)
+
+
+VARIANT_HELP = "Model size (default: the checkpoint's variant, else large)."
+
+FUSION_HELP = ("Audio-visual interaction: lightavseg (ours), or a baseline of the paper's comparison on the same "
+               "backbone and head: tpavi (AVSBench's TPAVI), avsegformer (AVSegFormer-style)")
+
+
+def fusion_option(default=None, note: str = ". Default: the checkpoint's, else lightavseg.",
+                  show_default: bool = False):
+    from edgeavs.model.config import FUSIONS
+
+    return click.option("--fusion", type=click.Choice(list(FUSIONS), case_sensitive=False), default=default,
+                        show_default=show_default, help=FUSION_HELP + note)
+
+
+def target_option(*names):
+    """``--target NAME|YAML`` (compile, tune)."""
+    return click.option(*(names or ("--target",)), default="host", show_default=True, metavar="NAME|YAML",
+                        help="A target from targets/ (e.g. host) or the path to a target YAML.")
+
+
+CHECKPOINT_HELP = ("An edgeavs checkpoint (train's best.pt or last.pt); without it, random weights (seed 0).")

@@ -20,7 +20,8 @@ from edgeavs.commands import overwrite_option
 @click.argument("artifact", type=click.Path(path_type=str))
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for every runtime (default: the target's num-cores).")
-@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Untimed runs first, per runtime.")
 @click.option("--repeat", type=click.IntRange(min=30), default=30, show_default=True,
               help="Timed runs; the median is reported.")
 @click.option("--only", type=click.Choice(RUNTIMES), multiple=True,

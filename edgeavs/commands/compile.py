@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgeavs.commands import resolution_option, resolve_resolution
-
-_VARIANTS = ["tiny", "small", "base", "large", "t", "s", "b", "l"]
+from edgeavs.commands import (CHECKPOINT_HELP, VARIANT_HELP, fusion_option, resolution_option, resolve_resolution,
+                              target_option, variant_option)
 
 
 def is_artifact_dir(path) -> bool:
@@ -49,22 +48,20 @@ def check_output_dir(output, option: str) -> bool:
 
 
 @click.command("compile", short_help="Compile LightAVSeg with TVM into an artifact directory.")
-@click.option("--target", default="host", show_default=True, metavar="NAME|YAML",
-              help="A target from targets/ (e.g. host) or the path to a target YAML.")
-@click.option("--variant", type=click.Choice(_VARIANTS, case_sensitive=False), default=None,
-              help="Model size (default: the checkpoint's variant, else large).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="An edgeavs checkpoint; without it, random init with seed 0.")
-@click.option("--fusion", type=click.Choice(["lightavseg", "tpavi", "avsegformer"]), default=None,
-              help="Audio-visual fusion (default: the checkpoint's, else lightavseg); the "
-                   "baselines compile through the same pipeline.")
+@target_option()
+@variant_option(help=VARIANT_HELP)
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=str), default=None, help=CHECKPOINT_HELP)
+@fusion_option(note=". Default: the checkpoint's, else lightavseg. The baselines compile through the same "
+                    "pipeline.")
 @resolution_option()
 @click.option("--via", type=click.Choice(["export", "onnx"]), default="export", show_default=True,
               help="Import route: torch.export, or ONNX (dynamo, opset 18).")
-@click.option("--dump-ir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Write the Relax module after every pipeline phase into this directory.")
-@click.option("-o", "--output", "output", type=click.Path(path_type=str), default=None,
-              help="Artifact directory (default: artifacts/<variant>-<H>x<W>-<target>).")
+@click.option("--dump-ir", type=click.Path(file_okay=False, path_type=str), default=None, metavar="DIR",
+              help="Write the Relax module after every pipeline phase into this directory (NN-<phase>.py, "
+                   "earlier dumps of the same names replaced).")
+@click.option("-o", "--output", "output", type=click.Path(path_type=str), default=None, metavar="DIR",
+              help="Artifact directory, new or empty, or an earlier artifact, which is replaced (default: "
+                   "artifacts/<variant>-<H>x<W>-<target>).")
 @click.option("--records", type=click.Path(path_type=str), default=None, metavar="DIR",
               help="Tuning records from `edgeavs tune` (must have been tuned for this target).")
 @click.option("--no-schedules", is_flag=True,
@@ -75,7 +72,7 @@ def check_output_dir(output, option: str) -> bool:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the artifact path.")
 def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, records, no_schedules, output, quiet,
                 profile):
-    """Compile LightAVSeg for TARGET into an artifact directory: model.so (weights bound in)
+    """Compile LightAVSeg for --target into an artifact directory: model.so (weights bound in)
     and manifest.json (versions, target fingerprint, shapes, file hashes, fusion report)."""
     from edgeavs.compiler.build import compile_artifact, parse_resolution, resolve_weights
     from edgeavs.io.atomic import check_writable

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import click
 
+from edgeavs.commands import SIZE_MULTIPLE
 from edgeavs.demo import DEMO_RESOLUTION, DEMO_VARIANT
-from edgeavs.errors import EdgeAVSError
 
 
 @click.command("demo", short_help="Synthesise a clip, compile the tiny model, segment the clip.")
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=Path("edgeavs-demo"),
               show_default=True, metavar="OUT_DIR", help="Directory for the clip, the artifact and the overlay video.")
 @click.option("--resolution", type=click.IntRange(min=32), default=DEMO_RESOLUTION, show_default=True,
-              help="Model input side (a multiple of 32).")
+              help=f"Model input side in pixels (a multiple of {SIZE_MULTIPLE}).")
 @click.option("--seconds", type=click.FloatRange(min=1.0, max=60.0), default=6.0, show_default=True,
               help="Length of the synthesised clip.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model.")
@@ -31,8 +31,6 @@ def demo(out_dir, resolution, seconds, threads, train_steps):
     this machine (or reuse the artifact already in OUT_DIR), segment the clip and print where
     the overlay video is. Uses OUT_DIR/tiny.pt if it holds a trained checkpoint; otherwise the
     model is untrained and says so."""
-    if resolution % 32:
-        raise EdgeAVSError(f"--resolution {resolution}: must be a multiple of 32")
     from edgeavs.compiler.build import check_resolution
     from edgeavs.io.atomic import check_writable
 

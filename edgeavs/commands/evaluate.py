@@ -9,23 +9,26 @@ import click
 from edgeavs.commands import overwrite_option
 
 
-@click.command()
-@click.option("--data", required=True, type=click.Path(path_type=str),
+@click.command(short_help="M_J and M_F of a checkpoint on an AVSBench split.")
+@click.option("--data", required=True, type=click.Path(path_type=str), metavar="DIR",
               help="AVSBench root (or a folder written by `edgeavs data synth`).")
 @click.option("--task", required=True, type=click.Choice(["s4", "ms3"]), help="AVSBench subset.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--checkpoint", required=True, type=click.Path(path_type=str),
-              help="An edgeavs checkpoint (best.pt / last.pt of a run).")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
+              help="The split to evaluate.")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=str), metavar="FILE",
+              help="An edgeavs checkpoint (train's best.pt or last.pt).")
 @click.option("--shuffle-audio", is_flag=True,
               help="Give every clip another clip's audio (fixed-seed derangement): the no-sound control.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the --shuffle-audio derangement.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Clips per batch.")
 @click.option("--size", type=click.IntRange(32, 1024), default=None,
-              help="Frame size (default: the size the checkpoint was trained at, else 224).")
+              help="Frame size in pixels (default: the size the checkpoint was trained at, else 224).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N clips.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto: CUDA when there is a GPU, else the CPU.")
+@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Data-loading processes.")
 @click.option("--dump-inputs", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also write the first --dump-clips clips' model inputs (frames, waveform) to this "
                    ".npz, for `edgeavs verify --inputs`.")
@@ -35,7 +38,8 @@ from edgeavs.commands import overwrite_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def evaluate(data, task, split, checkpoint, shuffle_audio, seed, batch_size, size, limit, device,
              num_workers, dump_inputs, dump_clips, overwrite, as_json):
-    """Evaluate CHECKPOINT on a split: M_J (mean IoU) and M_F (F-measure, β² = 0.3) as AVSBench does."""
+    """Evaluate --checkpoint on a --split: M_J (mean IoU) and M_F (F-measure, β² = 0.3) as AVSBench
+    computes them."""
     from edgeavs.evaluate import evaluate as run_evaluation
     from edgeavs.io.atomic import check_writable
 

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import click
 
-from edgeavs.commands import overwrite_option, resolution_option, resolve_resolution
-from edgeavs.commands.compile import _VARIANTS
+from edgeavs.commands import (CHECKPOINT_HELP, VARIANT_HELP, overwrite_option, resolution_option,
+                              resolve_resolution, variant_option)
 
 
 @click.command("export-onnx", short_help="Export LightAVSeg's inference graph to ONNX.")
-@click.option("--variant", type=click.Choice(_VARIANTS, case_sensitive=False), default=None,
-              help="Model size (default: the checkpoint's variant, else large).")
+@variant_option(help=VARIANT_HELP)
 @resolution_option()
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="An edgeavs checkpoint; without it, random init with seed 0.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=str), default=None, help=CHECKPOINT_HELP)
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=str),
               required=True, help="The .onnx file to write.")
 @overwrite_option("the .onnx file")
 def export_onnx(variant, resolution, checkpoint, output, overwrite):
-    """Write ``(frames, waveform) -> logits`` as ONNX (torch.onnx.export, dynamo=True, opset 18),
-    batch 1, the same graph ``edgeavs compile --via onnx`` imports."""
+    """Write LightAVSeg's inference graph, (frames, waveform) -> logits at batch 1, as one ONNX file
+    (torch.onnx.export with dynamo=True, opset 18): the graph `edgeavs compile --via onnx` imports."""
     from edgeavs.compiler import frontend
     from edgeavs.compiler.build import build_torch_model, check_resolution, resolve_weights
     from edgeavs.io.atomic import check_writable

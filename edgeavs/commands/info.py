@@ -6,19 +6,16 @@ import json
 
 import click
 
-from edgeavs.model.config import FUSIONS, VARIANTS
+from edgeavs.commands import fusion_option, variant_option
 
 
 def _fmt(n: int) -> str:
     return f"{n:,} ({n / 1e6:.2f}M)"
 
 
-@click.command()
-@click.option("--variant", "-v", default="large", show_default=True,
-              type=click.Choice(list(VARIANTS), case_sensitive=False), help="Model size.")
-@click.option("--fusion", default="lightavseg", show_default=True,
-              type=click.Choice(list(FUSIONS), case_sensitive=False),
-              help="Audio-visual interaction: ours, or a SPEC §9 baseline (same backbone and head).")
+@click.command(short_help="Parameters per part and MACs of a LightAVSeg variant.")
+@variant_option("--variant", "-v", default="large", show_default=True, help="Model size.")
+@fusion_option(default="lightavseg", show_default=True, note=".")
 @click.option("--visual-weights", type=click.Path(dir_okay=False),
               help="Official SeaFormer ImageNet checkpoint to load (strictly).")
 @click.option("--audio-weights", type=click.Path(dir_okay=False),

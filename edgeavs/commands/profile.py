@@ -7,7 +7,7 @@ import click
 from edgeavs.commands import overwrite_option
 
 
-@click.command("profile", short_help="Per-op-class latency, GFLOP/s and fraction of peak of an artifact.")
+@click.command("profile", short_help="Per-op-class latency and GFLOP/s of an artifact.")
 @click.argument("artifact", type=click.Path(path_type=str))
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="TVM threads (default: the target's num-cores); the peak is single-core SGEMM x threads.")

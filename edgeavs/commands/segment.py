@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgeavs.commands import DEFAULT_RESOLUTION, overwrite_option, resolution_option, resolve_resolution
+from edgeavs.commands import (DEFAULT_RESOLUTION, SIZE_MULTIPLE, overwrite_option, resolution_option,
+                              resolve_resolution, variant_option)
 from edgeavs.errors import EdgeAVSError
 
 HELP = """Segment VIDEO: mark, on every frame, the pixels that make the sound.
@@ -40,15 +41,18 @@ the size it was trained at).
 
 @click.command("segment", help=HELP, short_help="Overlay the sounding pixels on a video.")
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option("--artifact", type=click.Path(path_type=Path), help="Compiled artifact directory.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="edgeavs checkpoint (PyTorch).")
-@click.option("--variant", help="With --checkpoint: the variant it must hold.")
-@resolution_option(help="With --checkpoint: the model's input, N or HxW, sides multiples of 16 (default: the "
-                        f"size the checkpoint was trained at, else {DEFAULT_RESOLUTION}); an artifact's is fixed.")
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path),
-              help="Overlay video to write (.mp4).")
-@click.option("--masks", "masks_dir", type=click.Path(path_type=Path),
-              help="Also write one PNG mask per inferred frame into this new directory.")
+@click.option("--artifact", type=click.Path(path_type=Path), metavar="DIR",
+              help="A compiled artifact (edgeavs compile), run on TVM's runtime.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), metavar="FILE",
+              help="An edgeavs checkpoint, run in PyTorch eager.")
+@variant_option(help="With --checkpoint: the variant it must hold (default: the checkpoint's).")
+@resolution_option(help=f"With --checkpoint: the model's input, N or HxW, sides multiples of {SIZE_MULTIPLE} "
+                        f"(default: the size the checkpoint was trained at, else {DEFAULT_RESOLUTION}); an "
+                        "artifact's is fixed.")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), metavar="FILE",
+              help="Overlay video to write (default: VIDEO_seg.mp4 beside VIDEO).")
+@click.option("--masks", "masks_dir", type=click.Path(path_type=Path), metavar="DIR",
+              help="Also write one PNG mask per inferred frame into this new or empty directory.")
 @click.option("--fps", type=float,
               help="Run the model at most F times per second of video; frames in between "
                    "reuse the last mask (the output keeps every frame).")
@@ -57,7 +61,7 @@ the size it was trained at).
 @click.option("--threshold", type=float, default=0.5, show_default=True,
               help="Mask = sigmoid(logits) > threshold.")
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="Overlay opacity.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path),
+@click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE",
               help="Write a summary: frames, model latency (median, p90), end-to-end fps, "
                    "real-time factor (wall/video time), model fingerprint.")
 @click.option("--threads", type=click.IntRange(min=1),

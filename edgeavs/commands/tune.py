@@ -6,18 +6,19 @@ import json
 
 import click
 
-from edgeavs.commands import resolution_option, resolve_resolution
+from edgeavs.commands import (CHECKPOINT_HELP, VARIANT_HELP, resolution_option, resolve_resolution, target_option,
+                              variant_option)
 
 
-@click.command()
-@click.option("--target", "-t", default="host", show_default=True,
-              help="A target name from targets/ or a YAML file.")
-@click.option("--variant", "-v", default=None, help="tiny, small, base or large (default large).")
+@click.command(short_help="Auto-tune LightAVSeg for a target into records.")
+@target_option("--target", "-t")
+@variant_option("--variant", "-v", help=VARIANT_HELP)
 @resolution_option("--resolution", "-r")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="An edgeavs checkpoint.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help=CHECKPOINT_HELP)
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Stop after this many measured trials (default: the time budget decides).")
-@click.option("--time-budget", default="30m", show_default=True, help="e.g. 90s, 30m, 1h30m.")
+@click.option("--time-budget", default="30m", show_default=True, metavar="DURATION",
+              help="Wall-clock budget of the whole run, e.g. 90s, 30m, 1h30m.")
 @click.option("--rpc-tracker", metavar="HOST:PORT", help="Measure on a device registered here.")
 @click.option("--rpc-key", metavar="KEY", help="The device key at the tracker.")
 @click.option("--remote-os", type=click.Choice(["linux", "android"]), default=None,
@@ -27,7 +28,7 @@ from edgeavs.commands import resolution_option, resolve_resolution
 @click.option("--only", multiple=True, metavar="NAME",
               help="Search only tasks whose function name contains NAME (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Records directory (created, or continued when it holds records).")
 def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_tracker, rpc_key,
          remote_os, seed, only, as_json, out):
