@@ -21,8 +21,17 @@ import traceback
 
 import click
 
-from edgeavs import __version__
-from edgeavs.errors import EdgeAVSError
+import edgeavs as _package
+
+if getattr(_package, "__file__", None) is None:  # a namespace package: some folder named edgeavs/ came first
+    raise SystemExit(
+        f"Error: {', '.join(map(str, _package.__path__))}: a folder named edgeavs without __init__.py (a clone of "
+        "the repository?) hides the installed edgeavs package: Python imports it first, from the current "
+        "directory or sys.path; run from another directory, or reinstall the clone with `pip install -e .` "
+        "(a plain path entry, which the real package wins over)")
+
+from edgeavs import __version__  # noqa: E402
+from edgeavs.errors import EdgeAVSError  # noqa: E402
 
 # (module under edgeavs.commands, attribute): one row per sub-command or sub-group.
 COMMANDS = [

@@ -546,3 +546,78 @@ def test_train_shows_its_defaults_and_passes_none_for_options_not_given(tmp_path
     _run(["train", "--data", tmp_path, "--task", "s4", "-o", tmp_path / "run", "--resume", "--epochs", "70"])
     cfg = seen[0]
     assert cfg.epochs == 70 and cfg.size is None and cfg.lr is None and cfg.batch_size is None and cfg.seed is None
+
+
+# ---------------------------------------------------------------- a clone in a folder named edgeavs/
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_editable_install_is_a_path_entry_that_a_folder_named_edgeavs_cannot_hide(tmp_path):
+    """setuptools' editable wheel of this project (PEP 660, as `pip install -e .` builds it) is a plain
+    .pth path entry, no import hook: from a directory holding a folder named edgeavs/ without
+    __init__.py (a clone's root), `import edgeavs` still finds the real package, because a regular
+    package anywhere on sys.path wins over a namespace portion earlier on it. (The import hook came
+    after Python's path finder: the namespace won, and edgeavs.build_model was missing.)"""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "cli.py"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("edgeavs", "kernels", "targets"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "wheel"
+    out.mkdir()
+    subprocess.run([sys.executable, "-c", "import sys; from setuptools import build_meta; "
+                    "build_meta.build_editable(sys.argv[1])", str(out)],
+                   cwd=src, check=True, capture_output=True)
+    (wheel,) = out.glob("edgeavs-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    pths = [n for n in names if n.endswith(".pth")]
+    assert len(pths) == 1 and not [n for n in names if "finder" in n], names
+    entry = zipfile.ZipFile(wheel).read(pths[0]).decode().strip()
+    assert __import__("pathlib").Path(entry).resolve() == src.resolve()
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "edgeavs-editable.pth").write_text(entry + "\n")
+    work = tmp_path / "work"
+    (work / "edgeavs").mkdir(parents=True)  # the clone's root, seen from its parent
+    probe = ("import site, sys; site.addsitedir(sys.argv[1]); import edgeavs; "
+             "print(edgeavs.__file__); print(edgeavs.__version__)")
+    r = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=work, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == str(src / "edgeavs" / "__init__.py")
+
+
+def test_cli_names_a_folder_that_hides_the_package(tmp_path):
+    """Where the folder still wins (an install made before, with the import hook), the CLI says so in
+    one line instead of "cannot import name '__version__' from 'edgeavs' (unknown location)"."""
+    import os
+    import subprocess
+    import sys
+
+    import click
+
+    import shutil
+
+    work = tmp_path / "work"
+    (work / "edgeavs").mkdir(parents=True)
+    alone = tmp_path / "cli-alone"
+    alone.mkdir()
+    shutil.copy(ROOT / "cli.py", alone / "cli.py")
+    site_packages = os.path.dirname(os.path.dirname(click.__file__))
+    # no site (-S): no .pth, no import hook; only the folder, a copy of cli.py and click
+    probe = "import sys; sys.path[:] = ['', sys.argv[1], sys.argv[2]] + sys.path[1:]; import cli"
+    r = subprocess.run([sys.executable, "-S", "-c", probe, str(alone), site_packages], cwd=work,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip() == (
+        f"Error: {work / 'edgeavs'}: a folder named edgeavs without __init__.py (a clone of the repository?) "
+        "hides the installed edgeavs package: Python imports it first, from the current directory or "
+        "sys.path; run from another directory, or reinstall the clone with `pip install -e .` (a plain path "
+        "entry, which the real package wins over)")
