@@ -385,8 +385,6 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             return (total_profiled - gained) / 1e3
 
         done_trials, rounds, round_secs = knob_run.trials, 0, []
-        if bar is not None and tasks:
-            bar.set_postfix_str("MetaSchedule: the first round")
         try:
             with stage("MetaSchedule tuning"):
                 if remote is not None:  # edgeavs.tune.remote: candidates linked and measured on the device
@@ -410,6 +408,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                 n = TRIALS_PER_ROUND if trials is None else min(TRIALS_PER_ROUND, trials - done_trials)
                 t0 = time.perf_counter()
                 before = task.best_us
+                if bar is not None and rounds == 0:
+                    bar.set_postfix_str(f"MetaSchedule: the first round ({task.name})")
                 with stage("MetaSchedule tuning"):
                     metaschedule_round(task.context, task.trials, n, work_dir=scratch, builder=builder,
                                        runner=runner, database=db)
