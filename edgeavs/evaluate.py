@@ -15,7 +15,6 @@ capture of real model inputs for ``edgeavs verify --inputs``.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -137,14 +136,9 @@ def write_inputs(dataset: Dataset, path, clips: int = 1) -> dict:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise EdgeAVSError(f"{path}: directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".inputs.", suffix=".npz", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, frames=frames, waveform=waveform)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from edgeavs.io.atomic import atomic_write
+
+    atomic_write(path, lambda fh: np.savez(fh, frames=frames, waveform=waveform))  # mode from the umask
     return {"path": path, "clips": n, "frames": int(frames.shape[0])}
 
 

@@ -621,3 +621,19 @@ def test_cli_names_a_folder_that_hides_the_package(tmp_path):
         "hides the installed edgeavs package: Python imports it first, from the current directory or "
         "sys.path; run from another directory, or reinstall the clone with `pip install -e .` (a plain path "
         "entry, which the real package wins over)")
+
+
+def test_evaluate_dump_inputs_gets_the_umask_mode(tmp_path):
+    import os
+
+    import numpy as np
+    import torch
+
+    from edgeavs.evaluate import write_inputs
+
+    clip = {"frames": torch.zeros(5, 3, 32, 32), "audio": torch.zeros(5, 32000)}
+    path = tmp_path / "inputs.npz"
+    _with_umask(0o022, lambda: write_inputs([clip], path, 1))
+    assert os.stat(path).st_mode & 0o777 == 0o644 and sorted(p.name for p in tmp_path.iterdir()) == ["inputs.npz"]
+    with np.load(path) as data:
+        assert data["frames"].shape == (5, 3, 32, 32) and data["waveform"].shape == (5, 32000)
