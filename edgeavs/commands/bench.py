@@ -11,7 +11,7 @@ import json
 import click
 
 from edgeavs.benchmark import RUNTIMES
-from edgeavs.commands import overwrite_option
+from edgeavs.commands.options import overwrite_option
 
 
 # ---------------------------------------------------------------- the command

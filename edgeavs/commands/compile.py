@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgeavs.commands import (CHECKPOINT_HELP, VARIANT_HELP, fusion_option, resolution_option, resolve_resolution,
-                              target_option, variant_option)
+from edgeavs.commands.options import (CHECKPOINT_HELP, VARIANT_HELP, fusion_option, resolution_option,
+                                      resolve_resolution, target_option, variant_option)
 
 
 def is_artifact_dir(path) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from edgeavs.commands import SIZE_MULTIPLE
+from edgeavs.commands.options import SIZE_MULTIPLE
 from edgeavs.demo import DEMO_RESOLUTION, DEMO_VARIANT
 
 

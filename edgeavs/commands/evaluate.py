@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edgeavs.commands import overwrite_option
+from edgeavs.commands.options import overwrite_option
 
 
 @click.command(short_help="M_J and M_F of a checkpoint on an AVSBench split.")

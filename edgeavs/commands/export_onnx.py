@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgeavs.commands import (CHECKPOINT_HELP, VARIANT_HELP, overwrite_option, resolution_option,
-                              resolve_resolution, variant_option)
+from edgeavs.commands.options import (CHECKPOINT_HELP, VARIANT_HELP, overwrite_option, resolution_option,
+                                      resolve_resolution, variant_option)
 
 
 @click.command("export-onnx", short_help="Export LightAVSeg's inference graph to ONNX.")

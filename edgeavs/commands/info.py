@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edgeavs.commands import fusion_option, variant_option
+from edgeavs.commands.options import fusion_option, variant_option
 
 
 def _fmt(n: int) -> str:

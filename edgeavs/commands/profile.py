@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeavs.commands import overwrite_option
+from edgeavs.commands.options import overwrite_option
 
 
 @click.command("profile", short_help="Per-op-class latency and GFLOP/s of an artifact.")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgeavs.commands import (DEFAULT_RESOLUTION, SIZE_MULTIPLE, overwrite_option, resolution_option,
-                              resolve_resolution, variant_option)
+from edgeavs.commands.options import (DEFAULT_RESOLUTION, SIZE_MULTIPLE, overwrite_option, resolution_option,
+                                      resolve_resolution, variant_option)
 from edgeavs.errors import EdgeAVSError
 
 HELP = """Segment VIDEO: mark, on every frame, the pixels that make the sound.

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edgeavs.commands import SIZE_MULTIPLE, fusion_option, variant_option
+from edgeavs.commands.options import SIZE_MULTIPLE, fusion_option, variant_option
 
 DEFAULTS = {"epochs": 60, "batch_size": 8, "lr": 1e-4, "weight_decay": 0.01, "msa_weight": 0.5, "size": 224,
             "seed": 0}

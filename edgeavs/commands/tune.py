@@ -6,8 +6,8 @@ import json
 
 import click
 
-from edgeavs.commands import (CHECKPOINT_HELP, VARIANT_HELP, resolution_option, resolve_resolution, target_option,
-                              variant_option)
+from edgeavs.commands.options import (CHECKPOINT_HELP, VARIANT_HELP, resolution_option, resolve_resolution,
+                                      target_option, variant_option)
 
 
 @click.command(short_help="Auto-tune LightAVSeg for a target into records.")

@@ -9,7 +9,7 @@ import json
 
 import click
 
-from edgeavs.commands import overwrite_option
+from edgeavs.commands.options import overwrite_option
 from edgeavs.commands.device import device_from_options, device_options
 
 
