@@ -115,12 +115,14 @@ def test_cli_project_end_to_end(sd8e_tiny, tmp_path):
     report = json.loads(report_path.read_text())
     funcs = report["functions"]
     table = read_manifest(out)["schedules"]["functions"]
-    # every projected function is one of the artifact's TIR functions, called as often per
-    # inference as the compiler recorded
-    assert funcs
-    assert [f["name"] for f in funcs if f["name"] not in table] == []
+    # the artifact's TIR functions are found by their symbols and called as often per inference
+    # as the compiler recorded (reshape-like ones may run as VM views, not as TIR; the library
+    # may hold functions outside the schedule table, e.g. weight-linking helpers)
+    names = {f["name"] for f in funcs}
+    assert [n for n, meta in table.items() if meta["flops"] and n not in names] == []
+    assert len(names & set(table)) >= 0.9 * len(table)
     assert [(f["name"], f["calls"]) for f in funcs
-            if f["calls"] != table[f["name"]]["calls"]] == []
+            if f["name"] in table and f["calls"] != table[f["name"]]["calls"]] == []
     total = report["total"]
     assert total["cycles"] == pytest.approx(sum(f["cycles"] for f in funcs), rel=1e-9)
     assert total["ms"] == pytest.approx(total["cycles"] / 4.32e6, rel=1e-9)
