@@ -301,14 +301,14 @@ def setup_emulator(force: bool = False, log=None) -> dict:
 
 def _projection_ready() -> bool:
     """llvm-19's tools and the qemu plugin of the cycle projection (edgeavs.device.projection)."""
-    from edgeavs.device.projection import missing_tools, plugin_path
+    from edgeavs.device.projection_tools import missing_tools, plugin_file
 
-    return not missing_tools() and plugin_path().is_file()
+    return not missing_tools() and plugin_file(cache_dir()).is_file()
 
 
 def _setup_projection(apt: _Apt, log, force: bool = False) -> None:
     """``apt-get install llvm-19`` (llvm-mca, llvm-mc, llvm-nm) if missing; build the plugin."""
-    from edgeavs.device.projection import TOOLS, build_plugin, missing_tools
+    from edgeavs.device.projection_tools import TOOLS, build_plugin, missing_tools
 
     missing = missing_tools()
     if missing:
@@ -316,7 +316,7 @@ def _setup_projection(apt: _Apt, log, force: bool = False) -> None:
         still = missing_tools()
         if still:
             raise EdgeAVSError(f"after apt-get install, still missing: {', '.join(still)}")
-    build_plugin(log=lambda m: _say(log, m), force=force)
+    build_plugin(cache_dir(), log=lambda m: _say(log, m), force=force)
 
 
 def _build_guest(root: Path, apt: _Apt, log) -> None:

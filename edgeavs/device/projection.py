@@ -59,14 +59,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeavs.device.projection_tools import (LLVM_SUFFIX, TOOLS, _tool, build_plugin,  # noqa: F401
+                                             missing_tools, plugin_file)
 from edgeavs.errors import EdgeAVSError
 
-LLVM_SUFFIX = "-19"
-LLVM_PACKAGE = "llvm-19"
-TOOLS = {f"llvm-mca{LLVM_SUFFIX}": LLVM_PACKAGE, f"llvm-mc{LLVM_SUFFIX}": LLVM_PACKAGE,
-         f"llvm-nm{LLVM_SUFFIX}": LLVM_PACKAGE, "gcc": "gcc"}
-"""Host tools the projection needs and the Debian package of each."""
-PLUGIN_SOURCE = Path(__file__).with_name("plugin") / "blockcount.c"
 GUEST_SCRIPT = Path(__file__).with_name("projection_guest.py")
 MARKER_NR = 0x45A0
 MCA_ITERATIONS = 100
@@ -143,47 +139,10 @@ def cpu_model(name: str, ghz: float | None = None, dram_gbps: float | None = Non
 
 # ---------------------------------------------------------------- tools and the plugin
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pkg = TOOLS.get(name, name)
-        raise EdgeAVSError(f"{name} not found: the cycle projection needs {pkg} "
-                           f"(run 'edgeavs device setup-emulator', which installs it)")
-    return path
-
-
-def missing_tools() -> list[str]:
-    return [t for t in TOOLS if shutil.which(t) is None]
-
-
 def plugin_path() -> Path:
     from edgeavs.device.emulator import cache_dir
 
-    digest = hashlib.sha256(PLUGIN_SOURCE.read_bytes()).hexdigest()[:12]
-    return cache_dir() / "emulator" / "plugin" / f"blockcount-{digest}.so"
-
-
-def build_plugin(log=None, force: bool = False) -> tuple[Path, bool]:
-    """Compile the plugin into the cache (once per source version); ``(path, built_now)``."""
-    path = plugin_path()
-    if path.is_file() and not force:
-        return path, False
-    gcc = _tool("gcc")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".blockcount-", suffix=".so", dir=path.parent)
-    os.close(fd)
-    if log:
-        log(f"gcc -O2 -shared {PLUGIN_SOURCE.name} -> {path}")
-    proc = subprocess.run([gcc, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
-                           "-o", tmp, str(PLUGIN_SOURCE)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        lines = [ln for ln in proc.stderr.splitlines() if "error" in ln] or proc.stderr.splitlines()
-        raise EdgeAVSError(f"building the qemu plugin {PLUGIN_SOURCE.name} failed: "
-                           f"{lines[0] if lines else proc.returncode}")
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
-    return path, True
+    return plugin_file(cache_dir())
 
 
 def require_tools() -> Path:
