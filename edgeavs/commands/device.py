@@ -12,6 +12,8 @@ import json
 
 import click
 
+from edgeavs.commands.project import project
+
 
 def device_options(func):
     """Add ``--device``, ``--rpc``, ``--rpc-tracker``, ``--rpc-key``, ``--remote-os`` to a
@@ -150,3 +152,6 @@ def check_library_cmd(library):
 
     n = check_no_sve(library)
     click.echo(f"{library}: {n} instructions, no SVE/SME")
+
+
+device.add_command(project)
