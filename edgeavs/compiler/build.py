@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import numbers
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +173,7 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
                      resolution="224", via: str = "export", dump_ir=None,
                      seed: int = DEFAULT_SEED, aux: bool = False, fusion: bool = True,
                      schedules: bool = True, records=None, log=None,
-                     interaction: str | None = None) -> dict:
+                     interaction: str | None = None, link_weights: bool = True) -> dict:
     """Compile LightAVSeg to the artifact directory ``out`` and return its manifest.
 
     ``target``: a name from ``targets/`` or a YAML path (or a loaded ``Target``).
@@ -183,6 +184,8 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     its fingerprint does not match the target.
     ``fusion``: run edgeavs's fusion passes; ``interaction``: the model's audio-visual fusion
     (``lightavseg`` default, or a baseline: ``tpavi``, ``avsegformer``) for random-init weights.
+    ``link_weights``: the weights as data inside ``model.so`` that ``main`` views in place
+    (:mod:`edgeavs.compiler.linked_weights`; False: VM constants, copied out at load, as before).
     The directory appears complete or not at all (built beside it, then renamed).
     """
     from edgeavs import __version__
@@ -217,11 +220,12 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
         tvm_target = tgt.to_tvm()
         from edgeavs.compiler.breakdown import collect_function_table
 
+        linked = [] if link_weights else None  # the weights, as data in model.so (linked_weights)
         with collect_function_table() as table:  # per function: class, schedule, flops (edgeavs profile)
             mod, report = run_pipeline(mod, tvm_target, params, dump_dir=dump_ir, fusion=fusion, log=say,
                                        schedules=schedules,
                                        schedule_configs={"functions": knobs} if knobs else None,
-                                       records=records)
+                                       records=records, linked_weights=linked)
         if table.functions is not None and report["schedules"].get("enabled"):
             report["schedules"]["functions"] = table.functions
         t0 = time.perf_counter()
@@ -230,7 +234,12 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
         except Exception as exc:
             lines = str(exc).strip().splitlines()
             raise EdgeAVSError(f"code generation failed: {lines[-1] if lines else type(exc).__name__}") from exc
-        libs = _link(ex, tmp, tgt, say)
+        with tempfile.TemporaryDirectory(prefix="edgeavs-weights-") as blob_dir:
+            if linked:
+                from edgeavs.compiler.linked_weights import weights_module
+
+                ex.mod.import_module(weights_module(linked, blob_dir))
+            libs = _link(ex, tmp, tgt, say)
         t_codegen = time.perf_counter() - t0
         say(f"  codegen+link     {t_codegen:7.2f} s")
         outputs = _output_specs(mod, out_names)
@@ -247,6 +256,7 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
             "via": via,
             "aux": bool(aux),
             "weights": weights,
+            "linked_weights": {"tensors": len(linked or []), "bytes": int(sum(a.nbytes for a in linked or []))},
             "inputs": [{"name": "frames", "shape": [1, 3, h, w], "dtype": "float32"},
                        {"name": "waveform", "shape": [1, 32000], "dtype": "float32"}],
             "outputs": outputs,

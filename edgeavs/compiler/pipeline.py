@@ -20,6 +20,8 @@
                          scheduled function (same name) reads the re-laid-out weight
     apply-records        MetaScheduleApplyDatabase for the functions still unscheduled, when
                          compiled with tuning records (``edgeavs compile --records``)
+    link-weights         (``compile_artifact`` only) the weight constants become calls that view
+                         them inside the library (edgeavs.compiler.linked_weights), not VM constants
     lower                TVM's CPU dataflow-lowering and finalisation passes (memory planning,
                          VM shape lowering)
 
@@ -52,6 +54,7 @@ class PipelineContext:
     schedule_configs: dict | None = None  # knob overrides (tuned): ApplyEdgeAVSSchedules and the fusion kernels
     schedule_report: dict = field(default_factory=dict)
     records: object = None  # a tuning records directory (edgeavs.compiler.records.RecordsDir path)
+    linked_weights: list | None = None  # link-weights collects the weights here (None: phase off)
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,14 @@ def _apply_records(ctx):
     return [lambda mod: apply_records(mod, ctx.target, ctx.records)]
 
 
+def _link_weights(ctx):
+    if ctx.linked_weights is None:
+        return []
+    from edgeavs.compiler.linked_weights import LinkWeights
+
+    return [LinkWeights(ctx.linked_weights)]
+
+
 def _lower(ctx):
     """TVM's CPU dataflow lowering and finalisation, spelled out (0.27's cpu_generic)."""
     _, T = _t()
@@ -213,6 +224,7 @@ PIPELINE: list[Phase] = [
     Phase("edgeavs-schedules", _schedules),
     Phase("weight-prepack", _weight_prepack),
     Phase("apply-records", _apply_records),
+    Phase("link-weights", _link_weights),
     Phase("lower", _lower),
 ]
 
@@ -247,17 +259,21 @@ def _selected(start: str | None, stop: str | None, phases) -> list[str]:
 
 def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion: bool = True,
                  log=None, schedules: bool = True, schedule_configs: dict | None = None,
-                 records=None, phases=None, start: str | None = None, stop: str | None = None):
+                 records=None, phases=None, start: str | None = None, stop: str | None = None,
+                 linked_weights: list | None = None):
     """Run :data:`PIPELINE` on ``mod`` under ``target``. Returns ``(mod, report)`` where the
     report has the fusion counts, the schedule report and the seconds spent per phase.
 
     ``start`` / ``stop``: the first and the last phase to run (default: the whole pipeline), e.g.
     ``stop="weight-prepack"`` for the fused, scheduled module before lowering, or ``start=...`` to go on
     from a module that ran up to the phase before. ``phases``: of those, only the phases with these names.
+    ``linked_weights``: a list to turn ``link-weights`` on (it receives the weights, see
+    :mod:`edgeavs.compiler.linked_weights`); None leaves the weights as VM constants.
     """
     selected = _selected(start, stop, phases)
     ctx = PipelineContext(target=target, params=dict(params or {}), fusion=fusion,
-                          schedules=schedules, schedule_configs=schedule_configs, records=records)
+                          schedules=schedules, schedule_configs=schedule_configs, records=records,
+                          linked_weights=linked_weights)
     if dump_dir is not None:
         dump_dir = Path(dump_dir)
         dump_dir.mkdir(parents=True, exist_ok=True)
