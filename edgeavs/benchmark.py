@@ -1,6 +1,7 @@
 """Latency of a compiled artifact vs PyTorch eager vs ONNX Runtime (``edgeavs bench``'s work).
 
-Each runtime runs in its own process (PyTorch and TVM in one process fight over OpenMP) with
+Each runtime runs in its own process (PyTorch and TVM in one process fight over OpenMP; the TVM
+worker loads TVM's runtime library alone, ``TVM_USE_RUNTIME_LIB=1``) with
 the same input, the same thread count (OMP_NUM_THREADS, TVM_NUM_THREADS; OMP_WAIT_POLICY stays
 at its default: PASSIVE made PyTorch 3x slower at 2 threads on this machine), a warm-up, then
 the median of ``--repeat`` (>= 30) timed runs. The workers are ``python -m edgeavs.benchmark
@@ -44,8 +45,10 @@ def _time(fn, warmup: int, repeat: int) -> dict:
 
 
 def worker(kind: str, artifact: str, warmup: int, repeat: int, onnx_path: str | None = None) -> dict:
-    from edgeavs.compiler.artifact import load_artifact, read_manifest
+    from edgeavs.compiler.artifact import load_artifact, read_manifest, tvm_libraries, use_runtime_only
 
+    if kind == "tvm":
+        use_runtime_only()  # this process only runs the artifact: TVM's runtime library alone
     manifest = read_manifest(artifact)
     frames, waveform = _inputs(manifest)
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
@@ -53,6 +56,7 @@ def worker(kind: str, artifact: str, warmup: int, repeat: int, onnx_path: str | 
         model = load_artifact(artifact)
         result = _time(lambda: model.run(frames, waveform), warmup, repeat)
         result["torch_loaded"] = "torch" in sys.modules
+        result["tvm_libraries"] = tvm_libraries()
     elif kind in ("torch", "export-onnx"):
         import torch
 
@@ -80,16 +84,33 @@ def worker(kind: str, artifact: str, warmup: int, repeat: int, onnx_path: str | 
         result = _time(lambda: sess.run(None, feeds), warmup, repeat)
     else:
         raise ValueError(kind)
-    result.update(runtime=kind, threads=threads, repeat=repeat, warmup=warmup)
+    result.update(runtime=kind, threads=threads, repeat=repeat, warmup=warmup, peak_rss_mib=peak_rss_mib())
     return result
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident set so far (``VmHWM``; ``ru_maxrss`` where there is no /proc), MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    except (ImportError, OSError):
+        return None
 
 
 def _spawn(kind, artifact, threads, warmup, repeat, onnx_path=None) -> dict:
     """One worker process; a failed one is a result ``{"runtime": kind, "error": its last stderr line}``."""
-    from edgeavs.workers import WorkerError, child_env, run_json_module
+    from edgeavs.workers import RUNTIME_ONLY, WorkerError, child_env, run_json_module
 
     env = child_env(set={"OMP_NUM_THREADS": str(threads), "TVM_NUM_THREADS": str(threads),
-                         "MKL_NUM_THREADS": str(threads)})
+                         "MKL_NUM_THREADS": str(threads), **(RUNTIME_ONLY if kind == "tvm" else {})})
     args = ["worker", kind, str(artifact), "--warmup", str(warmup), "--repeat", str(repeat)] \
         + (["--onnx", onnx_path] if onnx_path else [])
     try:
@@ -128,14 +149,15 @@ def run_bench(artifact, threads: int | None = None, warmup: int = 5, repeat: int
 def format_table(report: dict) -> str:
     h, w = report["resolution"]
     lines = [f"LightAVSeg-{report['variant']} {h}x{w}, batch 1, {report['threads']} threads",
-             f"{'runtime':<13} {'median ms':>10} {'min ms':>9} {'p90 ms':>9} {'vs TVM':>8}"]
+             f"{'runtime':<13} {'median ms':>10} {'min ms':>9} {'p90 ms':>9} {'vs TVM':>8} {'peak MiB':>9}"]
     base = report["results"].get("tvm", {}).get("median_ms")
     for kind, r in report["results"].items():
         if "error" in r:
             lines.append(f"{kind:<13} error: {r['error']}")
             continue
         ratio = f"{r['median_ms'] / base:7.2f}x" if base else ""
-        lines.append(f"{kind:<13} {r['median_ms']:10.2f} {r['min_ms']:9.2f} {r['p90_ms']:9.2f} {ratio:>8}")
+        peak = f"{r['peak_rss_mib']:9.0f}" if r.get("peak_rss_mib") is not None else f"{'-':>9}"
+        lines.append(f"{kind:<13} {r['median_ms']:10.2f} {r['min_ms']:9.2f} {r['p90_ms']:9.2f} {ratio:>8} {peak}")
     return "\n".join(lines)
 
 

@@ -7,6 +7,11 @@ module imports the TVM names it needs from here, so the next rename touches this
 Re-exported: ``tvm``, ``relax``, ``tirx``, ``te``, ``s_tir``, ``topi``, ``ir``, ``runtime``, ``dpl`` (the Relax
 dataflow pattern language), the TVMScript namespaces ``R``, ``T``, ``I``, ``Constant`` and the small helpers
 below (target creation, SIMD facts of a target, building and running a module on the host).
+
+Running an artifact needs none of this: :mod:`edgeavs.compiler.artifact` imports ``tvm`` and
+``tvm.runtime.vm.VirtualMachine`` itself, so that a process that only runs artifacts can load TVM's
+runtime library alone (``TVM_USE_RUNTIME_LIB=1``, ``artifact.use_runtime_only``). In such a process
+this module refuses to load, in one line (TVM's compiler is not there to import).
 """
 
 from __future__ import annotations
@@ -15,6 +20,14 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import tvm
+
+if getattr(tvm.base, "_RUNTIME_ONLY", False):
+    from edgeavs.errors import EdgeAVSError
+
+    raise EdgeAVSError("TVM was loaded without its compiler in this process (TVM_USE_RUNTIME_LIB=1, "
+                       "or no libtvm_compiler): it can run artifacts, not compile; compile in a "
+                       "process of its own")
+
 from tvm import ir, relax, runtime, s_tir, te, tirx, topi
 from tvm.relax import dpl
 from tvm.relax import transform as relax_transform

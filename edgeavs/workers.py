@@ -20,6 +20,11 @@ from pathlib import Path
 from edgeavs.errors import EdgeAVSError
 
 
+RUNTIME_ONLY = {"TVM_USE_RUNTIME_LIB": "1"}
+"""For :func:`child_env`'s ``set``: a child that only runs compiled artifacts loads TVM's runtime
+library alone, not its compiler (``edgeavs.compiler.artifact.use_runtime_only`` in-process)."""
+
+
 class WorkerError(EdgeAVSError):
     """A worker exited non-zero. ``detail``: its last non-empty stderr line (or ``exit N``)."""
 

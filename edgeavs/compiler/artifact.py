@@ -2,18 +2,26 @@
 
 Layout (format ``edgeavs-artifact/1``)::
 
-    model.so        ex.export_library(): code + weights bound as constants
+    model.so        ex.export_library(): code + the weights, bound in as read-only data
     manifest.json   versions, target dict + fingerprint, variant, resolution, weights source,
                     input/output names, shapes and dtypes, sha256 of every other file,
                     fusion report
 
-It loads with plain TVM (see :func:`load_artifact` and the README)::
+It loads with plain TVM, and needs only TVM's runtime library (see :func:`load_artifact` and the
+README)::
 
-    lib = tvm.runtime.load_module("artifact/model.so")
-    vm = tvm.relax.VirtualMachine(lib, tvm.cpu())
+    # TVM_USE_RUNTIME_LIB=1 in the environment before tvm is imported: libtvm_runtime alone
+    import tvm
+    from tvm.runtime.vm import VirtualMachine
+    vm = VirtualMachine(tvm.runtime.load_module("artifact/model.so"), tvm.cpu())
     logits = vm["main"](tvm.runtime.tensor(frames), tvm.runtime.tensor(waveform)).numpy()
 
-This module never imports torch (``edgeavs segment`` runs artifacts in torch-free processes).
+The weights are inside ``model.so`` as read-only data that ``main`` views in place
+(:mod:`edgeavs.compiler.linked_weights`), not VM constants copied out at load.
+
+This module never imports torch (``edgeavs segment`` runs artifacts in torch-free processes), nor
+TVM's compiler: :func:`use_runtime_only` makes a process that only runs artifacts load TVM's
+runtime library alone.
 """
 
 from __future__ import annotations
@@ -685,10 +693,47 @@ def _torch_blocked():
             del sys.modules["torch"]
 
 
+RUNTIME_ONLY_ENV = "TVM_USE_RUNTIME_LIB"
+"""Set to ``1`` before ``import tvm``, TVM loads ``libtvm_runtime`` and not its compiler library."""
+
+
+def use_runtime_only() -> bool:
+    """For a process that only runs artifacts (``edgeavs segment --artifact``, the benchmark's
+    TVM worker): load TVM's runtime library alone (``TVM_USE_RUNTIME_LIB=1``), not the ~250 MB
+    compiler library. Takes effect only if TVM is not imported yet (TVM reads the variable once,
+    when it loads); returns whether this process runs (or will run) TVM without its compiler. A
+    process that also compiles must not call it: :mod:`edgeavs.tvm_api` then refuses, in one
+    line. Child processes inherit the variable. ``TVM_USE_RUNTIME_LIB=0`` already set keeps the
+    whole library (for comparison: ``bench/bench_memory.py``)."""
+    if "tvm" not in sys.modules:
+        if os.environ.get(RUNTIME_ONLY_ENV, "").strip() == "0":
+            return False
+        os.environ[RUNTIME_ONLY_ENV] = "1"
+        return True
+    base = sys.modules.get("tvm.base")
+    return bool(getattr(base, "_RUNTIME_ONLY", False))
+
+
+def tvm_libraries() -> list[str]:
+    """The file names of TVM's shared libraries mapped in this process (``/proc/self/maps``;
+    empty where there is none): ``libtvm_runtime.so`` alone after :func:`use_runtime_only`,
+    ``libtvm_compiler.so`` too otherwise."""
+    try:
+        text = Path("/proc/self/maps").read_text()
+    except OSError:
+        return []
+    names = {Path(line.split(None, 5)[5]).name for line in text.splitlines()
+             if len(line.split(None, 5)) == 6 and "/libtvm" in line}
+    return sorted(n for n in names if n.startswith("libtvm") and ".so" in n)
+
+
 def _runtime():
+    """``(tvm, VirtualMachine)``: TVM as this process loaded it (full or runtime-only, see
+    :func:`use_runtime_only`); the VM class from ``tvm.runtime``, which needs no compiler."""
     with _torch_blocked():
-        from edgeavs.tvm_api import relax, tvm
-    return tvm, relax
+        import tvm
+        from tvm.runtime.vm import VirtualMachine
+    return tvm, VirtualMachine
 
 
 def _first_line(exc: BaseException) -> str:
@@ -709,7 +754,7 @@ class CompiledModel:
     """
 
     def __init__(self, directory, manifest: dict, device=None):
-        tvm, relax = _runtime()
+        tvm, VirtualMachine = _runtime()
         self.directory = Path(directory)
         self.manifest = manifest
         self.inputs = manifest["inputs"]
@@ -721,7 +766,7 @@ class CompiledModel:
         probe_load(path, self.directory)
         try:
             lib = tvm.runtime.load_module(str(path))
-            self.vm = relax.VirtualMachine(lib, self.device)
+            self.vm = VirtualMachine(lib, self.device)  # the pooled allocator: reuses its blocks
             self._main = self.vm["main"]
         except Exception as exc:  # noqa: BLE001 - TVM raises RuntimeError/TVMError/AttributeError
             raise EdgeAVSError(f"artifact {self.directory}: {LIBRARY} could not be loaded: "
