@@ -740,10 +740,12 @@ def _artifact_library(directory: Path, cpu: CpuModel) -> tuple[Path, dict]:
 
 
 def project_library(library, inputs: list, cpu: CpuModel, *, runs: int = 2, seed: int = 0,
-                    qemu_cpu: str | None = None, timeout: float = 3600.0, log=None) -> dict:
+                    qemu_cpu: str | None = None, timeout: float = 3600.0, output_file=None,
+                    log=None) -> dict:
     """Count and project one TVM Relax library (``vm["main"]`` on seeded normal inputs of
     ``inputs = [{"shape", "dtype"}]``) on ``cpu``; AArch64 runs in the emulator's guest, x86-64
-    under ``qemu-x86_64`` with this machine's Python."""
+    under ``qemu-x86_64`` with this machine's Python. ``output_file``: where the guest saves
+    the first output of the last counted run (``.npy``), to compare with a reference."""
     library = Path(library).resolve()
     symbols = function_symbols(library)
     lo, hi = code_span(symbols)
@@ -753,6 +755,8 @@ def project_library(library, inputs: list, cpu: CpuModel, *, runs: int = 2, seed
         cfg = {"library": str(library), "inputs": inputs, "seed": seed, "runs": runs,
                "marker_nr": MARKER_NR, "out": str(report),
                "regions": [{"path": str(library), "spans": [[lo, hi]]}]}
+        if output_file:
+            cfg["output_file"] = str(Path(output_file).resolve())
         (workdir / "config.json").write_text(json.dumps(cfg))
         argv = [str(GUEST_SCRIPT), str(workdir / "config.json")]
         if cpu.arch == "aarch64":
@@ -787,7 +791,8 @@ def project_library(library, inputs: list, cpu: CpuModel, *, runs: int = 2, seed
 
 def project_artifact(artifact, cpu: str = "oryon-1", *, ghz: float | None = None,
                      dram_gbps: float | None = None, cache_mib: float | None = None,
-                     runs: int = 2, qemu_cpu: str | None = None, log=None) -> dict:
+                     runs: int = 2, qemu_cpu: str | None = None, output_file=None,
+                     log=None) -> dict:
     """:func:`project_library` on an artifact directory's library with its manifest inputs."""
     directory = Path(artifact)
     if not directory.is_dir():
@@ -802,7 +807,8 @@ def project_artifact(artifact, cpu: str = "oryon-1", *, ghz: float | None = None
     inputs = [{"shape": list(s["shape"]), "dtype": s.get("dtype", "float32")}
               for s in manifest["inputs"]]
     t0 = time.perf_counter()
-    report = project_library(library, inputs, model, runs=runs, qemu_cpu=qemu_cpu, log=log)
+    report = project_library(library, inputs, model, runs=runs, qemu_cpu=qemu_cpu,
+                             output_file=output_file, log=log)
     report["artifact"] = str(directory)
     report["wall_s"]["total"] = round(time.perf_counter() - t0, 2)
     report["method"] = (f"blocks counted under qemu ({report['guest']['runs']} inferences after "

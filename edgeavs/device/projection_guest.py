@@ -138,6 +138,8 @@ def run_tvm(cfg: dict) -> dict:
     t_runs = time.perf_counter() - t1
     outs = [out] if hasattr(out, "numpy") else list(out)
     first = outs[0].numpy()
+    if cfg.get("output_file"):  # the first output of the last counted run, for comparisons
+        np.save(cfg["output_file"], first)
     return {"maps": maps(), "ranges": added, "runs": runs, "calls": calls,
             "output": {"shape": list(first.shape), "sum": float(np.sum(first, dtype=np.float64))},
             "seconds": {"load": round(t_load, 3), "counted_runs": round(t_runs, 3)}}
