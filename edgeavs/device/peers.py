@@ -483,11 +483,21 @@ def _finish(kind: str, trace, cpu, libraries: dict, reference, output, wall0: fl
     return report
 
 
+def _require(cpu) -> None:
+    """The guest, the projection's tools and an AArch64 CPU model, before any download."""
+    from edgeavs.device.emulator import require_emulator
+    from edgeavs.device.projection import require_tools
+
+    if cpu.arch != "aarch64":
+        raise EdgeAVSError(f"--cpu {cpu.name}: the peers run in the AArch64 guest only")
+    require_emulator()
+    require_tools()
+
+
 def inference_summary(report: dict, cpu) -> dict:
     """Everything between the markers per inference: the projected libraries + what ran
     outside them (an edgeavs artifact's VM; a peer's libc and Python call)."""
-    hz = cpu.ghz * 1e9 if hasattr(cpu, "ghz") else cpu["ghz"] * 1e9
-    peak = cpu.flop_per_cycle if hasattr(cpu, "flop_per_cycle") else cpu["fp32_flop_per_cycle"]
+    hz, peak = cpu.ghz * 1e9, cpu.flop_per_cycle
     t, o = report["total"], report["outside"]
     cycles = t["cycles"] + o["cycles"]
     instructions = {k: t["instructions"].get(k, 0) + o["instructions"].get(k, 0)
@@ -507,8 +517,7 @@ def project_ort(onnx, inputs, cpu, *, reference=None, runs: int = 2, timeout: fl
 
     from edgeavs.device.projection import MARKER_NR, run_counted
 
-    if cpu.arch != "aarch64":
-        raise EdgeAVSError(f"--cpu {cpu.name}: the peers run in the AArch64 guest only")
+    _require(cpu)
     wall0 = time.perf_counter()
     site = setup_ort(log)
     lib = next((site / "onnxruntime" / "capi").glob(f"{ORT_LIB}*.so"), None)
@@ -552,8 +561,7 @@ def project_xnnpack(pte, inputs, cpu, *, reference=None, runs: int = 2,
 
     from edgeavs.device.projection import MARKER_NR, run_counted
 
-    if cpu.arch != "aarch64":
-        raise EdgeAVSError(f"--cpu {cpu.name}: the peers run in the AArch64 guest only")
+    _require(cpu)
     wall0 = time.perf_counter()
     runner = setup_executorch(log)
     libdir = runner.parent

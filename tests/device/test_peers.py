@@ -135,3 +135,20 @@ def test_rel_l2_shapes_must_agree():
     assert peers.rel_l2(np.ones(4), np.ones(4)) == 0.0
     with pytest.raises(peers.EdgeAVSError, match="output has 3 values, the reference 4"):
         peers.rel_l2(np.ones(3), np.ones(4))
+
+
+def test_peer_without_emulator_is_one_line_and_downloads_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEAVS_CACHE", str(tmp_path / "empty"))
+    for run in (peers.project_ort, peers.project_xnnpack):
+        with pytest.raises(peers.EdgeAVSError, match="the AArch64 emulator is not set up") as exc:
+            run(tmp_path / "model", [], projection.cpu_model("oryon-1"))
+        assert "\n" not in str(exc.value)
+    assert not (tmp_path / "empty" / "emulator" / "peers").exists()
+
+
+def test_peer_on_an_x86_model_is_refused():
+    cpu = projection.CpuModel("znver3", "x86_64", "znver3", ghz=3.0, flop_per_cycle=32.0,
+                              dram_gbps=20.0, cache_bytes=1 << 20, dispatch=4)
+    with pytest.raises(peers.EdgeAVSError, match="--cpu znver3: the peers run in the AArch64 "
+                                                 "guest only"):
+        peers.project_ort("model.onnx", [], cpu)
