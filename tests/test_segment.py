@@ -267,7 +267,8 @@ def test_demo_reuses_a_matching_artifact(tmp_path, artifact):
     assert not reusable_artifact(art, "tiny", 96, "host", seed0)
     assert not reusable_artifact(art, "tiny", 64, "host", {"source": "checkpoint", "checkpoint_sha256": "0"})
     lines = []
-    summary = run_demo(out_dir, resolution=64, seconds=2.0, threads=1, say=lines.append)
+    summary = run_demo(out_dir, resolution=64, seconds=2.0, threads=1, random_weights=True,
+                       say=lines.append)
     assert f"artifact  {art} (reused)" in lines
     assert any("UNTRAINED" in line for line in lines)
     assert lines[-1] == f"overlay   {out_dir / 'clip_seg.mp4'}"

@@ -316,14 +316,35 @@ def _umask() -> int:
 
 # ---------------------------------------------------------------- a demo clip (``edgeavs demo``, bench_segment)
 
+def _heard(schedule: list[dict], t: float, window: float):
+    """Index into :data:`CATEGORIES` of what sounds at ``t`` (``window`` 0) or longest in
+    ``[t - window, t]``."""
+    if window <= 0:
+        return next((CATEGORY_NAMES.index(s["category"]) for s in schedule if s["start"] <= t < s["end"]), None)
+    heard: dict[str, float] = {}
+    for s in schedule:
+        overlap = min(s["end"], t) - max(s["start"], t - window)
+        if overlap > 0:
+            heard[s["category"]] = heard.get(s["category"], 0.0) + overlap
+    if not heard:
+        return _heard(schedule, t, 0.0)
+    return CATEGORY_NAMES.index(max(heard, key=heard.get))
+
+
 def demo_clip(path, seconds: float = 6.0, width: int = 192, height: int = 144, fps: int = 10,
-              categories=(0, 1, 2), switch_s: float | None = None, seed: int = 0) -> list[dict]:
+              categories=(0, 1, 2), switch_s: float | None = None, seed: int = 0,
+              truth: list | None = None, truth_window_s: float = 0.0) -> list[dict]:
     """Write an mp4 of ``categories`` (indices into :data:`CATEGORIES`) bouncing over a
     textured background, with the sound of one of them at a time: the sounding one changes
     every ``switch_s`` seconds (default: each category once), in turn. Frames are drawn and
     encoded one at a time (a long 1280x720 clip needs no more memory than a short one), the
     audio is made whole (small); returns the sounding schedule
-    ``[{"start": s, "end": s, "category": name}, ...]``."""
+    ``[{"start": s, "end": s, "category": name}, ...]``.
+
+    ``truth``: a list that gets, per frame, the ``(height, width)`` boolean mask of the shape that
+    sounds at that frame's time, or with ``truth_window_s`` > 0 of the shape that sounds longest in
+    the ``truth_window_s`` seconds up to it (what a model given that causal audio window hears;
+    before the clip's start counts as silence). The demo scores its masks against this."""
     from edgeavs.video import write_clip
 
     rng = np.random.default_rng(seed)
@@ -343,6 +364,8 @@ def demo_clip(path, seconds: float = 6.0, width: int = 192, height: int = 144, f
         for i in range(n_frames):
             t = i / fps
             img = bg + noise.normal(0.0, 5.0, bg.shape).astype(np.float32)
+            sounding = _heard(schedule, t, truth_window_s)
+            gt = np.zeros((height, width), bool)
             for j, c in enumerate(categories):
                 lo, hi = radius[j], np.array([width, height]) - radius[j]
                 p = pos[j] + vel[j] * t  # bounce off the borders
@@ -351,6 +374,9 @@ def demo_clip(path, seconds: float = 6.0, width: int = 192, height: int = 144, f
                 inside = _shape_mask(CATEGORY_NAMES[c], (yy - p[1]) / radius[j], (xx - p[0]) / radius[j])
                 shade = np.clip(1.0 - 0.25 * (yy - p[1]) / radius[j], 0.7, 1.3)
                 img[inside] = colours[j] * shade[inside][:, None]
+                gt[inside] = c == sounding  # a later shape covers an earlier one
+            if truth is not None:
+                truth.append(gt)
             yield np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
     schedule, chunks = [], []
