@@ -602,3 +602,72 @@ def format_peer(report: dict, top: int = 8) -> str:
     for g in report["op_classes"][:top]:
         lines.append(f"    {g['class']:<40} {g['ms']:9.4f} ms {g['share'] * 100:5.1f}%")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- side by side
+
+def compare_artifact(artifact, workdir, peers=PEERS, runs: int = 2, log=None) -> dict:
+    """An AArch64 edgeavs artifact and the peers on its weights (the manifest's record) and its
+    seeded inputs, projected on one Oryon prime core; every output against PyTorch's.
+
+    ``workdir`` keeps the exports (``model.onnx``, ``model.pte``, ``reference.npy``) for reuse.
+    Returns ``{"edgeavs": report, <peer>: report, ..., "ratios_edgeavs_over_peer": {...},
+    "pte_export": ...}``; each report has ``inference`` (:func:`inference_summary`) and
+    ``rel_l2_vs_pytorch``; edgeavs' also ``op_classes`` by the compiler's function classes."""
+    import numpy as np
+
+    from edgeavs.compiler.artifact import read_manifest
+    from edgeavs.compiler.build import build_torch_model
+    from edgeavs.device.projection import cpu_model, project_artifact
+
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        raise EdgeAVSError(f"unknown peer {unknown[0]!r}: expected {', '.join(PEERS)}")
+    cpu = cpu_model("oryon-1")
+    _require(cpu)
+    directory = Path(artifact)
+    manifest = read_manifest(directory)
+    if not ((manifest.get("target") or {}).get("mtriple") or "").startswith("aarch64"):
+        raise EdgeAVSError(f"artifact {artifact}: not an AArch64 artifact (compile it with "
+                           f"--target snapdragon8elite)")
+    workdir = Path(workdir)
+    model = build_torch_model(manifest["variant"], manifest["weights"])
+    inputs = seeded_inputs(manifest["inputs"], seed=0)
+    exported = export_models(model, inputs, workdir, peers=peers, log=log)
+    reference = np.load(exported["reference"])
+    out: dict = {"weights": manifest["weights"], "inputs": manifest["inputs"]}
+    if "pte_export" in exported:
+        out["pte_export"] = exported["pte_export"]
+
+    t0 = time.perf_counter()
+    edge_out = workdir / "edgeavs-output.npy"
+    report = project_artifact(directory, cpu="oryon-1", runs=runs, output_file=edge_out, log=log)
+    report["inference"] = inference_summary(report, cpu)
+    report["rel_l2_vs_pytorch"] = rel_l2(np.load(edge_out), reference)
+    table = (manifest.get("schedules") or {}).get("functions") or {}
+    groups: dict = {}
+    for f in report["functions"]:
+        cls = table.get(f["name"], {}).get("class", "not in the schedule table")
+        g = groups.setdefault(cls, {"cycles": 0.0, "flops": 0.0})
+        g["cycles"] += f["cycles"]
+        g["flops"] += f["flops"]
+    total = report["inference"]["cycles"]
+    report["op_classes"] = [
+        {"class": k, "cycles": v["cycles"], "ms": v["cycles"] / (cpu.ghz * 1e6),
+         "share": v["cycles"] / total if total else 0.0,
+         "peak_fraction": v["flops"] / (v["cycles"] * cpu.flop_per_cycle) if v["cycles"] else 0.0}
+        for k, v in sorted(groups.items(), key=lambda kv: -kv[1]["cycles"])]
+    report["wall_s"]["side_by_side"] = round(time.perf_counter() - t0, 2)
+    out["edgeavs"] = report
+    _say(log, f"edgeavs: {report['inference']['ms']:.3f} ms per inference, rel-L2 "
+              f"{report['rel_l2_vs_pytorch']:.2e}")
+    runners = {"onnxruntime": (project_ort, "onnx"), "xnnpack": (project_xnnpack, "pte")}
+    for name in peers:
+        fn, key = runners[name]
+        rep = fn(exported[key], inputs, cpu, reference=reference, runs=runs, log=log)
+        out[name] = rep
+        _say(log, f"{name}: {rep['inference']['ms']:.3f} ms per inference, rel-L2 "
+                  f"{rep['rel_l2_vs_pytorch']:.2e}, wall {rep['wall_s']['total']} s")
+    out["ratios_edgeavs_over_peer"] = {
+        name: report["inference"]["cycles"] / out[name]["inference"]["cycles"] for name in peers}
+    return out

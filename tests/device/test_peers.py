@@ -152,3 +152,9 @@ def test_peer_on_an_x86_model_is_refused():
     with pytest.raises(peers.EdgeAVSError, match="--cpu znver3: the peers run in the AArch64 "
                                                  "guest only"):
         peers.project_ort("model.onnx", [], cpu)
+
+
+def test_compare_artifact_names_an_unknown_peer(tmp_path):
+    with pytest.raises(peers.EdgeAVSError, match="unknown peer 'tflite': expected onnxruntime, "
+                                                 "xnnpack"):
+        peers.compare_artifact(tmp_path, tmp_path / "work", peers=("tflite",))
