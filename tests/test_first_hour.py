@@ -637,3 +637,18 @@ def test_evaluate_dump_inputs_gets_the_umask_mode(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o644 and sorted(p.name for p in tmp_path.iterdir()) == ["inputs.npz"]
     with np.load(path) as data:
         assert data["frames"].shape == (5, 3, 32, 32) and data["waveform"].shape == (5, 32000)
+
+
+def test_an_artifact_directory_gets_the_umask_mode(tmp_path):
+    """compile's staging directory (renamed into the artifact) is 0755 under umask 022, not 0700."""
+    import os
+
+    from edgeavs.compiler.artifact import staging_dir
+
+    old = os.umask(0o022)
+    try:
+        with staging_dir(tmp_path / "art") as tmp:
+            (tmp / "manifest.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "art").st_mode & 0o777 == 0o755

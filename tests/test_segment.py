@@ -161,9 +161,13 @@ def test_artifact_path_does_not_import_torch(work, clip, artifact):
         segment.main([{str(clip)!r}, "--artifact", {str(artifact)!r}, "--fps", "1", "--threads", "1",
                       "-o", {str(out)!r}], standalone_mode=False)
         assert "torch" not in sys.modules, "torch was imported"
+        from edgeavs.compiler.artifact import tvm_libraries
+        libs = tvm_libraries()
+        assert "libtvm_runtime.so" in libs and not any("compiler" in n for n in libs), libs
         print("torch-free")
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TVM_USE_RUNTIME_LIB", None)  # tests/__init__.py keeps the test process on the whole TVM
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=work,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

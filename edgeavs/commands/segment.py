@@ -101,8 +101,10 @@ def segment(video, artifact, checkpoint, variant, resolution, out, masks_dir, fp
     MediaReader(video, allow_silent=silent_audio).close()  # fail fast on a bad input
 
     if artifact is not None:
+        from edgeavs.compiler.artifact import use_runtime_only
         from edgeavs.segment import ArtifactPredictor
 
+        use_runtime_only()  # this process only runs the artifact: TVM's runtime library, not its compiler
         predictor = ArtifactPredictor(artifact, threads=threads)
     else:
         from edgeavs.compiler.build import parse_resolution

@@ -68,7 +68,9 @@ def staging_dir(dest):
     if dest.exists() and not dest.is_dir():
         raise EdgeAVSError(f"{dest}: exists and is not a directory (an artifact is a directory)")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    from edgeavs.io.atomic import make_temp_dir
+
+    tmp = make_temp_dir(dest.parent, prefix=f".{dest.name}.", suffix=".tmp")  # the umask's mode, not 0700
     old = None
     try:
         yield tmp
