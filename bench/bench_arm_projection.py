@@ -3,6 +3,7 @@ and the same method checked against measured times on this machine.
 
     python bench/bench_arm_projection.py [--variants t l] [--resolution 224] [--no-host]
         [--host-variant t] [--host-resolution 64] [--out bench/results/arm_projection.json]
+        [--peers [--chart bench/results/arm_projection.png]]
 
 1. **Projection** (per variant): compile for ``snapdragon8elite`` (the AArch64 Linux twin of
    the phone library), run ``edgeavs.device.projection.project_artifact(cpu="oryon-1")``: one
@@ -17,7 +18,18 @@ and the same method checked against measured times on this machine.
    functions) projected vs measured, and the Spearman rank correlation over the 20 functions
    with the largest measured time.
 
-Peers (ONNX Runtime, ExecuTorch/XNNPACK) and projection-tuned builds come later (issue 18).
+3. **Peers** (``--peers``): the same weights (the artifact's manifest record) exported for ONNX
+   Runtime (``.onnx``, aarch64 wheel, MLAS) and ExecuTorch + XNNPACK (``.pte``), projected by
+   :mod:`edgeavs.device.peers` in the same guest, on the same seeded inputs, with the same
+   plugin and llvm-mca model; the edgeavs artifact's output is saved too, and all three are
+   compared with PyTorch (rel-L2). The figure compared is everything executed between the
+   markers per inference (library + runtime: edgeavs' Relax VM, a peer's libc and Python call),
+   ``inference_ms``; ratios are edgeavs / peer. Per-op-class cycles: edgeavs by the compiler's class of
+   each TIR function (the manifest's schedule table), XNNPACK by its exported ukernel symbols (the rest ``[unnamed]``), ONNX Runtime not at
+   all (its wheel is stripped). A bar chart goes to ``--chart``
+   (``bench/results/arm_projection.png``).
+
+Projection-tuned builds come later (issue 18).
 """
 
 from __future__ import annotations
@@ -213,6 +225,107 @@ def host_validation(work: Path, variant: str, resolution: int, repeat: int, log)
     }
 
 
+def peer_brief(report: dict) -> dict:
+    inf = report["inference"]
+    return {
+        "inference_ms": round(inf["ms"], 4),
+        "library_ms": round(report["total"]["ms"], 4),
+        "outside_ms": round(report["outside"]["ms"], 4),
+        "cycles": round(inf["cycles"]),
+        "instructions": {k: round(v) for k, v in inf["instructions"].items()},
+        "instructions_total": round(inf["instructions_total"]),
+        "flops": round(inf["flops"]),
+        "peak_fraction": round(inf["peak_fraction"], 4),
+        "unmodelled_fraction": round(report["total"]["unmodelled_fraction"], 4),
+        "rel_l2_vs_pytorch": report["rel_l2_vs_pytorch"],
+        "op_classes": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in g.items()
+                        if k != "cycles"} for g in report["op_classes"]],
+        "top_functions": [{"name": f["name"], "ms": round(f["ms"], 5),
+                           "share": round(f["share"], 4),
+                           "peak_fraction": round(f["peak_fraction"], 4)}
+                          for f in report["functions"][:10]],
+        "outside_by_library": {k: round(v) for k, v in
+                               list(report["outside"]["by_library"].items())[:6]},
+        "guest": report["guest"],
+        "method": report["method"],
+        "wall_s": report["wall_s"],
+        "mca": {k: report["mca"][k] for k in ("blocks", "new", "cached", "seconds")},
+    }
+
+
+def peers_for(work: Path, variant: str, resolution: int, log) -> dict:
+    """edgeavs (untuned), ONNX Runtime and ExecuTorch + XNNPACK on the same weights and inputs,
+    projected on one Oryon prime core; outputs against PyTorch
+    (:func:`edgeavs.device.peers.compare_artifact`)."""
+    from edgeavs.device import peers
+
+    art = compile_once(work, "snapdragon8elite", variant, resolution, log)
+    t0 = time.perf_counter()
+    side = peers.compare_artifact(art, work / f"{variant}-{resolution}-peers", log=log)
+    report = side["edgeavs"]
+    inf = report["inference"]
+    entry = brief(report)
+    entry.update({"inference_ms": round(inf["ms"], 4), "library_ms": round(report["total"]["ms"], 4),
+                  "outside_ms": round(report["outside"]["ms"], 4),
+                  "inference_instructions": {k: round(v) for k, v in inf["instructions"].items()},
+                  "flops": round(inf["flops"]),
+                  "inference_peak_fraction": round(inf["peak_fraction"], 4),
+                  "rel_l2_vs_pytorch": report["rel_l2_vs_pytorch"],
+                  "op_classes": [{k: (round(v, 4) if isinstance(v, float) else v)
+                                  for k, v in g.items() if k != "cycles"}
+                                 for g in report["op_classes"]],
+                  "projection_wall_s": report["wall_s"]["side_by_side"]})
+    out = {"weights": side["weights"], "inputs": side["inputs"], "pte_export": side["pte_export"],
+           "edgeavs": entry}
+    for name in peers.PEERS:
+        out[name] = peer_brief(side[name])
+        out[name]["projection_wall_s"] = side[name]["wall_s"]["total"]
+    out["ratios_edgeavs_over_peer"] = {k: round(v, 4)
+                                       for k, v in side["ratios_edgeavs_over_peer"].items()}
+    out["side_by_side_wall_s"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def chart(result: dict, path: Path) -> None:
+    """Projected ms per inference (left) and % of fp32 peak (right), per variant and engine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["peers"]
+    variants = list(rows)
+    engines = (("edgeavs", "edgeavs (untuned)", "#1f77b4"), ("onnxruntime", "ONNX Runtime (MLAS)",
+                                                             "#ff7f0e"),
+               ("xnnpack", "ExecuTorch + XNNPACK", "#2ca02c"))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    width = 0.26
+    for k, (key, label, color) in enumerate(engines):
+        xs = [i + (k - 1) * width for i in range(len(variants))]
+        ms = [rows[v][key]["inference_ms"] for v in variants]
+        peak = [100 * rows[v][key].get("inference_peak_fraction", rows[v][key].get("peak_fraction"))
+                for v in variants]
+        bars = axes[0].bar(xs, ms, width, label=label, color=color)
+        axes[0].bar_label(bars, fmt="%.1f", fontsize=8)
+        bars = axes[1].bar(xs, peak, width, label=label, color=color)
+        axes[1].bar_label(bars, fmt="%.0f%%", fontsize=8)
+    for ax, title in ((axes[0], "projected ms per inference"), (axes[1], "% of fp32 peak")):
+        ax.set_xticks(range(len(variants)))
+        ax.set_xticklabels([f"LightAVSeg-{v.split('-')[0].upper()} @ {v.split('-')[1]}"
+                            for v in variants])
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("One Snapdragon 8 Elite prime core (Oryon @ 4.32 GHz), fp32, 1 thread: "
+                 "qemu block counts x llvm-mca-19 -mcpu=oryon-1", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=["t"])
@@ -223,6 +336,11 @@ def main(argv=None) -> int:
     ap.add_argument("--no-host", action="store_true")
     ap.add_argument("--work", type=Path, default=ROOT / "artifacts" / "bench-arm-projection")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "arm_projection.json")
+    ap.add_argument("--peers", action="store_true",
+                    help="also project ONNX Runtime and ExecuTorch + XNNPACK (same weights, "
+                         "inputs and cost model) and draw --chart")
+    ap.add_argument("--chart", type=Path,
+                    default=ROOT / "bench" / "results" / "arm_projection.png")
     args = ap.parse_args(argv)
 
     from edgeavs.device.projection import project_artifact
@@ -237,7 +355,17 @@ def main(argv=None) -> int:
         "machine": {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)},
         "edgeavs_untuned": {},
     }
+    if args.peers:
+        result["peers"] = {}
     for variant in args.variants:
+        if args.peers:  # edgeavs' projection is part of the side-by-side run
+            t0 = time.perf_counter()
+            row = peers_for(args.work, variant, args.resolution, log)
+            row["wall_s"] = round(time.perf_counter() - t0, 1)
+            result["peers"][f"{variant}-{args.resolution}"] = row
+            result["edgeavs_untuned"][f"{variant}-{args.resolution}"] = row["edgeavs"]
+            write_json(args.out, result)
+            continue
         art = compile_once(args.work, "snapdragon8elite", variant, args.resolution, log)
         t0 = time.perf_counter()
         report = project_artifact(art, cpu="oryon-1", log=log)
@@ -256,6 +384,9 @@ def main(argv=None) -> int:
             f"top 20 {hv['spearman_top20']:.3f} ({hv['spearman_top20_with_memory_bound']:.3f})")
     result["machine"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     write_json(args.out, result)
+    if args.peers:
+        chart(result, args.chart)
+        print(args.chart)
     print(args.out)
     return 0
 
