@@ -148,6 +148,21 @@ def build_prim_func(func: PrimFunc, target: Mapping[str, Any] | str | Target | N
     return tvm.compile(func, target=tgt)
 
 
+def mutator_pass(name: str, make_mutator):
+    """A module pass that rewrites every Relax function of the module with ``make_mutator(mod)``
+    (a ``relax.PyExprMutator``, one per run, its block builder collecting the result)."""
+
+    @tvm.transform.module_pass(opt_level=0, name=name)
+    def _pass(mod, _ctx):
+        mutator = make_mutator(mod)
+        for gv, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                mutator.builder_.update_func(gv, mutator.visit_expr(func))
+        return mutator.builder_.get()
+
+    return _pass
+
+
 def structural_hash(node) -> int:
     """Structural hash of an IR node (``tvm.ir.structural_hash`` before 0.27; apache-tvm-ffi's now): the same
     for structurally equal nodes, in every process."""

@@ -108,7 +108,7 @@ def FoldConstantsNumpy(stats: dict | None = None):  # noqa: N802 - a pass factor
 
     ``stats`` (optional dict) receives ``folded`` and ``left``: calls on constants it had no
     rule for, which only TVM's FoldConstant can evaluate."""
-    from edgeavs.tvm_api import Constant, relax, tvm
+    from edgeavs.tvm_api import Constant, mutator_pass, relax, tvm
 
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
@@ -156,15 +156,7 @@ def FoldConstantsNumpy(stats: dict | None = None):  # noqa: N802 - a pass factor
     counts = stats if stats is not None else {}
     counts.update(folded=0, left=0)
 
-    @tvm.transform.module_pass(opt_level=0, name="FoldConstantsNumpy")
-    def _pass(mod, _ctx):
-        folder = _Folder(mod)
-        for gv, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                folder.builder_.update_func(gv, folder.visit_expr(func))
-        return folder.builder_.get()
-
-    return _pass
+    return mutator_pass("FoldConstantsNumpy", _Folder)
 
 
 def FoldConstants():  # noqa: N802

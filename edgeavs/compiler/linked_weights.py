@@ -43,7 +43,7 @@ def LinkWeights(store: list):  # noqa: N802 - a pass factory, named like TVM's
     """Module pass: replace the tensor constants of at least :data:`MIN_BYTES` in every Relax
     function by calls of :data:`FUNCTION`; ``store`` receives their numpy arrays, by index
     (one entry per constant object, however often it is used)."""
-    from edgeavs.tvm_api import Constant, relax, tvm
+    from edgeavs.tvm_api import Constant, mutator_pass, relax
 
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
@@ -67,15 +67,7 @@ def LinkWeights(store: list):  # noqa: N802 - a pass factory, named like TVM's
             return relax.call_pure_packed(FUNCTION, relax.prim_value(index[key]),
                                           ty_args=relax.TensorType(shape, str(data.dtype)))
 
-    @tvm.transform.module_pass(opt_level=0, name="LinkWeights")
-    def _pass(mod, _ctx):
-        linker = _Linker(mod)
-        for gv, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                linker.builder_.update_func(gv, linker.visit_expr(func))
-        return linker.builder_.get()
-
-    return _pass
+    return mutator_pass("LinkWeights", _Linker)
 
 
 def _dlpack_dtype(dtype: np.dtype) -> tuple[int, int]:
