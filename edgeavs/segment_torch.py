@@ -16,7 +16,7 @@ from edgeavs.errors import EdgeAVSError
 
 
 class TorchPredictor:
-    """An edgeavs checkpoint run in PyTorch eager at ``resolution`` (any multiple of 32)."""
+    """An edgeavs checkpoint run in PyTorch eager at ``resolution`` (any multiple of 16)."""
 
     kind = "checkpoint"
 

@@ -589,7 +589,10 @@ def test_editable_install_is_a_path_entry_that_a_folder_named_edgeavs_cannot_hid
     (work / "edgeavs").mkdir(parents=True)  # the clone's root, seen from its parent
     probe = ("import site, sys; site.addsitedir(sys.argv[1]); import edgeavs; "
              "print(edgeavs.__file__); print(edgeavs.__version__)")
-    r = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=work, capture_output=True, text=True)
+    # -S: no site-packages of this interpreter (its own editable .pth would find the checkout under
+    # test first); only the wheel's .pth, added by hand
+    r = subprocess.run([sys.executable, "-S", "-c", probe, str(site)], cwd=work, capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == str(src / "edgeavs" / "__init__.py")
 
