@@ -114,6 +114,13 @@ X86_DEFAULTS = {"dispatch": 4, "pipes": {"int": 4, "load": 2, "store": 1, "vecto
 """A generic AVX2 core (2 x 256-bit FMA): for x86-64 validation runs."""
 
 
+
+def _home_relative(path) -> str:
+    """``path`` with the home folder written ``~`` (reports are shared; the cache's place is not theirs)."""
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if home != "/" and text.startswith(home + os.sep) else text
+
 def cpu_model(name: str, ghz: float | None = None, dram_gbps: float | None = None,
               cache_mib: float | None = None) -> CpuModel:
     """``oryon-1`` (the phone), or any x86-64 CPU llvm-mca knows (host validation; give
@@ -587,7 +594,7 @@ def block_costs(cpu: CpuModel, blocks: list, texts: list, log=None) -> tuple[lis
         costs.append((cycles, len(unmodelled)))
     return costs, {"blocks": len(set(b.key for b in blocks)), "new": len(todo),
                    "cached": cached, "seconds": round(time.perf_counter() - t0, 2),
-                   "cache": str(cache.path)}
+                   "cache": _home_relative(cache.path)}
 
 
 # ---------------------------------------------------------------- projection
