@@ -108,9 +108,8 @@ def peer_sysroot() -> Path:
     stamp = root / ".edgeavs-peer-sysroot"
     if stamp.is_file() and stamp.read_text() == str(guest.sysroot):
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         for entry in sorted(guest.sysroot.iterdir()):
             if entry.name not in ("proc", "sys"):
                 os.symlink(entry, tmp / entry.name)
@@ -121,12 +120,8 @@ def peer_sysroot() -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text + "\n")
         (tmp / stamp.name).write_text(str(guest.sysroot))
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    _replace_dir(root, build)
     return root
 
 
@@ -160,18 +155,27 @@ def _install_tree(root: Path, build, log) -> Path:
     """Build ``root`` once (``build(tmp)`` fills a sibling temporary folder, then it is renamed)."""
     if (root / ".complete").is_file():
         return root
+    def complete(tmp: Path) -> None:
+        build(tmp)
+        (tmp / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    _replace_dir(root, complete)
+    return root
+
+
+def _replace_dir(root: Path, build) -> None:
+    """``build(tmp)`` fills a temporary sibling of ``root``, which then replaces ``root`` (removed
+    on failure, so a half-built tree never takes its place)."""
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
         build(tmp)
-        (tmp / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         if root.exists():
             shutil.rmtree(root)
         os.replace(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return root
 
 
 def setup_ort(log=None) -> Path:

@@ -151,12 +151,16 @@ def main(argv) -> int:
         return 2
     with open(argv[1]) as fh:
         cfg = json.load(fh)
-    report = run_tvm(cfg)
-    tmp = cfg["out"] + ".tmp"
+    write_report(cfg["out"], run_tvm(cfg))
+    return 0
+
+
+def write_report(path: str, report: dict) -> None:
+    """The guest run's report, as JSON, written beside ``path`` and renamed (atomic)."""
+    tmp = path + ".tmp"
     with open(tmp, "w") as fh:
         json.dump(report, fh)
-    os.replace(tmp, cfg["out"])
-    return 0
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

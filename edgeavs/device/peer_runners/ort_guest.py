@@ -69,10 +69,7 @@ def main(argv) -> int:
               "output": {"shape": list(out[0].shape)},
               "versions": {"onnxruntime": ort.__version__, "numpy": np.__version__},
               "seconds": {"load": round(t_load, 3), "counted_runs": round(t_runs, 3)}}
-    tmp = cfg["out"] + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(report, fh)
-    os.replace(tmp, cfg["out"])
+    pg.write_report(cfg["out"], report)
     return 0
 
 
