@@ -40,6 +40,7 @@ from PIL import Image
 
 from edgeavs.compiler.artifact import file_sha256
 from edgeavs.errors import EdgeAVSError
+from edgeavs.io.atomic import dir_mode, file_mode
 from edgeavs.io.frames import normalize
 from edgeavs.video import (MODEL_RATE, MediaReader, OverlayWriter, container_format, overlay_image,
                            resize_map, resize_rgb)
@@ -143,7 +144,7 @@ class _Staged:
         earlier = []
         for tmp, dest in self.items:
             if tmp.is_dir():
-                os.chmod(tmp, 0o777 & ~_umask())
+                os.chmod(tmp, dir_mode())
                 if dest.is_dir():
                     if any(dest.iterdir()):  # earlier masks (checked up front): step aside
                         old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
@@ -152,7 +153,7 @@ class _Staged:
                     else:
                         dest.rmdir()
             else:
-                os.chmod(tmp, 0o666 & ~_umask())
+                os.chmod(tmp, file_mode())
             os.replace(tmp, dest)
         self.items = []
         for old in earlier:
@@ -168,12 +169,6 @@ class _Staged:
                 except FileNotFoundError:
                     pass
         self.items = []
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # ---------------------------------------------------------------------- the pipeline

@@ -33,6 +33,7 @@ from scipy.io import wavfile
 
 from edgeavs.data import N_FRAMES, SPLITS, TASKS
 from edgeavs.errors import EdgeAVSError
+from edgeavs.io.atomic import dir_mode
 
 AUDIO_RATE = 16000
 DURATION_S = 5
@@ -298,7 +299,7 @@ def make_synthetic(out, task: str = "s4", clips: int | None = None, seed: int = 
         with open(os.path.join(tmp, "synth.json"), "w") as fh:
             json.dump(info, fh, indent=1)
             fh.write("\n")
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, dir_mode())
         if os.path.isdir(out):
             os.rmdir(out)  # empty (checked above)
         os.rename(tmp, out)
@@ -306,12 +307,6 @@ def make_synthetic(out, task: str = "s4", clips: int | None = None, seed: int = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {s: splits.count(s) for s in SPLITS}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # ---------------------------------------------------------------- a demo clip (``edgeavs demo``, bench_segment)

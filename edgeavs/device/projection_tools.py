@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from edgeavs.errors import EdgeAVSError
-from edgeavs.io.atomic import current_umask
+from edgeavs.io.atomic import dir_mode
 
 LLVM_SUFFIX = "-19"
 LLVM_PACKAGE = "llvm-19"
@@ -59,6 +59,6 @@ def build_plugin(cache: Path, log=None, force: bool = False) -> tuple[Path, bool
         lines = [ln for ln in proc.stderr.splitlines() if "error" in ln] or proc.stderr.splitlines()
         raise EdgeAVSError(f"building the qemu plugin {PLUGIN_SOURCE.name} failed: "
                            f"{lines[0] if lines else proc.returncode}")
-    os.chmod(tmp, 0o777 & ~current_umask())  # a shared object: executable, as the umask allows
+    os.chmod(tmp, dir_mode())  # a shared object: executable, as the umask allows
     os.replace(tmp, path)
     return path, True
