@@ -119,8 +119,11 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
             knobs = sched.get("knobs") or {}
             if records and knobs:
                 stale = f"; {knobs['stale']} knob records match no function (ignored)" if knobs.get("stale") else ""
-                click.echo(f"tuned knobs: {knobs['tuned']} functions, target defaults: {knobs['default']}{stale}",
-                           err=True)
+                from edgeavs.compiler.records import describe_cost
+
+                cost = describe_cost((manifest.get("records") or {}).get("cost") or {})
+                click.echo(f"tuned knobs ({cost}): {knobs['tuned']} functions, target defaults: "
+                           f"{knobs['default']}{stale}", err=True)
             if sched.get("unmatched"):
                 click.echo(f"  left to TVM's default lowering: {', '.join(sched['unmatched'])}", err=True)
     if profile:

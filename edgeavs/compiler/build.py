@@ -206,8 +206,7 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
 
         rec = RecordsDir(records).open(tgt)
         knobs = rec.read_knobs() or None
-        records_info = {"path": str(Path(records)), **rec.validate(),
-                        "target_fingerprint": rec.fingerprint()["target_fingerprint"]}
+        records_info = rec.info()  # counts, precision and cost source (measured, or projected cycles)
 
     from edgeavs.compiler.pipeline import run_pipeline
     from edgeavs.tvm_api import llvm_version, tvm, tvm_version

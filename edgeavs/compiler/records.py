@@ -2,12 +2,21 @@
 
 A records directory holds::
 
-    fingerprint.json               target dict + its fingerprint, LLVM, TVM, edgeavs versions
+    fingerprint.json               target dict + its fingerprint, LLVM, TVM, edgeavs versions; the
+                                   precision the records are for and their cost source (see below)
     database_workload.json         MetaSchedule JSONDatabase (one JSON value per line)
     database_tuning_record.json
     edgeavs_knobs.json             per edgeavs-scheduled function / kernel (by workload key): the searched
                                    knobs' winner, or null when the default stayed (edgeavs.compiler.knobs)
     tune_log.jsonl                 one line per tuning round (what was tried, the best so far)
+
+**Cost source.** Records are either *measured* (timed on this machine, or on a device over RPC) or *projected*
+(ranked by projected cycles of the emulated AArch64 code, ``edgeavs.device.projection``: ``edgeavs tune --target
+snapdragon8elite`` without a device). The fingerprint's ``"cost"`` says which (``{"source": "measured"}`` or
+``{"source": "projected", "cpu": "oryon-1", "model": ...}``; a fingerprint without one is measured), a tune
+refuses to add one kind to a directory of the other (:meth:`RecordsDir.create_or_resume`), and ``compile
+--records`` reports it (:meth:`RecordsDir.info`). **Precision.** ``"precision"`` (``fp32`` when absent): knob
+winners of an fp32 build say nothing of an int8 one, so :meth:`RecordsDir.open` refuses another precision.
 
 Every file is replaced atomically (written beside it, then renamed), the workload file before
 the record file: MetaSchedule only appends workloads and records name them by index, so an
@@ -59,13 +68,36 @@ LOG = "tune_log.jsonl"
 FORMAT = "edgeavs-records/1"
 
 
-def make_fingerprint(target) -> dict:
-    """What records are valid for: the target dict (and its hash) and the tool versions."""
+MEASURED = {"source": "measured"}
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def projected_cost(cpu: str, model: str) -> dict:
+    """The fingerprint's ``"cost"`` of records ranked by projection on ``cpu`` (``model``: how, in words)."""
+    return {"source": "projected", "cpu": cpu, "model": model}
+
+
+def make_fingerprint(target, cost: dict | None = None, precision: str = "fp32") -> dict:
+    """What records are valid for: the target dict (and its hash), the tool versions, the precision and the
+    cost source (``cost``: :data:`MEASURED` by default, or :func:`projected_cost`)."""
     from edgeavs import __version__
     from edgeavs.tvm_api import llvm_version, tvm_version
 
     return {"format": FORMAT, "target": target.tvm_dict(), "target_fingerprint": target.fingerprint(),
-            "llvm": llvm_version(), "tvm": tvm_version(), "edgeavs": __version__}
+            "llvm": llvm_version(), "tvm": tvm_version(), "edgeavs": __version__,
+            "precision": precision, "cost": dict(cost or MEASURED)}
+
+
+def cost_of(fp: dict) -> dict:
+    """A fingerprint's cost source (records from before there was one were measured)."""
+    return fp.get("cost") or dict(MEASURED)
+
+
+def describe_cost(cost: dict) -> str:
+    """``measured`` or ``projected on oryon-1 (...)``: what a user reads."""
+    if cost.get("source") == "projected":
+        return f"projected {cost.get('cpu')} cycles, not measured"
+    return "measured"
 
 
 MAX_FINGERPRINT_BYTES = 2**20
@@ -288,6 +320,14 @@ def _check_fingerprint(fp, path) -> dict:
         if not isinstance(v, str) or not v.isprintable() or len(v) > 100:
             raise EdgeAVSError(f"{path}: \"{key}\" must be a version string, got "
                                f"{json.dumps(v)[:40] if isinstance(v, str) else type(v).__name__}")
+    if fp.get("precision", "fp32") not in PRECISIONS:
+        raise EdgeAVSError(f"{path}: \"precision\" must be one of {', '.join(PRECISIONS)}")
+    cost = fp.get("cost", MEASURED)
+    if not isinstance(cost, dict) or cost.get("source") not in ("measured", "projected") or (
+            cost["source"] == "projected" and not all(isinstance(cost.get(k), str) and cost[k].isprintable()
+                                                       and len(cost[k]) <= 200 for k in ("cpu", "model"))):
+        raise EdgeAVSError(f"{path}: \"cost\" must be {{\"source\": \"measured\"}} or {{\"source\": "
+                           "\"projected\", \"cpu\": ..., \"model\": ...}")
     return fp
 
 
@@ -318,8 +358,8 @@ class RecordsDir:
             raise EdgeAVSError(f"{self.path}: not an edgeavs records directory (no {FINGERPRINT})")
         return _check_fingerprint(load_json(path, "", max_bytes=MAX_FINGERPRINT_BYTES), path)
 
-    def check_target(self, target) -> dict:
-        """Refuse records made for another target or another LLVM/TVM (one line)."""
+    def check_target(self, target, precision: str = "fp32") -> dict:
+        """Refuse records made for another target, another LLVM/TVM or another precision (one line)."""
         fp = self.fingerprint()
         want = make_fingerprint(target)
         if fp.get("target_fingerprint") != want["target_fingerprint"]:
@@ -330,7 +370,17 @@ class RecordsDir:
             if fp.get(key) != want[key]:
                 raise EdgeAVSError(f"{self.path}: records were made with {key.upper()} {fp.get(key)}, "
                                    f"this is {want[key]}; tune again")
+        have = fp.get("precision", "fp32")
+        if have != precision:
+            raise EdgeAVSError(f"{self.path}: records were tuned for a {have} build, this is {precision}; tune "
+                               f"the {precision} build into its own records directory")
         return fp
+
+    def info(self) -> dict:
+        """What the manifest and ``compile --records`` say of these records: counts, target, precision, cost."""
+        fp = self.fingerprint()
+        return {"path": str(self.path), **self.validate(), "target_fingerprint": fp["target_fingerprint"],
+                "precision": fp.get("precision", "fp32"), "cost": cost_of(fp)}
 
     def validate(self) -> dict:
         """Parse every database line: counts, or a one-line error for a corrupt file."""
@@ -362,27 +412,35 @@ class RecordsDir:
         atomic_write_text(self.knobs_path, json.dumps({"format": KNOBS_FORMAT, "functions": functions},
                                                       indent=1, sort_keys=True) + "\n")
 
-    def open(self, target) -> "RecordsDir":
-        """An existing directory, checked against ``target`` and validated."""
+    def open(self, target, precision: str = "fp32") -> "RecordsDir":
+        """An existing directory, checked against ``target`` and ``precision`` and validated."""
         if not self.path.is_dir():
             raise EdgeAVSError(f"{self.path}: records directory not found")
-        self.check_target(target)
+        self.check_target(target, precision)
         self.validate()
         return self
 
-    def create_or_resume(self, target) -> bool:
-        """Start a directory for ``target`` or continue one; returns True when resuming."""
+    def create_or_resume(self, target, cost: dict | None = None, precision: str = "fp32") -> bool:
+        """Start a directory for ``target`` or continue one; returns True when resuming. ``cost``: this run's
+        cost source (:data:`MEASURED` by default, or :func:`projected_cost`); a directory of the other kind, or
+        projected on another CPU, is refused: measured and projected records are never mixed."""
+        cost = dict(cost or MEASURED)
         if self.path.exists() and not self.path.is_dir():
             raise EdgeAVSError(f"{self.path}: exists and is not a directory")
         if self.path.is_dir() and any(self.path.iterdir()):
             if not self.exists():
                 raise EdgeAVSError(f"{self.path}: exists, is not empty and holds no edgeavs records")
-            self.open(target)
+            self.open(target, precision)
+            have = cost_of(self.fingerprint())
+            if (have.get("source"), have.get("cpu")) != (cost.get("source"), cost.get("cpu")):
+                raise EdgeAVSError(f"{self.path}: holds {describe_cost(have)} records; this run's are "
+                                   f"{describe_cost(cost)}: the two are not mixed, tune into another directory")
             return True
         if not self.path.parent.is_dir():
             raise EdgeAVSError(f"{self.path}: parent directory {self.path.parent} does not exist")
         self.path.mkdir(exist_ok=True)
-        atomic_write_text(self.path / FINGERPRINT, json.dumps(make_fingerprint(target), indent=1))
+        atomic_write_text(self.path / FINGERPRINT,
+                          json.dumps(make_fingerprint(target, cost, precision), indent=1))
         return False
 
     # --- snapshots -----------------------------------------------------------------
