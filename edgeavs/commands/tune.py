@@ -19,7 +19,9 @@ from edgeavs.commands.options import (CHECKPOINT_HELP, VARIANT_HELP, resolution_
               help="Stop after this many measured trials (default: the time budget decides).")
 @click.option("--time-budget", default="30m", show_default=True, metavar="DURATION",
               help="Wall-clock budget of the whole run, e.g. 90s, 30m, 1h30m.")
-@click.option("--rpc-tracker", metavar="HOST:PORT", help="Measure on a device registered here.")
+@click.option("--rpc-tracker", metavar="HOST:PORT",
+              help="Measure on a device registered here (without one, a device target is tuned by projected "
+                   "cycles of its emulated AArch64 build).")
 @click.option("--rpc-key", metavar="KEY", help="The device key at the tracker.")
 @click.option("--remote-os", type=click.Choice(["linux", "android"]), default=None,
               help="The device's OS, which decides the linker (default: what an edgeavs server "
@@ -39,6 +41,11 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
     What they leave goes to MetaSchedule, the largest share of the latency first; a task stops
     when two rounds bring less than 2 %. Records are written atomically: Ctrl-C keeps everything
     committed so far, and running the same command again continues from it.
+
+    A device target (snapdragon8elite) without --rpc-tracker is tuned by projection: the same knob
+    search, every candidate ranked by projected Oryon cycles of the AArch64 build run in the emulator
+    (`edgeavs device project`); the records say they are projected, and a records directory never
+    mixes projected and measured records. With a device on RPC, timings are measured there.
     """
     from edgeavs.commands.native_log import quiet_tvm
     from edgeavs.io.atomic import check_writable
@@ -60,8 +67,13 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
         if k:
             click.echo(f"knobs: {k['functions']} edgeavs functions searched ({k['trials']} of the trials), "
                        f"{k['tuned']} kept (faster end to end); {k['resumed']} already in the records")
+        proj = summary.get("projected")
         e2e = summary.get("end_to_end")
-        if e2e:
+        if proj:
+            if proj.get("untuned_ms") is not None:
+                click.echo(f"projected on {proj['cpu']} (one core, not measured): {proj['untuned_ms']:.2f} ms "
+                           f"untuned -> {proj['tuned_ms']:.2f} ms with the records")
+        elif e2e:
             click.echo(f"measured end to end: {e2e['untuned_ms']:.2f} ms untuned -> {e2e['tuned_ms']:.2f} ms "
                        "with the records")
         elif summary.get("untuned_ms") is not None:

@@ -127,6 +127,10 @@ class ModelBench:
     records, exactly as ``edgeavs compile --records`` would: the fusion kernels whose knobs change their call
     (transposed weights) are rebuilt with their call site."""
 
+    measured = "in-model"  # the records' "measured" field
+    unit = "in-model"
+    entry_extra: dict = {}
+
     def __init__(self, folded, tvm_target, inputs, passes: int = PASSES):
         from edgeavs.passes.schedule_ops import lowers
         from edgeavs.tvm_api import make_target, tvm
@@ -135,7 +139,7 @@ class ModelBench:
         self.target = make_target(tvm_target)
         self.passes = passes
         self.dev = tvm.cpu()
-        self.args = [tvm.runtime.tensor(a, self.dev) for a in inputs]
+        self.args = [tvm.runtime.tensor(a, self.dev) for a in inputs] if inputs is not None else None
         self._lowers = lowers
         self._ok: dict = {}  # (key, config) -> whether it builds and lowers for its function
 
@@ -152,6 +156,11 @@ class ModelBench:
     def build(self, assign: dict):
         """``(vm, {workload key: [function names]})`` of the model with each assigned task on its config
         (``assign``: KnobTask -> config; tasks not in it keep their defaults)."""
+        lowered, names = self.lower(assign)
+        return compile_vm(lowered, self.target), names
+
+    def lower(self, assign: dict):
+        """``(lowered module, {workload key: [function names]})``: the pipeline of :meth:`build`."""
         from edgeavs.compiler.pipeline import phase_after, run_pipeline
         from edgeavs.tvm_api import PrimFunc
 
@@ -163,7 +172,7 @@ class ModelBench:
         for gv, func in lowered.functions_items():
             if isinstance(func, PrimFunc) and func.attrs is not None and WORKLOAD_ATTR in func.attrs:
                 names.setdefault(str(func.attrs[WORKLOAD_ATTR]), []).append(gv.name_hint)
-        return compile_vm(lowered, self.target), names
+        return lowered, names
 
     def profile(self, vm) -> dict[str, float]:
         return profile_median(vm, self.args, self.passes)
@@ -190,11 +199,16 @@ def _combine(state: _State):
 
 
 def search(tasks: list[KnobTask], records, folded, tvm_target, inputs, *, deadline: float,
-           max_trials: int | None, log=None, passes: int = PASSES, on_round=None) -> KnobSummary:
+           max_trials: int | None, log=None, passes: int = PASSES, on_round=None, bench=None) -> KnobSummary:
     """Search the knob spaces of ``tasks`` inside the model (see the module docstring) until ``deadline``
     (``time.perf_counter()``) or ``max_trials`` candidates; tasks the records already hold are skipped and
     keep their recorded config. Writes ``edgeavs_knobs.json`` once, atomically, and returns the summary.
-    ``on_round(trials, saved_us)`` is called after each round (the progress bar)."""
+    ``on_round(trials, saved_us)`` is called after each round (the progress bar).
+
+    ``bench``: the cost source, a :class:`ModelBench` on this CPU by default; another with the same methods
+    (``applies``, ``build``, ``profile``, ``latency``, ``measured``, ``entry_extra``) puts another clock under
+    the same search: :class:`edgeavs.tune.projected.ProjectedBench` gives projected Oryon cycles of the
+    emulated AArch64 build."""
     say = log or (lambda _m: None)
     summary = KnobSummary()
     t0 = time.perf_counter()
@@ -213,7 +227,8 @@ def search(tasks: list[KnobTask], records, folded, tvm_target, inputs, *, deadli
     if not todo:
         summary.seconds = round(time.perf_counter() - t0, 1)
         return summary
-    bench = ModelBench(folded, tvm_target, inputs, passes=passes)
+    bench = bench if bench is not None else ModelBench(folded, tvm_target, inputs, passes=passes)
+    unit = bench.unit  # what a round's figures are: "in-model" or "projected"
     round_secs: list[float] = []
 
     def run_round(assign: dict) -> tuple[dict, object, dict]:
@@ -275,7 +290,7 @@ def search(tasks: list[KnobTask], records, folded, tvm_target, inputs, *, deadli
                 s.best, s.best_us = cfg, us
         if on_round is not None:
             on_round(len(live), sum(s.default_us - s.best_us for s in states))
-        say(f"  knob round {rounds}: {len(trying)} candidates, in-model estimate "
+        say(f"  knob round {rounds}: {len(trying)} candidates, {unit} estimate "
             f"{sum(s.best_us for s in states) / 1e3:.2f} ms for the functions searched "
             f"({sum(s.default_us for s in states) / 1e3:.2f} ms on their defaults)")
 
@@ -302,31 +317,35 @@ def search(tasks: list[KnobTask], records, folded, tvm_target, inputs, *, deadli
                 {**fixed, **{s.task: c for s, c in confirmed.items()}})[0]
             e2e = time_alternately({"default_ms": lambda: bench.latency(vm_default),
                                     "tuned_ms": lambda: bench.latency(vm_k)}, E2E_ROUNDS)
+            e2e["measured"] = bench.measured
             if e2e["tuned_ms"] >= e2e["default_ms"]:
-                say(f"  knobs rejected: the tuned build ran {e2e['tuned_ms']:.2f} ms end to end, the default "
-                    f"{e2e['default_ms']:.2f} ms")
+                say(f"  knobs rejected: the tuned build ran {e2e['tuned_ms']:.2f} ms end to end ({bench.measured}), "
+                    f"the default {e2e['default_ms']:.2f} ms")
                 e2e["rejected"] = len(confirmed)
                 for s in confirmed:
                     s.best, s.best_us = s.task.default, s.default_us
                 confirmed = {}
             else:
-                say(f"  knobs confirmed end to end: {e2e['tuned_ms']:.2f} ms vs {e2e['default_ms']:.2f} ms "
-                    f"default ({len(confirmed)} functions tuned)")
+                say(f"  knobs confirmed end to end ({bench.measured}): {e2e['tuned_ms']:.2f} ms vs "
+                    f"{e2e['default_ms']:.2f} ms default ({len(confirmed)} functions tuned)")
 
-    for s in states:
+    # A task the budget never reached stays out of the records, so that a resumed run searches it; one with no
+    # candidate at all is recorded (nothing is left to search).
+    searched = [s for s in states if s.trials or not s.task.candidates]
+    for s in searched:
         kept = s in confirmed
         entry = {"kind": s.task.kind, "config": config_to_dict(s.best) if kept else None,
                  "functions": sorted(s.task.names), "default_us": round(s.default_us, 3),
                  "best_us": round(s.best_us if kept else s.default_us, 3), "candidates": s.trials,
-                 "measured": "in-model"}
+                 "measured": bench.measured, **bench.entry_extra}
         if s in winners and not kept:
             entry["rejected"] = config_to_dict(winners[s])
         functions[s.task.key] = entry
     records.write_knobs(functions)
-    records.append_log({"knobs": {"functions": len(states), "rounds": rounds, "trials": trials,
-                                  "kept": len(confirmed), "candidates_won": len(winners),
+    records.append_log({"knobs": {"functions": len(searched), "rounds": rounds, "trials": trials,
+                                  "measured": bench.measured, "kept": len(confirmed), "candidates_won": len(winners),
                                   "end_to_end": e2e, "seconds": round(time.perf_counter() - t0, 1)}})
-    summary.functions = len(states)
+    summary.functions = len(searched)
     summary.tuned = len(confirmed)
     summary.trials = trials
     summary.rounds = rounds

@@ -11,7 +11,9 @@ the on-disk state are ours):
 3. knob search first: the functions our schedules and fusion kernels cover. On the host
    (``edgeavs.tune.in_model``) every candidate is timed inside the compiled model (one build times
    one candidate of every function); on an RPC device (``edgeavs.tune.remote_knobs``) each
-   function's candidates are timed on the device one by one. Either way a winner is kept only
+   function's candidates are timed on the device one by one; for a device target without a device
+   (``edgeavs.tune.projected``) the host's search runs on projected cycles of the emulated AArch64
+   build, the records marked projected. Either way a winner is kept only
    when the whole model gets faster end to end. It gets the share of the remaining budget that its
    functions have of the profiled latency, within ``KNOB_SHARE`` (all of it when MetaSchedule has
    no task); every candidate counts as a trial;
@@ -244,9 +246,12 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     tgt = target if isinstance(target, Target) else load_target(target)
     if (rpc_tracker is None) != (rpc_key is None):
         raise EdgeAVSError("--rpc-tracker and --rpc-key go together")
+    projection = None  # a target that is not this machine, without a device: projected cycles (tune.projected)
     if not tgt.is_host and rpc_tracker is None:
-        raise EdgeAVSError(f"target {tgt.name} is not this machine: measuring needs a device "
-                           "(--rpc-tracker HOST:PORT --rpc-key KEY)")
+        from edgeavs.tune.projected import require_projection
+
+        with stage("projection setup"):
+            projection = require_projection(tgt)
     remote = None
     if rpc_tracker is not None:  # checked before any compilation: a bad address fails fast
         from edgeavs.tune.remote import connect_tuning_device
@@ -255,7 +260,12 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             remote = connect_tuning_device(tgt, rpc_tracker, rpc_key, remote_os=remote_os, log=say)
     records = RecordsDir(out)
     with stage("records setup"):
-        resumed = records.create_or_resume(tgt)
+        if projection is not None:
+            from edgeavs.tune.projected import records_cost
+
+            resumed = records.create_or_resume(tgt, cost=records_cost(projection))
+        else:
+            resumed = records.create_or_resume(tgt)
     with stage("model import"), Steps("model import", 2, bars) as steps:
         with steps.step("the PyTorch model"):
             source = prepare(variant, checkpoint, resolution, seed=0)  # compile's opening step
@@ -306,6 +316,10 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                 ext = by_name[ctx.task_name]
                 tasks.append(Task(ctx.task_name, ctx, calls=int(ext.weight),
                                   profiled_us=prof.get(ctx.task_name, 1.0)))
+            if projection is not None and tasks:
+                say(f"  {len(tasks)} MetaSchedule tasks left at TVM's defaults: without a device only edgeavs's "
+                    f"knobs are searched, by projected {projection.name} cycles (edgeavs.tune.projected)")
+                tasks = []
             for t in tasks:
                 t.best_us = _best_us(db, t)
             # Our schedules' and kernels' knob spaces (edgeavs.tune.knobs), timed in this process: host only.
@@ -341,6 +355,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
 
         # Knob tasks first: they cover most of the latency. Their share of the time and trials: their share of
         # the profiled latency (within KNOB_SHARE) when MetaSchedule has tasks too, else all of it.
+        projected_untuned = None
         covered = sum(t.profiled_us for t in ktasks) / total_profiled if prof else 0.0
         share = min(KNOB_SHARE[1], max(KNOB_SHARE[0], covered)) if tasks else 1.0
         from edgeavs.tune.remote import build_candidate
@@ -363,6 +378,20 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                         ktasks, records, folded, tvm_target, inputs, deadline=time.perf_counter() + share * left,
                         max_trials=None if trials is None else int(round(share * trials)), log=say,
                         on_round=lambda n, saved_us: show(n, (total_profiled - saved_us) / 1e3))
+                elif projection is not None:
+                    from edgeavs.tune import in_model
+                    from edgeavs.tune.projected import ProjectedBench, input_specs
+
+                    say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
+                        f"ranked by projected {projection.name} cycles of the emulated AArch64 build (no device)")
+                    left = max(0.0, t_start + time_budget - time.perf_counter())
+                    with ProjectedBench(folded, tgt, projection, input_specs(h, w)) as pbench:
+                        knob_run = in_model.search(
+                            ktasks, records, folded, tvm_target, None, deadline=time.perf_counter() + share * left,
+                            max_trials=None if trials is None else int(round(share * trials)), log=say,
+                            bench=pbench, on_round=lambda n, saved_us: show(n, None))
+                        if pbench.first is not None:
+                            projected_untuned = pbench.first["total"]["ms"]
                 else:
                     from edgeavs.tune import remote_knobs
 
@@ -449,4 +478,10 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                "threads": threads}
     if remote is not None:
         summary["device"] = remote.info
+    if projection is not None:  # what the search saw: projected, not measured
+        e2e_p = knob_run.end_to_end or {}
+        summary["projected"] = {"cpu": projection.name, "untuned_ms": projected_untuned,
+                                "tuned_ms": (e2e_p.get("default_ms") if e2e_p.get("rejected") else
+                                             e2e_p.get("tuned_ms", projected_untuned)),
+                                "cost": records.info()["cost"]}
     return summary

@@ -175,7 +175,7 @@ def test_knobs_that_do_not_speed_up_the_whole_model_are_rejected(tmp_path, monke
     _FakeBench(tuned_s).install(monkeypatch, tasks)
     got = in_model.search(tasks, rec, scheduled, NATIVE, _args(), deadline=time.perf_counter() + 600,
                           max_trials=None)
-    assert got.end_to_end == {"default_ms": 1000.0, "tuned_ms": tuned_s * 1000.0,
+    assert got.end_to_end == {"default_ms": 1000.0, "tuned_ms": tuned_s * 1000.0, "measured": "in-model",
                               **({} if kept else {"rejected": 2})}
     entries = rec.read_knobs()
     assert got.tuned == (2 if kept else 0)
@@ -257,7 +257,7 @@ def test_tune_compile_verify_tiny(tmp_path):
     used = json.loads((art / "manifest.json").read_text())["schedules"]["knobs"]
     assert used["stale"] == 0 and used["records"] == kept
     assert used["tuned"] >= kept, (used, entries)
-    assert f"tuned knobs: {used['tuned']} functions" in r.output
+    assert f"tuned knobs (measured): {used['tuned']} functions" in r.output
     r = CliRunner().invoke(main, ["verify", str(art), "--seeds", "2"])
     assert r.exit_code == 0 and r.output.strip().splitlines()[-1] == "PASS", r.output[-2000:]
 
