@@ -105,7 +105,7 @@ def peak_rss_mib() -> float | None:
         return None
 
 
-def _spawn(kind, artifact, threads, warmup, repeat, onnx_path=None) -> dict:
+def spawn_worker(kind, artifact, threads, warmup, repeat, onnx_path=None) -> dict:
     """One worker process; a failed one is a result ``{"runtime": kind, "error": its last stderr line}``."""
     from edgeavs.workers import RUNTIME_ONLY, WorkerError, child_env, run_json_module
 
@@ -136,12 +136,12 @@ def run_bench(artifact, threads: int | None = None, warmup: int = 5, repeat: int
         for kind in runtimes:
             if kind == "onnxruntime":
                 say("exporting ONNX for ONNX Runtime")
-                exp = _spawn("export-onnx", artifact, threads, 0, 0, onnx_path)
+                exp = spawn_worker("export-onnx", artifact, threads, 0, 0, onnx_path)
                 if "error" in exp:
                     results[kind] = {"runtime": kind, "error": f"ONNX export: {exp['error']}"}
                     continue
             say(f"timing {kind} ({threads} threads, {warmup} warm-up, {repeat} runs)")
-            results[kind] = _spawn(kind, artifact, threads, warmup, repeat, onnx_path)
+            results[kind] = spawn_worker(kind, artifact, threads, warmup, repeat, onnx_path)
     return {"artifact": str(artifact), "variant": manifest["variant"], "resolution": manifest["resolution"],
             "target": manifest["target"], "threads": threads, "results": results}
 
