@@ -96,28 +96,48 @@ def evaluate_model(model, dataset: Dataset, batch_size: int = 4, device="cpu", n
 
     Returns ``{"M_J", "M_F", "frames", "clips"}``; the model's train/eval mode is restored.
     """
-    from tqdm import tqdm
-
     device = torch.device(device)
     was_training = model.training
     was_t = getattr(model, "frames_per_clip", 1)
     model.frames_per_clip = N_FRAMES  # batches are whole clips (TPAVI attends over a clip)
     model.eval()
-    loader = DataLoader(_Indexed(dataset, limit), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, pin_memory=device.type == "cuda",
-                        generator=torch.Generator().manual_seed(0))  # leaves the global RNG alone
-    metrics = SegMetrics()
+    loader = _loader(dataset, batch_size, num_workers, limit, pin=device.type == "cuda")
     try:
-        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
-            frames = batch["frames"].flatten(0, 1).to(device, non_blocking=True)
-            audio = batch["audio"].flatten(0, 1).to(device, non_blocking=True)
-            logits = model(frames, audio)
-            metrics.update(logits, batch["masks"].flatten(0, 1), batch["valid"].flatten(),
-                           clip_ids=batch["index"].tolist())
+        return _run(lambda frames, audio: model(frames.to(device, non_blocking=True),
+                                                audio.to(device, non_blocking=True)),
+                    loader, progress, desc)
     finally:
         model.train(was_training)
         model.frames_per_clip = was_t
+
+
+def _run(predict, loader, progress: bool, desc: str) -> dict:
+    """The metrics over ``loader``'s batches of whole clips; ``predict(frames, audio) -> logits``
+    on the flattened frames ``(B*5,3,H,W)`` and audio ``(B*5,32000)``."""
+    from tqdm import tqdm
+
+    metrics = SegMetrics()
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+        logits = predict(batch["frames"].flatten(0, 1), batch["audio"].flatten(0, 1))
+        metrics.update(logits, batch["masks"].flatten(0, 1), batch["valid"].flatten(),
+                       clip_ids=batch["index"].tolist())
     return metrics.compute()
+
+
+def _loader(dataset: Dataset, batch_size: int, num_workers: int, limit: int | None, pin: bool = False):
+    return DataLoader(_Indexed(dataset, limit), batch_size=batch_size, shuffle=False,
+                      num_workers=num_workers, pin_memory=pin,
+                      generator=torch.Generator().manual_seed(0))  # leaves the global RNG alone
+
+
+def evaluate_predictor(predict, dataset: Dataset, batch_size: int = 4, num_workers: int = 0,
+                       limit: int | None = None, progress: bool = False, desc: str = "eval") -> dict:
+    """:func:`evaluate_model` for a numpy predictor, ``predict(frames (N,3,H,W), waveform (N,32000))
+    -> logits (N,1,H,W)`` float32 (a compiled artifact: ``edgeavs.artifact_worker.ArtifactProcess``):
+    the same batches, the same metrics."""
+    loader = _loader(dataset, batch_size, num_workers, limit)
+    return _run(lambda frames, audio: torch.from_numpy(np.asarray(predict(frames.numpy(), audio.numpy()))),
+                loader, progress, desc)
 
 
 def write_inputs(dataset: Dataset, path, clips: int = 1) -> dict:
@@ -187,5 +207,37 @@ def evaluate(root, task: str, checkpoint, split: str = "test", shuffle_audio: bo
     metrics = evaluate_model(model, ds, batch_size=batch_size, device=dev, num_workers=num_workers,
                              limit=limit, progress=progress, desc=f"{task} {split}")
     result.update(metrics)
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def evaluate_compiled(root, task: str, predictor, split: str = "test", shuffle_audio: bool = False,
+                      seed: int = 0, batch_size: int = 4, size: int | None = None,
+                      num_workers: int = 0, limit: int | None = None, dump_path=None,
+                      dump_clips: int = 1, progress: bool = False) -> dict:
+    """:func:`evaluate` with a compiled artifact instead of a checkpoint: ``predictor`` runs it
+    (``edgeavs.artifact_worker.ArtifactProcess``: numpy in and out, its own torch-free process)
+    and has ``input_size`` (H, W) and ``details`` (the artifact's variant, precision, target,
+    weights). Frames are read at the artifact's resolution, which must be square; ``size``, if
+    given, must equal it."""
+    h, w = predictor.input_size
+    where = predictor.details.get("artifact", "the artifact")
+    if h != w:
+        raise EdgeAVSError(f"--artifact {where}: compiled at {h}x{w}; evaluate reads square frames "
+                           "(compile it at one size, e.g. --resolution 224)")
+    if size is not None and int(size) != h:
+        raise EdgeAVSError(f"--size {size}: the artifact {where} takes {h}x{w} frames (drop --size)")
+    ds = _dataset(root, task, split, h, shuffle_audio, seed)
+    d = predictor.details
+    result = {"task": task, "split": split, "artifact": os.fspath(where), "variant": d.get("variant"),
+              "precision": d.get("precision", "fp32"), "target": d.get("target"),
+              "weights": d.get("weights"), "size": h, "shuffle_audio": bool(shuffle_audio)}
+    if shuffle_audio:
+        result["shuffle_seed"] = seed
+    if dump_path is not None:
+        result["inputs"] = write_inputs(ds, dump_path, dump_clips)
+    t0 = time.perf_counter()
+    result.update(evaluate_predictor(predictor, ds, batch_size=batch_size, num_workers=num_workers,
+                                     limit=limit, progress=progress, desc=f"{task} {split}"))
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
