@@ -4,6 +4,8 @@ candidates ranked by projected Oryon cycles), then the artifact ``compile --reco
     python bench/bench_tune_projected.py [--variants t l] [--resolution 224] [--budget 20m]
         [--out bench/results/tune_projected.json]
 
+Rows of variants not named keep what an earlier run wrote to ``--out`` (one variant per run fits a session).
+
 Per variant: the untuned artifact and the tuned one (same weights: random init seed 0, as
 ``bench/bench_arm_projection.py``), both compiled for ``snapdragon8elite`` and projected by
 ``edgeavs.device.projection.project_artifact(cpu="oryon-1")`` (one core at 4.32 GHz, single thread, 2 counted
@@ -58,6 +60,10 @@ def main(argv=None) -> int:
                       "Elite prime core (Oryon, 4.32 GHz): untuned, and tuned by projection (no phone)",
               "machine": {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)},
               "budget_s": parse_duration(args.budget), "variants": {}}
+    if args.out.is_file():  # rows of other variants from an earlier run stay (each row is self-describing)
+        earlier = json.loads(args.out.read_text()).get("variants", {})
+        result["variants"].update({k: v for k, v in earlier.items() if k not in
+                                   {f"{v}-{args.resolution}" for v in args.variants}})
     for v in args.variants:
         key = f"{v}-{args.resolution}"
         variant = VARIANTS.get(v, v)
@@ -66,7 +72,8 @@ def main(argv=None) -> int:
         summary = tune(rec, target="snapdragon8elite", variant=variant, resolution=str(args.resolution),
                        time_budget=parse_duration(args.budget), log=log, progress=False)
         tune_s = time.perf_counter() - t0
-        row = {"tune": {"seconds": round(tune_s, 1), "trials": summary["trials"],
+        row = {"budget_s": parse_duration(args.budget), "load_average_1min": round(os.getloadavg()[0], 2),
+               "tune": {"seconds": round(tune_s, 1), "trials": summary["trials"],
                         "knob_rounds": summary["knobs"]["rounds"], "functions_searched": summary["knobs"]["functions"],
                         "kept": summary["knobs"]["tuned"], "projected_in_tune": summary.get("projected")}}
         for name, records in (("untuned", None), ("tuned", rec)):
