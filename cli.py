@@ -48,6 +48,7 @@ COMMANDS = [
     ("segment", "segment"),
     ("demo", "demo"),
     ("device", "device"),
+    ("package", "package"),
 ]
 
 
