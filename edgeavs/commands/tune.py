@@ -61,8 +61,12 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        click.echo(f"{summary['trials']} trials in {summary['rounds']} rounds over {summary['tasks']} tasks, "
-                   f"{summary['seconds']:.0f} s; records in {summary['records']}")
+        if summary.get("projected"):
+            click.echo(f"{summary['trials']} trials ranked by projected {summary['projected']['cpu']} cycles, "
+                       f"{summary['seconds']:.0f} s; records in {summary['records']}")
+        else:
+            click.echo(f"{summary['trials']} trials in {summary['rounds']} rounds over {summary['tasks']} tasks, "
+                       f"{summary['seconds']:.0f} s; records in {summary['records']}")
         k = summary.get("knobs") or {}
         if k:
             click.echo(f"knobs: {k['functions']} edgeavs functions searched ({k['trials']} of the trials), "

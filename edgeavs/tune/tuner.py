@@ -333,9 +333,12 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             with stage("records publication"):
                 records.append_log({"profile_us": {k: round(v, 1) for k, v in sorted(prof.items())},
                                     "tasks": [t.name for t in tasks]})
-        say(f"  {len(tasks)} MetaSchedule tasks ({len(all_tasks) - len(extracted)} functions carry edgeavs "
-            f"schedules, {negligible} left out: each under {MIN_TASK_SHARE:.1%} of the latency); "
-            f"untuned latency {total_profiled / 1e3:.2f} ms (instrumented)" if prof else f"  {len(tasks)} tasks")
+        if prof:
+            say(f"  {len(tasks)} MetaSchedule tasks ({len(all_tasks) - len(extracted)} functions carry edgeavs "
+                f"schedules, {negligible} left out: each under {MIN_TASK_SHARE:.1%} of the latency); "
+                f"untuned latency {total_profiled / 1e3:.2f} ms (instrumented)")
+        elif projection is None:
+            say(f"  {len(tasks)} MetaSchedule tasks")
         bar = None
         if bars:
             from tqdm import tqdm
