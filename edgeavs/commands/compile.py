@@ -64,17 +64,25 @@ def check_output_dir(output, option: str) -> bool:
                    "artifacts/<variant>-<H>x<W>-<target>).")
 @click.option("--records", type=click.Path(path_type=str), default=None, metavar="DIR",
               help="Tuning records from `edgeavs tune` (must have been tuned for this target).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16: the convs and matmuls in half precision (the log-mel front end, the first and the "
+                   "last conv stay fp32); for AArch64 targets with +fullfp16; on x86 hosts a build for "
+                   "checking only (no native fp16 arithmetic). Recorded in the manifest; verify picks its rule.")
+@click.option("--accumulate", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16 builds: the MAC layers' accumulator. fp16: native fp16 FMLA, 8 lanes per vector (2x "
+                   "fp32's rate on AArch64) at fp16 rounding of the partial sums; fp32: fp16 operands widened "
+                   "to fp32 FMA (half the weight bytes, fp32's arithmetic rate).")
 @click.option("--no-schedules", is_flag=True,
               help="Skip edgeavs's CPU schedules: TVM's default lowering (for comparison).")
 @click.option("--profile", is_flag=True,
               help="Host targets: then time every function (as `edgeavs profile`) and record each unscheduled "
                    "function's share of latency in the manifest and the log.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the artifact path.")
-def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, records, no_schedules, output, quiet,
-                profile):
+def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, records, precision, accumulate,
+                no_schedules, output, quiet, profile):
     """Compile LightAVSeg for --target into an artifact directory: model.so (weights bound in)
     and manifest.json (versions, target fingerprint, shapes, file hashes, fusion report)."""
-    from edgeavs.compiler.build import compile_artifact, parse_resolution, resolve_weights
+    from edgeavs.compiler.build import check_precision, compile_artifact, parse_resolution, resolve_weights
     from edgeavs.io.atomic import check_writable
     from edgeavs.targets import load_target
 
@@ -82,6 +90,7 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
     if dump_ir is not None:
         check_writable(dump_ir, "--dump-ir", kind="dir", make_parents=True)
     tgt = load_target(target)
+    check_precision(precision, tgt, accumulate)
     if profile and (tgt.link != "host" or no_schedules):
         from edgeavs.errors import EdgeAVSError
 
@@ -94,7 +103,8 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
     if output is None:
         h, w = parse_resolution(resolution)
         kind = "" if weights["fusion"] == "lightavseg" else f"-{weights['fusion']}"
-        output = f"artifacts/{resolved}{kind}-{h}x{w}-{tgt.name}"
+        prec = "" if precision == "fp32" else f"-{precision}"
+        output = f"artifacts/{resolved}{kind}-{h}x{w}-{tgt.name}{prec}"
         replaces = check_output_dir(output, "output")
     if replaces and log:
         log(f"{output} holds an edgeavs artifact: it is replaced when the new one is complete")
@@ -103,13 +113,21 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
     with quiet_tvm():  # TVM's C++ warnings that do not concern the user (see native_log)
         manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,
                                     resolution=resolution, via=via, dump_ir=dump_ir, log=log,
-                                    records=records, schedules=not no_schedules, interaction=fusion)
+                                    records=records, schedules=not no_schedules, interaction=fusion,
+                                    precision=precision, accumulate=accumulate)
     if not quiet:
         chains = (manifest.get("fusion") or {}).get("chains") or {}
         fused = ", ".join(f"{k} {v.get('fused', 0)}" for k, v in chains.items()) or "none"
         click.echo(f"compiled LightAVSeg-{manifest['variant']} {manifest['resolution'][0]}x"
                    f"{manifest['resolution'][1]} for {tgt.name} in "
                    f"{manifest['compile_seconds']['total']:.1f} s (fused chains: {fused})", err=True)
+        prep = manifest.get("precision_report") or {}
+        if manifest.get("precision", "fp32") != "fp32":
+            kept = ", ".join(f"{k} {v}" for k, v in (prep.get("kept") or {}).items()) or "none"
+            click.echo(f"{manifest['precision']}: {prep.get('converted', 0)} MAC layers in half precision, accumulate "
+                       f"{prep.get('accumulate')}; kept fp32: {kept}"
+                       + ("; x86 has no fp16 arithmetic: a build for checking, not for speed" if tgt.link == "host"
+                          and not (tgt.mtriple or "").startswith("aarch64") else ""), err=True)
         sched = manifest.get("schedules") or {}
         if sched.get("enabled"):
             done = sum(c["scheduled"] for c in sched["classes"].values())

@@ -47,6 +47,9 @@ FORMAT = "edgeavs-artifact/1"
 MANIFEST = "manifest.json"
 LIBRARY = "model.so"
 VIA = ("export", "onnx")
+PRECISIONS = ("fp32", "fp16", "int8")
+"""A manifest's ``precision`` (absent: fp32); the same list as ``edgeavs.compiler.records.PRECISIONS``, spelled
+here because the records module is not on the torch-free runtime path (a test holds the two equal)."""
 """How a model reaches Relax (``edgeavs compile --via``): torch.export or ONNX; the manifest records it."""
 
 
@@ -323,6 +326,8 @@ def _manifest_fields():
         "outputs": (True, _tensors),
         "files": (True, _files),
         "weights": (True, _weights),
+        "precision": (False, _one_of(PRECISIONS)),
+        "precision_report": (False, _object_or_null),
         "target": (True, _target),
         "link": (False, _one_of(LINKS)),
         "target_name": (False, _nonempty_string),

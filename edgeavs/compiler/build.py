@@ -169,11 +169,34 @@ def prepare(variant: str | None, checkpoint=None, resolution="224", *, seed: int
     return ModelSource(variant=variant, weights=weights, checkpoint=checkpoint, resolution=(h, w))
 
 
+PRECISIONS = ("fp32", "fp16")
+"""What ``compile --precision`` builds (``edgeavs.compiler.records.PRECISIONS`` also names int8)."""
+ACCUMULATE = {"fp32": "float32", "fp16": "float16"}
+"""``--accumulate``: the accumulator of an fp16 build's MAC layers."""
+
+
+def check_precision(precision: str, tgt, accumulate: str = "fp32") -> None:
+    """Refuse, in one line, a precision ``tgt`` cannot run: fp16 on an AArch64 target needs ``+fullfp16``
+    (x86 has no fp16 arithmetic LLVM uses: host fp16 builds convert to fp32 around every op, for checking)."""
+    if precision not in PRECISIONS:
+        raise EdgeAVSError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}"
+                           + (" (int8 is not built yet)" if precision == "int8" else ""))
+    if accumulate not in ACCUMULATE:
+        raise EdgeAVSError(f"--accumulate {accumulate!r}: expected one of {', '.join(ACCUMULATE)}")
+    if precision == "fp32" and accumulate != "fp32":
+        raise EdgeAVSError("--accumulate applies to --precision fp16 (an fp32 build accumulates in fp32)")
+    triple = tgt.mtriple or ""
+    if precision == "fp16" and triple.startswith(("aarch64", "arm64")) and "+fullfp16" not in tgt.mattr:
+        raise EdgeAVSError(f"--precision fp16: target {tgt.name} ({tgt.source or tgt.mcpu}) has no +fullfp16 "
+                           f"in its mattr {list(tgt.mattr)}: its cores cannot compute in fp16")
+
+
 def compile_artifact(out, *, target="host", variant: str | None = None, checkpoint=None,
                      resolution="224", via: str = "export", dump_ir=None,
                      seed: int = DEFAULT_SEED, aux: bool = False, fusion: bool = True,
                      schedules: bool = True, records=None, log=None,
-                     interaction: str | None = None, link_weights: bool = True) -> dict:
+                     interaction: str | None = None, link_weights: bool = True,
+                     precision: str = "fp32", accumulate: str = "fp32") -> dict:
     """Compile LightAVSeg to the artifact directory ``out`` and return its manifest.
 
     ``target``: a name from ``targets/`` or a YAML path (or a loaded ``Target``).
@@ -186,6 +209,9 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     (``lightavseg`` default, or a baseline: ``tpavi``, ``avsegformer``) for random-init weights.
     ``link_weights``: the weights as data inside ``model.so`` that ``main`` views in place
     (:mod:`edgeavs.compiler.linked_weights`; False: VM constants, copied out at load, as before).
+    ``precision``: ``fp32`` or ``fp16`` (the convs and matmuls in half precision, see
+    ``edgeavs.passes.to_fp16``; ``accumulate`` ``fp32`` or ``fp16`` their accumulator); recorded in the
+    manifest, and ``records`` must have been tuned for the same precision.
     The directory appears complete or not at all (built beside it, then renamed).
     """
     from edgeavs import __version__
@@ -197,6 +223,7 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     if via not in VIA:
         raise EdgeAVSError(f"unknown import route {via!r}; choose one of: {', '.join(VIA)}")
     tgt = target if isinstance(target, Target) else load_target(target)
+    check_precision(precision, tgt, accumulate)
     source = prepare(variant, checkpoint, resolution, seed=seed, interaction=interaction)
     variant, weights, (h, w) = source.variant, source.weights, source.resolution
     out = Path(out)
@@ -204,7 +231,7 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     if records is not None:
         from edgeavs.compiler.records import RecordsDir
 
-        rec = RecordsDir(records).open(tgt)
+        rec = RecordsDir(records).open(tgt, precision)
         knobs = rec.read_knobs() or None
         records_info = rec.info()  # counts, precision and cost source (measured, or projected cycles)
 
@@ -213,7 +240,8 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
 
     with staging_dir(out) as tmp:
         say(f"LightAVSeg-{variant} {h}x{w} ({weights['fusion']} fusion), weights: {weights['source']}, via {via}, "
-            f"target {tgt.name} ({tgt.mcpu}, {tgt.num_cores} cores)")
+            f"target {tgt.name} ({tgt.mcpu}, {tgt.num_cores} cores)"
+            + ("" if precision == "fp32" else f", {precision} (accumulate {accumulate})"))
         mod, params, out_names, t_import = source.import_relax(via, aux=aux, workdir=tmp)
         say(f"  import           {t_import:7.2f} s")
         tvm_target = tgt.to_tvm()
@@ -224,7 +252,8 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
             mod, report = run_pipeline(mod, tvm_target, params, dump_dir=dump_ir, fusion=fusion, log=say,
                                        schedules=schedules,
                                        schedule_configs={"functions": knobs} if knobs else None,
-                                       records=records, linked_weights=linked)
+                                       records=records, linked_weights=linked, precision=precision,
+                                       accumulate=ACCUMULATE[accumulate])
         if table.functions is not None and report["schedules"].get("enabled"):
             report["schedules"]["functions"] = table.functions
         t0 = time.perf_counter()
@@ -255,6 +284,8 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
             "via": via,
             "aux": bool(aux),
             "weights": weights,
+            "precision": precision,
+            "precision_report": report["precision"],
             "linked_weights": {"tensors": len(linked or []), "bytes": int(sum(a.nbytes for a in linked or []))},
             "inputs": [{"name": "frames", "shape": [1, 3, h, w], "dtype": "float32"},
                        {"name": "waveform", "shape": [1, 32000], "dtype": "float32"}],

@@ -9,6 +9,9 @@
     edgeavs-fusion       our pattern passes (edgeavs.passes, in the order of its PATTERNS table:
                          FuseChannelBias, FuseAudioGate, FuseHsigGate, FuseStftFft), when importable; their
                          FusionStats (found/fused per chain) form the manifest's fusion report
+    precision            fp16 builds only: ToFloat16 (edgeavs.passes.to_fp16) puts the convs and matmuls in
+                         half precision (the log-mel front end, the first and the last conv stay fp32); its
+                         report is the manifest's ``precision_report``
     legalize             library dispatch + LegalizeOps (ops -> TIR PrimFuncs)
     fuse-ops             AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
     edgeavs-schedules    ApplyEdgeAVSSchedules: our CPU schedule for every fused PrimFunc by its
@@ -55,6 +58,9 @@ class PipelineContext:
     schedule_report: dict = field(default_factory=dict)
     records: object = None  # a tuning records directory (edgeavs.compiler.records.RecordsDir path)
     linked_weights: list | None = None  # link-weights collects the weights here (None: phase off)
+    precision: str = "fp32"  # fp32 | fp16 (the precision phase)
+    accumulate: str = "float32"  # fp16 builds: the MAC layers' accumulator type
+    precision_report: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,24 @@ def _unique_symbols(mod):
                 and func.attrs.get("global_symbol", gv.name_hint) != gv.name_hint:
             mod[gv] = func.with_attr("global_symbol", gv.name_hint)
     return mod
+
+
+def _precision(ctx):
+    if ctx.precision == "fp32":
+        ctx.precision_report = {"precision": "fp32"}
+        return []
+    if ctx.precision != "fp16":
+        raise EdgeAVSError(f"precision {ctx.precision!r}: this pipeline builds fp32 and fp16")
+    from edgeavs.passes.to_fp16 import ToFloat16
+
+    p = ToFloat16(accumulate=ctx.accumulate)
+
+    def run(mod):
+        mod = p(mod)
+        ctx.precision_report = {"precision": "fp16", **p.report}
+        return mod
+
+    return [run]
 
 
 def _legalize(ctx):
@@ -219,6 +243,7 @@ PIPELINE: list[Phase] = [
     Phase("canonicalize", lambda c: [_t()[1].CanonicalizeBindings(), _t()[1].DeadCodeElimination()]),
     Phase("fold-constants", lambda c: [FoldConstants(), _t()[1].DeadCodeElimination()]),
     Phase("edgeavs-fusion", _fusion),
+    Phase("precision", _precision),
     Phase("legalize", _legalize),
     Phase("fuse-ops", _fuse_ops),
     Phase("edgeavs-schedules", _schedules),
@@ -260,7 +285,7 @@ def _selected(start: str | None, stop: str | None, phases) -> list[str]:
 def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion: bool = True,
                  log=None, schedules: bool = True, schedule_configs: dict | None = None,
                  records=None, phases=None, start: str | None = None, stop: str | None = None,
-                 linked_weights: list | None = None):
+                 linked_weights: list | None = None, precision: str = "fp32", accumulate: str = "float32"):
     """Run :data:`PIPELINE` on ``mod`` under ``target``. Returns ``(mod, report)`` where the
     report has the fusion counts, the schedule report and the seconds spent per phase.
 
@@ -269,11 +294,13 @@ def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion:
     from a module that ran up to the phase before. ``phases``: of those, only the phases with these names.
     ``linked_weights``: a list to turn ``link-weights`` on (it receives the weights, see
     :mod:`edgeavs.compiler.linked_weights`); None leaves the weights as VM constants.
+    ``precision``: ``fp32`` or ``fp16`` (the ``precision`` phase), ``accumulate`` the fp16 MAC layers'
+    accumulator (``float32`` or ``float16``).
     """
     selected = _selected(start, stop, phases)
     ctx = PipelineContext(target=target, params=dict(params or {}), fusion=fusion,
                           schedules=schedules, schedule_configs=schedule_configs, records=records,
-                          linked_weights=linked_weights)
+                          linked_weights=linked_weights, precision=precision, accumulate=accumulate)
     if dump_dir is not None:
         dump_dir = Path(dump_dir)
         dump_dir.mkdir(parents=True, exist_ok=True)
@@ -299,7 +326,7 @@ def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion:
             if dump_dir is not None:
                 _dump(mod, dump_dir / f"{i:02d}-{phase.name}.py")
     return mod, {"fusion": ctx.fusion_report, "schedules": ctx.schedule_report,
-                 "phase_seconds": seconds}
+                 "precision": ctx.precision_report, "phase_seconds": seconds}
 
 
 def _copy(mod):
