@@ -169,3 +169,36 @@ def test_manifest_and_records_name_the_same_precisions():
     from edgeavs.compiler import artifact, records
 
     assert artifact.PRECISIONS == records.PRECISIONS
+
+
+@pytest.mark.slow
+def test_fp16_on_emulated_aarch64_passes_its_rule(tmp_path):
+    """The snapdragon8elite fp16 build (+fullfp16: native fp16 conversions, fp32 accumulation) under
+    qemu-aarch64 -cpu max: verify with the fp16 row, and the fp16 code really is there (fcvt to half)."""
+    import os
+    import subprocess
+
+    from edgeavs.compiler import compile_artifact
+    from edgeavs.device.emulator import setup_emulator
+    from edgeavs.device.export import LINUX_LIBRARY
+    from edgeavs.device.remote import DeviceSpec
+    from edgeavs.verify import TOLERANCES, verify_artifact
+
+    try:
+        setup_emulator(log=None)
+    except EdgeAVSError as exc:
+        pytest.fail(f"the AArch64 emulator cannot be set up: {exc}", pytrace=False)
+    saved = {v: os.environ.pop(v) for v in ("TVM_NDK_CC", "ANDROID_NDK_HOME", "ANDROID_NDK_ROOT") if v in os.environ}
+    try:
+        out = tmp_path / "sd8e-fp16"
+        manifest = compile_artifact(out, target="snapdragon8elite", variant="tiny", resolution=SIZE,
+                                    precision="fp16")
+    finally:
+        os.environ.update(saved)
+    assert manifest["precision"] == "fp16"
+    dis = subprocess.run(["llvm-objdump-19", "-d", "--mattr=+fullfp16", str(out / LINUX_LIBRARY)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "fcvtn\tv" in dis or "fcvt\th" in dis  # fp32 -> fp16 narrowing: the half-precision operands
+    report = verify_artifact(out, seeds=2, device=DeviceSpec("emulated"))
+    assert report["rule"] == "float16" and report["passed"], report["worst"]
+    assert TOLERANCES["float32"]["rel_l2"] < report["worst"]["rel_l2"] <= TOLERANCES["float16"]["rel_l2"]
