@@ -266,20 +266,12 @@ def _staged(dest: Path, build) -> None:
     """``build(tmp)`` fills a staging folder beside ``dest``, renamed to ``dest`` when complete;
     one build at a time (parallel test workers share the cache); a finished ``dest`` is kept."""
     from edgeavs.device.emulator import _locked
+    from edgeavs.device.peers import _replace_dir
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _locked(dest.parent / f".{dest.name}.lock"):
-        if (dest / "complete.json").is_file():
-            return
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        try:
-            build(tmp)
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        if not (dest / "complete.json").is_file():
+            _replace_dir(dest, build)
 
 
 @dataclass(frozen=True)
@@ -408,7 +400,8 @@ def elf_machine(path) -> int | None:
 _EM_AARCH64 = 183
 
 
-def _choose_os(manifest: dict, requested: str | None, directory, log) -> str:
+def _choose_os(manifest: dict, requested: str | None, directory) -> tuple[str, str | None]:
+    """``(os, note)``: the bundle's OS and, when a phone artifact gets a Linux bundle, why."""
     link = manifest.get("link", "host")
     name = manifest.get("target_name", "?")
     if link == "host":
@@ -417,22 +410,22 @@ def _choose_os(manifest: dict, requested: str | None, directory, log) -> str:
                 raise EdgeAVSError(f"artifact {directory} was compiled for the host (target {name}), "
                                    "not for a device: compile with --target snapdragon8elite or "
                                    "aarch64-linux (or pass --os host for a bundle for this machine)")
-            return "host"
+            return "host", None
         raise EdgeAVSError(f"artifact {directory} was compiled for the host (target {name}); "
                            f"it has no library for --os {requested}")
     if requested == "host":
         raise EdgeAVSError(f"artifact {directory} is for target {name} (an AArch64 device), "
                            "not this machine: --os host takes a host artifact")
     if requested is not None:
-        return requested
+        return requested, None
     if link == "ndk":
         tc, why = android_toolchain()
         has_android = any(lib.get("os") == "android" for lib in manifest.get("libraries", []))
         if tc is not None and has_android:
-            return "android"
-        _say(log, f"no Android bundle: {why if tc is None else 'the artifact has no Android library (compiled without an NDK)'}; "
-                  "building the AArch64 Linux bundle only")
-    return "linux"
+            return "android", None
+        why = why if tc is None else "the artifact has no Android library (compiled without an NDK)"
+        return "linux", f"no Android bundle: {why}; building the AArch64 Linux bundle only"
+    return "linux", None
 
 
 def _library_file(manifest: dict, os_name: str, directory: Path) -> str:
@@ -506,7 +499,7 @@ def package(artifact, out, *, os_name: str | None = None, overwrite: bool = Fals
     directory = Path(artifact)
     out = check_output(out, overwrite)
     manifest = validate_artifact(directory, require_library=False)
-    os_name = _choose_os(manifest, os_name, directory, log)
+    os_name, note = _choose_os(manifest, os_name, directory)
     library = _library_file(manifest, os_name, directory)
     if os_name == "android":
         tc, why = android_toolchain()
@@ -516,6 +509,8 @@ def package(artifact, out, *, os_name: str | None = None, overwrite: bool = Fals
         tc = linux_toolchain(log)
     else:
         tc = host_toolchain()
+    if note:
+        _say(log, note)
     t0 = time.perf_counter()
     build = build_runtime(tc, jobs=jobs, log=log)
     build_s = time.perf_counter() - t0
