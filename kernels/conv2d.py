@@ -25,7 +25,8 @@ The default (:func:`fallback_config`) is the column tile where it runs whole con
 (``bench/bench_direct_conv.py``, ``bench/results/direct_conv.json``).
 
 Knobs (:class:`DirectConvConfig`): ``co_tile``, ``width_tile``, ``vector``, ``unroll_taps``, ``blocked``.
-Default from the target: :func:`fallback_config`; search space: :func:`knob_space`.
+Default from the target and the accumulator's dtype (its lanes: 4 fp32 / 8 fp16 on NEON): :func:`fallback_config`;
+search space: :func:`knob_space`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tvm.sym import detect_linear_equation  # tvm.arith in older TVM
 
 from edgeavs.tvm_api import s_tir, tirx
 from kernels.blocks import analyze_mac
-from kernels.defaults import CpuFacts, TargetLike, as_facts, divisors
+from kernels.defaults import CpuFacts, TargetLike, as_facts, block_dtype, divisors
 from kernels.registry import Entry, register
 
 LAYOUT_REWRITE = "meta_schedule.layout_rewrite_preproc"
@@ -53,6 +54,8 @@ class DirectConvWorkload:
     out_w: int
     taps: int
     stride: int = 1
+    dtype: str = "float32"
+    """The accumulator's (the MAC block's output) dtype: the vectors' element type."""
 
 
 @dataclass(frozen=True)
@@ -62,19 +65,19 @@ class DirectConvConfig:
     width_tile: int
     """Output pixels along the last pixel axis (the columns; the rows of a ``C x L x 1`` map) per tile."""
     vector: int
-    """fp32 lanes of one vector: over output channels (blocked) or output columns."""
+    """Lanes of one vector (of the accumulator's dtype): over output channels (blocked) or output columns."""
     unroll_taps: bool = True
     blocked: bool = False
     """Blocked weights, vectorised over output channels (default False so that configs written before this knob
     keep their behaviour; the fallback sets it)."""
 
 
-def _blocked_tile(cout: int, out_w: int, f: CpuFacts) -> tuple[int, int, int] | None:
+def _blocked_tile(cout: int, out_w: int, f: CpuFacts, lanes: int) -> tuple[int, int, int] | None:
     """``(co_tile, width_tile, vector)`` of the blocked tile: the widest vector that divides ``cout``; then the
     tile with the most accumulators within half the registers (measured on the stem: 28 of 32 AVX-512 registers
     ran 1.5x slower than 16), ties to 2 vectors of channels, then to the wider pixel tile. None when no vector of
-    at least 4 lanes divides ``cout``."""
-    for v in (f.lanes, f.lanes // 2, f.lanes // 4):
+    at least 4 lanes divides ``cout``. ``lanes``: of one register, in the accumulator's dtype."""
+    for v in (lanes, lanes // 2, lanes // 4):
         if v < 4 or cout % v:
             continue
         best = None
@@ -89,14 +92,14 @@ def _blocked_tile(cout: int, out_w: int, f: CpuFacts) -> tuple[int, int, int] | 
     return None
 
 
-def _column_tile(cout: int, out_w: int, f: CpuFacts) -> tuple[int, int, int]:
+def _column_tile(cout: int, out_w: int, f: CpuFacts, lanes: int) -> tuple[int, int, int]:
     """``(co_tile, width_tile, vector)`` of the column-vectorised tile: the widest vector first, then the widest
     dividing width tile of whole vectors up to 2 registers, channels filling the remaining registers."""
     wt, vec = 1, 1
-    for v in (f.lanes, f.lanes // 2, f.lanes // 4):
+    for v in (lanes, lanes // 2, lanes // 4):
         if v < 4:
             break
-        ds = [d for d in divisors(out_w) if d % v == 0 and d <= 2 * f.lanes]
+        ds = [d for d in divisors(out_w) if d % v == 0 and d <= 2 * lanes]
         if ds:
             wt, vec = max(ds), v
             break
@@ -114,12 +117,13 @@ def fallback_config(wl: DirectConvWorkload, facts: CpuFacts | TargetLike = None,
     faster column-vectorised (the blocked tile's transposing write-back outweighs its 9 FMAs per output); the stem
     (stride 2) 2.4x and the 1x1 convs on 14/7/4-pixel maps 2-9x faster blocked."""
     f = as_facts(facts)
+    lanes = f.lanes_for(wl.dtype)
     cout, out_w, taps, stride = wl.cout, wl.out_w, wl.taps, wl.stride
     unroll = taps <= 9
-    ct, wt, vec = _column_tile(cout, out_w, f)
+    ct, wt, vec = _column_tile(cout, out_w, f, lanes)
     if blocked is None:
-        blocked = vec < f.lanes or stride != 1
-    tile = _blocked_tile(cout, out_w, f) if blocked else None
+        blocked = vec < lanes or stride != 1
+    tile = _blocked_tile(cout, out_w, f, lanes) if blocked else None
     if tile is not None:
         ct, wt, vec = tile
     return DirectConvConfig(co_tile=ct, width_tile=wt, vector=vec, unroll_taps=unroll, blocked=tile is not None)
@@ -127,10 +131,11 @@ def fallback_config(wl: DirectConvWorkload, facts: CpuFacts | TargetLike = None,
 
 def knob_space(wl: DirectConvWorkload, facts: CpuFacts | TargetLike = None) -> dict:
     """What ``edgeavs tune`` may search; a blocked config whose ``co_tile`` is no multiple of ``vector`` does not
-    apply (the tuner skips it)."""
+    apply (the tuner skips it). ``vector``: 4, 8, 16 and the register's lanes in the accumulator's dtype."""
+    lanes = as_facts(facts).lanes_for(wl.dtype)
     return {"co_tile": [d for d in divisors(wl.cout) if d <= 64],
             "width_tile": [d for d in divisors(wl.out_w) if d <= 64],
-            "vector": [4, 8, 16], "unroll_taps": [True, False], "blocked": [True, False]}
+            "vector": sorted({4, 8, 16, lanes}), "unroll_taps": [True, False], "blocked": [True, False]}
 
 
 def _pixel_stride(sch: s_tir.Schedule, block, info) -> int:
@@ -182,7 +187,7 @@ def workload_of(sch: s_tir.Schedule, block, info) -> DirectConvWorkload:
     for r in info.reduce[1:]:
         taps *= info.extents[r]
     return DirectConvWorkload(cout=info.extents[info.register[0]], out_w=info.extents[info.pixel[-1]], taps=taps,
-                              stride=_pixel_stride(sch, block, info))
+                              stride=_pixel_stride(sch, block, info), dtype=block_dtype(sch, block))
 
 
 def schedule_direct(sch: s_tir.Schedule, block, cfg: DirectConvConfig | None = None, target: TargetLike = None,
@@ -259,4 +264,4 @@ ENTRY = register(Entry(
     name="direct_conv", role="schedule", serves=("conv",), order=1, workload=DirectConvWorkload,
     config=DirectConvConfig, fallback_config=fallback_config, knob_space=knob_space,
     build=lambda sch, block, cfg, facts: schedule_direct(sch, block, cfg, facts=facts),
-    workload_of=workload_of))
+    workload_of=workload_of, dtypes=("float32", "float16")))

@@ -4,6 +4,10 @@
 registers, AVX2 8 and 16, NEON 4 and 32), the thread count from ``num-cores`` and assumes typical cache sizes
 (per-core L1d 32 KiB, L2 512 KiB: both the Zen 3 / Rocket Lake hosts and Oryon have at least that much).
 Nothing here looks at the build host unless the target *is* the host.
+
+The lanes a schedule vectorises with come from the element type of what it computes: :meth:`CpuFacts.lanes_for`
+(vector bits / element bits: on 128-bit NEON 4 for float32, 8 for float16), of :func:`block_dtype` (the dtype the
+MAC block accumulates in: an fp16 build accumulating in fp16 runs 8-lane FMLA, one accumulating in fp32 4-lane).
 """
 
 from __future__ import annotations
@@ -30,6 +34,22 @@ class CpuFacts:
     @property
     def vector_bits(self) -> int:
         return self.lanes * 32
+
+    def lanes_for(self, dtype: str = "float32") -> int:
+        """Elements of ``dtype`` in one SIMD register (``float32``: :attr:`lanes`; ``float16``: twice that)."""
+        return max(1, self.vector_bits // dtype_bits(dtype))
+
+
+def dtype_bits(dtype: str) -> int:
+    """Bits of one element of ``dtype`` (a TVM/numpy dtype name such as ``float16``)."""
+    from edgeavs.tvm_api import tvm
+
+    return int(tvm.DataType(str(dtype)).bits)
+
+
+def block_dtype(sch, block) -> str:
+    """The dtype of the buffer ``block`` writes (of a MAC block: its accumulator, the conv's ``out_dtype``)."""
+    return str(sch.get(block).writes[0].source.dtype)
 
 
 def cpu_facts(target: TargetLike = None) -> CpuFacts:

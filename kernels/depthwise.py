@@ -8,7 +8,8 @@ taps unrolled; the width tile must divide the output width (``pad_einsum`` rejec
 windowed access), else the config degrades to ``tile=False``.
 
 Knobs (:class:`DepthwiseConfig`): ``rows``, ``vector`` (lanes per vector), ``vectors`` (per row),
-``unroll_taps``. Default from the target: :func:`fallback_config`.
+``unroll_taps``. Default from the target and the accumulator's dtype (its lanes: 4 fp32 / 8 fp16 on NEON):
+:func:`fallback_config`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from edgeavs.tvm_api import s_tir
 from kernels.blocks import analyze_mac
-from kernels.defaults import CpuFacts, TargetLike, as_facts, ceil_to
+from kernels.defaults import CpuFacts, TargetLike, as_facts, block_dtype, ceil_to
 from kernels.registry import Entry, register
 
 
@@ -28,6 +29,8 @@ class DepthwiseWorkload:
     out_w: int
     k: int
     stride: int
+    dtype: str = "float32"
+    """The accumulator's (the MAC block's output) dtype: the vectors' element type."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,10 @@ def fallback_config(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -
     """Vector = the SIMD width (or a half/quarter of it when that wastes less padding of the output width);
     as many vectors per row as cover the width up to 4; rows so that accumulators use about half the registers."""
     f = as_facts(facts)
+    lanes = f.lanes_for(w.dtype)
     best = None
-    v = f.lanes
-    while v >= 4 or v == f.lanes:
+    v = lanes
+    while v >= 4 or v == lanes:
         waste = ceil_to(w.out_w, v) / w.out_w
         if best is None or waste < best[0] - 1e-9:
             best = (waste, v)
@@ -78,9 +82,9 @@ def fallback_config(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -
 
 
 def knob_space(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -> dict:
-    f = as_facts(facts)
+    lanes = as_facts(facts).lanes_for(w.dtype)
     return {"rows": [r for r in (1, 2, 4, 7, 8, 14) if w.out_h % r == 0],
-            "vector": sorted({f.lanes, max(4, f.lanes // 2), 4}), "vectors": [1, 2, 4], "unroll_taps": [True, False],
+            "vector": sorted({lanes, max(4, lanes // 2), 4}), "vectors": [1, 2, 4], "unroll_taps": [True, False],
             "tile": [True, False], "parity": [True, False] if w.stride == 2 else [True]}
 
 
@@ -134,7 +138,8 @@ def workload_of(sch: s_tir.Schedule, block, info) -> DepthwiseWorkload:
     stride = column_stride(info, xx)
     if stride is None:
         stride = max(1, (int(din.shape[-1]) + 2 * (k // 2) - k) // max(1, ow - 1)) if din is not None and ow > 1 else 1
-    return DepthwiseWorkload(channels=info.extents[ch], out_h=oh, out_w=ow, k=k, stride=stride)
+    return DepthwiseWorkload(channels=info.extents[ch], out_h=oh, out_w=ow, k=k, stride=stride,
+                             dtype=block_dtype(sch, block))
 
 
 def schedule_depthwise(sch: s_tir.Schedule, block, cfg: DepthwiseConfig | None = None, target: TargetLike = None,
@@ -205,4 +210,4 @@ ENTRY = register(Entry(
     name="depthwise", role="schedule", serves=("depthwise",), workload=DepthwiseWorkload, config=DepthwiseConfig,
     fallback_config=fallback_config, knob_space=knob_space,
     build=lambda sch, block, cfg, facts: schedule_depthwise(sch, block, cfg, facts=facts),
-    workload_of=workload_of))
+    workload_of=workload_of, dtypes=("float32", "float16")))

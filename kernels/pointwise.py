@@ -15,8 +15,8 @@ and contiguous pixel axes (NCHW pixels / matmul columns). Per TVM-NOTES "Hand sc
 - threads over pixel tiles (``parallel="pixel"``) when their count divides evenly over the threads, otherwise
   over channel tiles (``parallel="channel"``, the panel copied once per pixel tile before the parallel loop).
 
-Knobs: :class:`GemmConfig`; default: :func:`fallback_config` (from the target's lanes, registers, threads);
-search space: :func:`knob_space`.
+Knobs: :class:`GemmConfig`; default: :func:`fallback_config` (from the target's registers and threads and the
+lanes of the accumulator's dtype: 4 fp32 / 8 fp16 on NEON); search space: :func:`knob_space`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from edgeavs.tvm_api import s_tir, tirx
 from kernels.blocks import MacInfo, analyze_mac, inline_into_consumers, root_blocks
-from kernels.defaults import CpuFacts, TargetLike, as_facts, ceil_to
+from kernels.defaults import CpuFacts, TargetLike, as_facts, block_dtype, ceil_to
 from kernels.registry import Entry, register
 
 
@@ -37,12 +37,14 @@ class GemmWorkload:
     n: int
     k: int
     batch: int = 1
+    dtype: str = "float32"
+    """The accumulator's (the MAC block's output) dtype: the vectors' element type."""
 
     @classmethod
-    def from_info(cls, info: MacInfo) -> "GemmWorkload":
+    def from_info(cls, info: MacInfo, dtype: str = "float32") -> "GemmWorkload":
         red = info.extent(info.reduce)
         return cls(m=info.extent(info.register), n=info.extent(info.pixel), k=red,
-                   batch=info.extent(info.shared))
+                   batch=info.extent(info.shared), dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class GemmConfig:
     """SIMD vectors per pixel tile (1, 2 or 4: LLVM scalarises 3-vector types); the pixel tile is
     ``pixel_vectors * lanes`` (zero-padded at the end)."""
     lanes: int
-    """fp32 lanes of one vector (8 AVX2, 16 AVX-512, 4 NEON)."""
+    """Lanes of one vector of the accumulator's dtype (fp32: 8 AVX2, 16 AVX-512, 4 NEON; fp16 NEON: 8)."""
     parallel: str = "pixel"
     """"pixel": threads over pixel tiles; "channel": over output-channel tiles."""
     pack: bool = True
@@ -83,12 +85,13 @@ def fallback_config(w: GemmWorkload, facts: CpuFacts | TargetLike = None) -> Gem
     channel tiles start one parallel region per pixel tile (~5 us each), weighed against the work, so a pixel
     tile whose count splits evenly over the threads is preferred when there are many tiles."""
     f = as_facts(facts)
+    lanes = f.lanes_for(w.dtype)
     best = None
     for pv in (1, 2, 4):  # 3 vectors = a <48 x float> LLVM type: measured 30-40x slower (scalarised)
-        if pv > 1 and (pv // 2) * f.lanes >= w.n:
+        if pv > 1 and (pv // 2) * lanes >= w.n:
             break
-        mode = _parallel_mode(w, pv * f.lanes, f.threads)
-        tiles = -(-w.n // (pv * f.lanes)) * w.batch
+        mode = _parallel_mode(w, pv * lanes, f.threads)
+        tiles = -(-w.n // (pv * lanes)) * w.batch
         penalty = 1.0
         if mode == "channel":
             # one parallel launch (~5 us) per pixel tile against the work (at a conservative 20 GFLOP/s/thread)
@@ -97,15 +100,15 @@ def fallback_config(w: GemmWorkload, facts: CpuFacts | TargetLike = None) -> Gem
         for ct in range(1, 17):
             if ct * pv + pv + 1 > f.vector_registers or ct > w.m:
                 continue
-            s = _score(w, ct, pv, f.lanes) * penalty
-            if w.n % (pv * f.lanes):
+            s = _score(w, ct, pv, lanes) * penalty
+            if w.n % (pv * lanes):
                 s *= 0.3  # padded pixel tiles: the pack copy and the epilogue run scalar (guarded)
             if w.m % ct:
                 s *= 0.8  # padded channels: a weight copy per call
             if best is None or s > best[0] + 1e-9:
                 best = (s, ct, pv, mode)
     _, ct, pv, mode = best
-    return GemmConfig(co_tile=ct, pixel_vectors=pv, lanes=f.lanes, parallel=mode, pack=True)
+    return GemmConfig(co_tile=ct, pixel_vectors=pv, lanes=lanes, parallel=mode, pack=True)
 
 
 def knob_space(w: GemmWorkload, facts: CpuFacts | TargetLike = None) -> dict:
@@ -114,7 +117,7 @@ def knob_space(w: GemmWorkload, facts: CpuFacts | TargetLike = None) -> dict:
     return {
         "co_tile": [c for c in range(1, 17) if c <= w.m],
         "pixel_vectors": [1, 2, 4],
-        "lanes": [f.lanes],
+        "lanes": [f.lanes_for(w.dtype)],
         "parallel": ["pixel", "channel"],
         "pack": [True],  # pack=False only for single-axis pixels (matmul); conv pixels need the copy
     }
@@ -192,7 +195,7 @@ def schedule_gemm(sch: s_tir.Schedule, block, cfg: GemmConfig | None = None, tar
     info = analyze_mac(sch, block)
     if info is None or len(info.register) > 1 or not info.pixels_contiguous:
         raise ValueError("not a GEMM-like MAC block")
-    wl = GemmWorkload.from_info(info)
+    wl = GemmWorkload.from_info(info, block_dtype(sch, block))
     cfg = cfg or fallback_config(wl, facts or target)
     gemv = not info.register
     if gemv:
@@ -315,5 +318,5 @@ ENTRY = register(Entry(
     name="gemm", role="schedule", serves=("conv1x1", "matmul"), workload=GemmWorkload, config=GemmConfig,
     fallback_config=fallback_config, knob_space=knob_space,
     build=lambda sch, block, cfg, facts: schedule_gemm(sch, block, cfg, facts=facts),
-    workload_of=lambda sch, block, info: GemmWorkload.from_info(info),
-    choices={"parallel": ("pixel", "channel")}))
+    workload_of=lambda sch, block, info: GemmWorkload.from_info(info, block_dtype(sch, block)),
+    choices={"parallel": ("pixel", "channel")}, dtypes=("float32", "float16")))

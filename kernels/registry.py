@@ -62,6 +62,7 @@ class Entry:
     choices: dict = field(default_factory=dict)
     """String knobs and their allowed values (every other knob is a positive int or a bool)."""
     dtypes: tuple = ("float32",)
+    """The accumulator dtypes the entry serves (a schedule's vector lanes follow the dtype it schedules)."""
 
     def __post_init__(self):
         if self.role not in ROLES:
