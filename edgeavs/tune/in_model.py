@@ -159,15 +159,17 @@ class ModelBench:
         lowered, names = self.lower(assign)
         return compile_vm(lowered, self.target), names
 
-    def lower(self, assign: dict):
-        """``(lowered module, {workload key: [function names]})``: the pipeline of :meth:`build`."""
+    def lower(self, assign: dict, linked_weights: list | None = None):
+        """``(lowered module, {workload key: [function names]})``: the pipeline of :meth:`build`
+        (``linked_weights``: a list to collect the weights into, as ``compile_artifact`` links them)."""
         from edgeavs.compiler.pipeline import phase_after, run_pipeline
         from edgeavs.tvm_api import PrimFunc
 
         functions = {t.key: {"kind": t.kind, "config": config_to_dict(c)} for t, c in assign.items()
                      if c != t.default}
         lowered = run_pipeline(_copy(self.folded), self.target, None, start=phase_after("fold-constants"),
-                               schedule_configs={"functions": functions} if functions else None)[0]
+                               schedule_configs={"functions": functions} if functions else None,
+                               linked_weights=linked_weights)[0]
         names: dict = {}
         for gv, func in lowered.functions_items():
             if isinstance(func, PrimFunc) and func.attrs is not None and WORKLOAD_ATTR in func.attrs:
