@@ -94,7 +94,7 @@ def cost_of(fp: dict) -> dict:
 
 
 def describe_cost(cost: dict) -> str:
-    """``measured`` or ``projected on oryon-1 (...)``: what a user reads."""
+    """``measured`` or ``projected oryon-1 cycles, not measured``: what a user reads."""
     if cost.get("source") == "projected":
         return f"projected {cost.get('cpu')} cycles, not measured"
     return "measured"

@@ -127,8 +127,7 @@ class ModelBench:
     records, exactly as ``edgeavs compile --records`` would: the fusion kernels whose knobs change their call
     (transposed weights) are rebuilt with their call site."""
 
-    measured = "in-model"  # the records' "measured" field
-    unit = "in-model"
+    measured = "in-model"  # the records' "measured" field, and what a round's figures are
     entry_extra: dict = {}
 
     def __init__(self, folded, tvm_target, inputs, passes: int = PASSES):
@@ -230,7 +229,6 @@ def search(tasks: list[KnobTask], records, folded, tvm_target, inputs, *, deadli
         summary.seconds = round(time.perf_counter() - t0, 1)
         return summary
     bench = bench if bench is not None else ModelBench(folded, tvm_target, inputs, passes=passes)
-    unit = bench.unit  # what a round's figures are: "in-model" or "projected"
     round_secs: list[float] = []
 
     def run_round(assign: dict) -> tuple[dict, object, dict]:
@@ -292,7 +290,7 @@ def search(tasks: list[KnobTask], records, folded, tvm_target, inputs, *, deadli
                 s.best, s.best_us = cfg, us
         if on_round is not None:
             on_round(len(live), sum(s.default_us - s.best_us for s in states))
-        say(f"  knob round {rounds}: {len(trying)} candidates, {unit} estimate "
+        say(f"  knob round {rounds}: {len(trying)} candidates, {bench.measured} estimate "
             f"{sum(s.best_us for s in states) / 1e3:.2f} ms for the functions searched "
             f"({sum(s.default_us for s in states) / 1e3:.2f} ms on their defaults)")
 

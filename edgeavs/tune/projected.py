@@ -91,7 +91,6 @@ class ProjectedBench(ModelBench):
     libraries live in a scratch directory until :meth:`close`."""
 
     measured = "projected"
-    unit = "projected"
 
     def __init__(self, folded, tgt, cpu, input_specs: list, *, log=None):
         super().__init__(folded, tgt.to_tvm(), None)
