@@ -140,6 +140,64 @@ def simd_info(target: Mapping[str, Any] | str | Target | None = None) -> SimdInf
     return SimdInfo(vector_bits=128, num_vector_registers=16, num_cores=cores)
 
 
+def target_has_feature(target: Mapping[str, Any] | str | Target | None, feature: str) -> bool:
+    """Whether LLVM gives ``target`` (default: the host) the CPU feature ``feature`` (LLVM's spelling:
+    ``avx512vnni``, ``dotprod``, ``neon``); False for non-llvm kinds or an LLVM without that backend."""
+    tgt = make_target(target if target is not None else host_target())
+    try:
+        return bool(_codegen.llvm_cpu_has_features(feature, tgt))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def tensor_intrin(name: str) -> str:
+    """``name`` once TVM's registered tensor intrinsic of that name exists (importing
+    ``tvm.s_tir.tensor_intrin`` registers the x86 and Arm ones); for ``Schedule.tensorize``."""
+    import tvm.s_tir.tensor_intrin  # noqa: F401 - registers the intrinsics
+
+    s_tir.TensorIntrin.get(name)  # raises when TVM has no such intrinsic
+    return name
+
+
+VNNI_DOT_INTRIN = "edgeavs_dot_16x4_vnni"
+"""``dot_16x4_vnni`` for LLVM >= 21, where ``llvm.x86.avx512.vpdpbusd.512`` takes ``<64 x i8>`` operands: TVM's
+registered implementation passes ``<16 x i32>`` and fails LLVM's verifier there."""
+
+
+def vnni_dot_intrin() -> str:
+    """The name of a working ``C[16] int32 += A[4] uint8 (broadcast) . B[16, 4] int8`` VNNI intrinsic: TVM's
+    ``dot_16x4_vnni`` when its LLVM takes the ``<16 x i32>`` operands, else :data:`VNNI_DOT_INTRIN` (TVM's
+    description of ``dot_16x4_vnni`` with the same ``vpdpbusd`` call on byte vectors), registered once."""
+    name = tensor_intrin("dot_16x4_vnni")
+    if int(_codegen.llvm_version_major()) < 21:
+        return name
+    try:
+        s_tir.TensorIntrin.get(VNNI_DOT_INTRIN)
+        return VNNI_DOT_INTRIN
+    except Exception:  # noqa: BLE001 - not registered yet
+        pass
+
+    @T.prim_func(s_tir=True)
+    def vpdpbusd_bytes(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (4,), "uint8", offset_factor=1)
+        B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (16,), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+            T.writes(C[0:16])
+            a4 = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
+            C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
+                C.vload([0], dtype="int32x16"),
+                T.reinterpret(T.broadcast(a4, 16), dtype="uint8x64"),
+                B.vload([0, 0], dtype="int8x64"),
+                dtype="int32x16",
+            )
+
+    s_tir.TensorIntrin.register(VNNI_DOT_INTRIN, s_tir.TensorIntrin.get(name).desc, vpdpbusd_bytes)
+    return VNNI_DOT_INTRIN
+
+
 def build_prim_func(func: PrimFunc, target: Mapping[str, Any] | str | Target | None = None):
     """Compile one PrimFunc for ``target`` (default: the host) and return the runtime module."""
     tgt = make_target(target if target is not None else host_target())
@@ -182,6 +240,7 @@ __all__ = [
     "assert_structural_equal", "VirtualMachine", "cpu",
     "tvm_version", "llvm_version", "llvm_host_cpu", "llvm_host_triple", "llvm_is_valid_cpu",
     "llvm_vector_width", "make_target", "host_target", "SimdInfo", "simd_info", "build_prim_func", "to_tvm",
+    "target_has_feature", "tensor_intrin", "vnni_dot_intrin", "VNNI_DOT_INTRIN",
     "structural_hash",
 ]
 

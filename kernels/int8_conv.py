@@ -1,0 +1,326 @@
+"""int8 1x1 convolution with the activation quantized inside the kernel: one fp32 tensor in, one fp32 tensor out.
+
+``y[n, m, h, w] = float32(acc[n, m, h, w] - comp[m]) * scale[m] + bias[m]``, ``acc = sum_k data[n, k, h, w] *
+wpack(m, k)`` in int32, where ``data`` is the input quantized in the kernel's pack stage:
+``q = clip(rint(x * inv_scale) + zero_point, -128, 127)`` (``x * inv_scale`` in float32, ``rint`` rounds half to
+even), fed as ``q + 128`` (uint8) to AVX-512 VNNI's ``vpdpbusd`` and as ``q`` (int8) to AArch64's ``sdot`` and to
+the generic path. ``comp`` (from :func:`prepare_weights`) removes the zero point (and VNNI's +128) exactly, so
+``acc - comp == sum_k wq[m, k] * (q[k] - zero_point)``.
+
+The PrimFunc (``R.call_tir`` signature, inputs then output)::
+
+    (x: float32[n, k, h, w], qparams: float32[2] = (inv_scale, zero_point), wpack: int8[...],
+     comp: int32[m], scale: float32[m], bias: float32[m]) -> y: float32[n, m, h, w]
+
+Stages:
+
+- ``pack``: per pixel tile (or per image with ``parallel="channel"``), NCHW fp32 -> a pixel-major panel
+  ``[pixels, k/4, 4]`` of uint8 (vnni) / int8, k zero-padded to a multiple of 4, pixels to the tile;
+- ``conv``: a register tile of ``co_blocks`` weight blocks x ``pixel_tile`` pixels of int32 accumulators
+  (``local``), the inner ``block x 4`` dot product tensorized with TVM's ``dot_16x4_vnni`` (16 channels) or
+  ``dot_4x4_i8i8s32_sdot`` (4 channels); the generic path runs the same loops vectorised over the block's 8
+  output channels without an intrinsic (correct on every CPU, slow);
+- ``y``: the epilogue per register tile, straight from the accumulators (the pixel axis is ``h * w`` fused: no
+  div/mod in the vector loop).
+
+Weights come packed by :func:`prepare_weights` (the layout depends on the ISA only, never on the config):
+vnni ``[ceil(m/16), ceil(k/4), 16, 4]``, sdot ``[ceil(m/4), ceil(k/4), 4, 4]`` (``wpack[mb, kb, i, j] =
+wq[mb*B + i, kb*4 + j]``), generic ``[ceil(m/8), ceil(k/4), 4, 8]`` (``wpack[mb, kb, j, i]``), zeros in the padding.
+
+Knobs (:class:`Int8ConvConfig`): ``co_blocks`` (weight blocks per register tile, a divisor of ``ceil(m/B)``),
+``pixel_tile`` (pixels per register tile; the panel is padded to a multiple), ``parallel`` (threads over pixel
+tiles or over channel tiles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeavs.errors import EdgeAVSError
+from edgeavs.tvm_api import (PrimFunc, host_target, make_target, target_has_feature, te, tensor_intrin, tirx,
+                             vnni_dot_intrin)
+from kernels.common import TargetLike, finish, schedule_of
+from kernels.defaults import CpuFacts, as_facts, ceil_to, divisors
+from kernels.registry import WORKLOAD_ATTR, Entry, kernel_key, register
+
+NAME = "int8_conv"
+"""The kernel's name in the registry and in its workload keys."""
+CHAIN = f"edgeavs.{NAME}"
+ISAS = ("vnni", "sdot", "generic")
+BLOCK = {"vnni": 16, "sdot": 4, "generic": 8}
+"""Output channels per weight block (the intrinsic's width: 16 int32 lanes of vpdpbusd, 4 of sdot)."""
+INTRIN = {"vnni": "dot_16x4_vnni", "sdot": "dot_4x4_i8i8s32_sdot"}
+KGROUP = 4
+"""Input channels per dot-product step (k is zero-padded to a multiple)."""
+PARALLEL = ("pixel", "channel")
+PIXEL_TILES = (1, 2, 3, 4, 6, 8, 12)
+
+
+def isa_for(target: TargetLike = None) -> str:
+    """``"vnni"`` when ``target`` (default: the host; a TVM target, its dict, or an ``edgeavs.targets.Target``)
+    has AVX-512 VNNI, ``"sdot"`` for AArch64 with the dot-product extension, else ``"generic"``."""
+    if target is None:
+        target = host_target()
+    if hasattr(target, "tvm_dict"):
+        target = target.tvm_dict()
+    tgt = make_target(target)
+    if target_has_feature(tgt, "avx512vnni"):
+        return "vnni"
+    triple = str(tgt.attrs.get("mtriple", "") or "")
+    if target_has_feature(tgt, "dotprod") and (triple.startswith(("aarch64", "arm64"))
+                                               or target_has_feature(tgt, "neon")):
+        return "sdot"
+    return "generic"
+
+
+@dataclass(frozen=True)
+class Int8ConvWorkload:
+    n: int
+    m: int
+    k: int
+    h: int
+    w: int
+    isa: str = "generic"
+
+
+@dataclass(frozen=True)
+class Int8ConvConfig:
+    co_blocks: int = 1
+    """Weight blocks (``BLOCK[isa]`` output channels each) per register tile; divides ``ceil(m / block)``."""
+    pixel_tile: int = 1
+    """Pixels per register tile (the pixel axis is padded to a multiple inside the kernel)."""
+    parallel: str = "pixel"
+    """"pixel": threads over (image, pixel tile); "channel": over channel tiles (the image packed first)."""
+
+
+def _check(wl: Int8ConvWorkload) -> None:
+    for f in ("n", "m", "k", "h", "w"):
+        v = getattr(wl, f)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise EdgeAVSError(f"int8_conv workload: {f}={v!r} is not a positive integer")
+    if wl.isa not in ISAS:
+        raise EdgeAVSError(f"int8_conv workload: isa {wl.isa!r} is not one of {', '.join(ISAS)}")
+
+
+def _blocks(wl: Int8ConvWorkload) -> int:
+    return -(-wl.m // BLOCK[wl.isa])
+
+
+def _regs_per_block(wl: Int8ConvWorkload, f: CpuFacts) -> int:
+    """Vector registers one block of int32 accumulators takes (one for vnni/sdot; generic: 8 lanes)."""
+    if wl.isa in ("vnni", "sdot"):
+        return 1
+    return max(1, BLOCK["generic"] * 32 // f.vector_bits)
+
+
+def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -> Int8ConvConfig:
+    """The register tile with the most dot products per load x useful fraction (pixel padding), within the
+    register file (accumulators + one weight vector per block + a broadcast); threads over pixel tiles unless
+    there are too few of them to share out."""
+    _check(wl)
+    f = as_facts(facts)
+    r = _regs_per_block(wl, f)
+    pixels = wl.h * wl.w
+    best = None
+    for cb in divisors(_blocks(wl)):
+        if cb > 8:
+            break
+        for pt in PIXEL_TILES:
+            if pt > pixels and pt > 1:
+                break
+            if (cb * pt + cb) * r + 1 > f.vector_registers:
+                continue
+            useful = pixels / ceil_to(pixels, pt)
+            score = useful * (cb * pt) / (cb + pt)
+            if best is None or score > best[0] + 1e-9:
+                best = (score, cb, pt)
+    _, cb, pt = best
+    pixel_tiles = wl.n * -(-pixels // pt)
+    channel_tiles = _blocks(wl) // cb
+    parallel = "pixel" if f.threads == 1 or pixel_tiles >= 2 * f.threads or pixel_tiles >= channel_tiles \
+        else "channel"
+    return Int8ConvConfig(co_blocks=cb, pixel_tile=pt, parallel=parallel)
+
+
+def knob_space(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -> dict[str, list]:
+    """What ``edgeavs tune`` may search (every combination builds and computes the same integers)."""
+    _check(wl)
+    pixels = wl.h * wl.w
+    return {"co_blocks": [d for d in divisors(_blocks(wl)) if d <= 8],
+            "pixel_tile": [p for p in PIXEL_TILES if p <= pixels or p == 1],
+            "parallel": list(PARALLEL)}
+
+
+def _check_config(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> None:
+    if _blocks(wl) % cfg.co_blocks:
+        raise ValueError(f"int8_conv: co_blocks={cfg.co_blocks} does not divide the {_blocks(wl)} weight blocks "
+                         f"of m={wl.m}")
+    if cfg.pixel_tile < 1 or cfg.co_blocks < 1:
+        raise ValueError(f"int8_conv: tiles must be positive ({cfg})")
+    if cfg.parallel not in PARALLEL:
+        raise ValueError(f"int8_conv: parallel={cfg.parallel!r} is not one of {', '.join(PARALLEL)}")
+
+
+def wpack_shape(m: int, k: int, isa: str) -> tuple[int, int, int, int]:
+    """The shape of :func:`prepare_weights`' ``wpack`` for ``m`` output and ``k`` input channels."""
+    b = BLOCK[isa]
+    mb, kb = -(-m // b), -(-k // KGROUP)
+    return (mb, kb, KGROUP, b) if isa == "generic" else (mb, kb, b, KGROUP)
+
+
+def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
+    """The TE stages ``pack`` -> ``conv`` -> ``y``; returns ``[x, qparams, wpack, comp, scale, bias, y]``."""
+    b_ = BLOCK[wl.isa]
+    n, m, k, h, w = wl.n, wl.m, wl.k, wl.h, wl.w
+    kb_n = -(-k // KGROUP)
+    mp = _blocks(wl) * b_
+    pixels = h * w
+    pp = ceil_to(pixels, cfg.pixel_tile)
+    x = te.placeholder((n, k, h, w), "float32", name="x")
+    qp = te.placeholder((2,), "float32", name="qparams")
+    wp = te.placeholder(wpack_shape(m, k, wl.isa), "int8", name="wpack")
+    comp = te.placeholder((m,), "int32", name="comp")
+    scale = te.placeholder((m,), "float32", name="scale")
+    bias = te.placeholder((m,), "float32", name="bias")
+    vnni = wl.isa == "vnni"
+    ddtype = "uint8" if vnni else "int8"
+    shift, lo, hi = (128.0, 0.0, 255.0) if vnni else (0.0, -128.0, 127.0)
+
+    def quantize(b, p, kb, ki):
+        kk = kb * KGROUP + ki
+        v = tirx.nearbyint(x[b, kk, p // w, p % w] * qp[0]) + qp[1]
+        if shift:
+            v = v + tirx.const(shift, "float32")
+        v = te.max(te.min(v, tirx.const(hi, "float32")), tirx.const(lo, "float32")).astype(ddtype)
+        conds = ([p < pixels] if pp != pixels else []) + ([kk < k] if kb_n * KGROUP != k else [])
+        if not conds:
+            return v
+        return tirx.if_then_else(tirx.all(*conds), v, tirx.const(0, ddtype))
+
+    panel = te.compute((n, pp, kb_n, KGROUP), quantize, name="pack")
+    rkb = te.reduce_axis((0, kb_n), name="kb")
+    rki = te.reduce_axis((0, KGROUP), name="ki")
+
+    def weight(mm, kb, ki):
+        if wl.isa == "generic":
+            return wp[mm // b_, kb, ki, mm % b_]
+        return wp[mm // b_, kb, mm % b_, ki]
+
+    conv = te.compute(
+        (n, pp, mp),
+        lambda b, p, mm: te.sum(panel[b, p, rkb, rki].astype("int32") * weight(mm, rkb, rki).astype("int32"),
+                                axis=[rkb, rki]),
+        name="conv")
+    y = te.compute((n, m, h, w),
+                   lambda b, c, i, j: (conv[b, i * w + j, c] - comp[c]).astype("float32") * scale[c] + bias[c],
+                   name="y")
+    return [x, qp, wp, comp, scale, bias, y]
+
+
+def schedule(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> PrimFunc:
+    _check(wl)
+    _check_config(wl, cfg)
+    b_ = BLOCK[wl.isa]
+    pt, cb = cfg.pixel_tile, cfg.co_blocks
+    sch = schedule_of(compute(wl, cfg))
+    pack, conv, epi = sch.get_sblock("pack"), sch.get_sblock("conv"), sch.get_sblock("y")
+    w = wl.w
+    # the epilogue over (n, m, h*w): its pixel axis matches the accumulators' (no div/mod per element)
+    sch.transform_block_layout(epi, tirx.IndexMap.from_func(lambda b, c, i, j: [b, c, i * w + j], ndim=4))
+
+    b, p, mm, kb, ki = sch.get_loops(conv)
+    po, pi = sch.split(p, [None, pt])
+    mo, mc, mi = sch.split(mm, [None, cb, b_])
+    if cfg.parallel == "pixel":
+        sch.reorder(b, po, mo, kb, pi, mc, mi, ki)
+    else:
+        sch.reorder(b, mo, po, kb, pi, mc, mi, ki)
+    sch.reverse_compute_at(epi, mo if cfg.parallel == "pixel" else po)
+    if cfg.parallel == "pixel":
+        par = sch.fuse(b, po)
+        sch.parallel(par)
+        sch.compute_at(pack, par)
+    else:
+        sch.compute_at(pack, b)
+        sch.parallel(mo)
+
+    if wl.isa not in INTRIN:
+        sch.reorder(ki, pi)
+        sch.vectorize(mi)
+        sch.unroll(ki)
+    init = sch.decompose_reduction(conv, kb)
+    if wl.isa in INTRIN:
+        sch.vectorize(sch.get_loops(init)[-1])
+        sch.tensorize(mi, vnni_dot_intrin() if wl.isa == "vnni" else tensor_intrin(INTRIN[wl.isa]))
+    sch.unroll(mc)
+    sch.unroll(pi)
+    # the accumulators in registers: after tensorize (TVM's intrinsics describe global buffers)
+    sch.set_scope(init, 0, "local")
+
+    # the epilogue: channel rows of the tile, pixels innermost (contiguous stores)
+    el = sch.get_loops(epi)
+    c_loop, p_loop = el[-2], el[-1]
+    del c_loop, p_loop
+    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key(NAME, wl))
+
+
+def int8_conv_kernel(wl: Int8ConvWorkload, target: TargetLike = None,
+                     config: Int8ConvConfig | None = None) -> PrimFunc:
+    """The scheduled PrimFunc for ``wl`` (``config``: default :func:`fallback_config` of ``target``)."""
+    return schedule(wl, config or fallback_config(wl, target))
+
+
+def prepare_weights(wq: np.ndarray, zero_point: int, isa: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(wpack, comp)`` for int8 weights ``wq [m, k]`` (symmetric, per output channel) and the input's int8
+    ``zero_point``: ``wpack`` in the layout the ``isa``'s kernel reads (:func:`wpack_shape`, zeros in the
+    padding), ``comp`` int32 ``[m]`` with ``acc[m, p] - comp[m] == sum_k wq[m, k] * (q[k, p] - zero_point)``
+    (vnni reads ``q + 128``: ``comp = (zero_point + 128) * rowsum``; sdot/generic ``zero_point * rowsum``)."""
+    if isa not in ISAS:
+        raise EdgeAVSError(f"int8_conv weights: isa {isa!r} is not one of {', '.join(ISAS)}")
+    wq = np.asarray(wq)
+    if wq.dtype != np.int8 or wq.ndim != 2 or 0 in wq.shape:
+        raise EdgeAVSError(f"int8_conv weights: want a non-empty int8 [m, k] array, got {wq.dtype} "
+                           f"{list(wq.shape)}")
+    if isinstance(zero_point, bool) or int(zero_point) != zero_point or not -128 <= int(zero_point) <= 127:
+        raise EdgeAVSError(f"int8_conv weights: zero_point {zero_point!r} is not an int8 value")
+    m, k = wq.shape
+    b_ = BLOCK[isa]
+    mb, kb = -(-m // b_), -(-k // KGROUP)
+    full = np.zeros((mb * b_, kb * KGROUP), np.int8)
+    full[:m, :k] = wq
+    blocks = full.reshape(mb, b_, kb, KGROUP)  # [mb, i, kb, j]
+    order = (0, 2, 3, 1) if isa == "generic" else (0, 2, 1, 3)
+    wpack = np.ascontiguousarray(blocks.transpose(order))
+    rowsum = wq.astype(np.int64).sum(axis=1)
+    comp = (int(zero_point) + (128 if isa == "vnni" else 0)) * rowsum
+    return wpack, comp.astype(np.int32)
+
+
+def quantize_reference(x: np.ndarray, inv_scale: float, zero_point: int) -> np.ndarray:
+    """``clip(rint(x * inv_scale) + zero_point, -128, 127)`` as int8 (``x * inv_scale`` in float32, ``rint``
+    half to even): what the kernel's pack stage computes."""
+    t = np.rint(np.asarray(x, np.float32) * np.float32(inv_scale)) + np.float32(zero_point)
+    return np.clip(t, -128, 127).astype(np.int8)
+
+
+def reference(x, wq, inv_scale, zero_point, scale, bias) -> np.ndarray:
+    """float32 ``[n, m, h, w]``: ``float32(sum_k wq[m, k] * (q[n, k, h, w] - zero_point)) * scale[m] + bias[m]``
+    with the exact integer sum (int64) and ``q`` from :func:`quantize_reference`."""
+    q = quantize_reference(x, inv_scale, zero_point).astype(np.int64) - int(zero_point)
+    acc = np.einsum("mk,nkhw->nmhw", np.asarray(wq, np.int64), q)
+    s = np.asarray(scale, np.float32)[None, :, None, None]
+    b = np.asarray(bias, np.float32)[None, :, None, None]
+    return (acc.astype(np.float32) * s + b).astype(np.float32)
+
+
+__all__ = ["BLOCK", "CHAIN", "ISAS", "Int8ConvConfig", "Int8ConvWorkload", "NAME", "compute", "fallback_config",
+           "int8_conv_kernel", "isa_for", "knob_space", "prepare_weights", "quantize_reference", "reference",
+           "schedule", "wpack_shape"]
+
+
+ENTRY = register(Entry(
+    name=NAME, role="kernel", serves=(CHAIN,), workload=Int8ConvWorkload, config=Int8ConvConfig,
+    fallback_config=fallback_config, knob_space=knob_space, build=schedule, choices={"parallel": PARALLEL},
+    dtypes=("int8",)))
