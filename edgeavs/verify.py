@@ -48,8 +48,9 @@ TOLERANCES = {
                 "layer_snr_db": 30.0},
     "float16/acc16": {"rel_l2": 6e-2, "max_abs": 1.2e-1, "mask_iou": 0.65, "mask_min_pixels": 64,
                       "layer_snr_db": 20.0},
+    "int8": {"rel_l2": 0.3, "max_abs": 1.0, "mask_iou": 0.8, "mask_min_pixels": 64, "layer_snr_db": 10.0},
 }
-PRECISION_DTYPE = {"fp32": "float32", "fp16": "float16"}
+PRECISION_DTYPE = {"fp32": "float32", "fp16": "float16", "int8": "int8"}
 """A manifest's ``precision`` -> its row of :data:`TOLERANCES` (fp16 accumulating in fp16: ``/acc16``)."""
 MEASURED = {
     # bench/results/verify_spread.json (2-core Intel Xeon, AVX-512; LightAVSeg-T and -L at 224, random
@@ -370,6 +371,14 @@ def _per_layer(directory, manifest, weights_args, checkpoint, frames, waveform, 
                            source="manifest.json")
     w = manifest["weights"]
     ck = weights_args[1] if weights_args[0] == "--checkpoint" else None
+    calib = {}
+    if manifest.get("precision") == "int8":  # recalibrate as compile did: the same tree, the same frames
+        cal = ((manifest.get("precision_report") or {}).get("calibration") or {}).get("calibration") or {}
+        root = cal.get("root")
+        if not root or not Path(root).is_dir():
+            raise VerifyUsageError(f"--per-layer of an int8 build recalibrates on the tree it was calibrated on "
+                                   f"({root or 'not recorded'}), which is not there")
+        calib = {"calibration": root, "calibration_frames": int(cal.get("frames") or 0) or None}
     with tempfile.TemporaryDirectory() as tmp:
         say("compiling the per-layer graph (every intermediate as an output)")
         compile_artifact(Path(tmp) / "aux", target=tgt, variant=manifest["variant"],
@@ -377,7 +386,7 @@ def _per_layer(directory, manifest, weights_args, checkpoint, frames, waveform, 
                          via=manifest.get("via", "export"), seed=int(w.get("seed", 0) or 0),
                          aux=True, interaction=None if ck else w.get("fusion", "lightavseg"),
                          precision=manifest.get("precision", "fp32"),
-                         accumulate=_accumulate(manifest))
+                         accumulate=_accumulate(manifest), **calib)
         aux = load_artifact(Path(tmp) / "aux")
         got = aux.run_all(frames, waveform)
     ref = run_reference_process(manifest["variant"], weights_args, frames, waveform, aux=True)

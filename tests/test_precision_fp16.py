@@ -84,8 +84,8 @@ def test_check_precision_refusals(tmp_path):
     check_precision("fp16", load_target("aarch64-linux"))  # +fullfp16
     check_precision("fp16", load_target("snapdragon8elite"))
     check_precision("fp16", load_target("host"))  # x86: for checking
-    with pytest.raises(EdgeAVSError, match="int8 is not built yet"):
-        check_precision("int8", load_target("host"))
+    with pytest.raises(EdgeAVSError, match=r"--precision 'int4': expected one of fp32, fp16, int8"):
+        check_precision("int4", load_target("host"))
     with pytest.raises(EdgeAVSError, match="--accumulate applies to --precision fp16"):
         check_precision("fp32", load_target("host"), "fp16")
 

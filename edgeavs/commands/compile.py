@@ -64,10 +64,17 @@ def check_output_dir(output, option: str) -> bool:
                    "artifacts/<variant>-<H>x<W>-<target>).")
 @click.option("--records", type=click.Path(path_type=str), default=None, metavar="DIR",
               help="Tuning records from `edgeavs tune` (must have been tuned for this target).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
               help="fp16: the convs and matmuls in half precision (the log-mel front end, the first and the "
                    "last conv stay fp32); for AArch64 targets with +fullfp16; on x86 hosts a build for "
-                   "checking only (no native fp16 arithmetic). Recorded in the manifest; verify picks its rule.")
+                   "checking only (no native fp16 arithmetic). int8: the 1x1 convs in int8 with int32 "
+                   "accumulation (VNNI on x86, sdot on AArch64 +dotprod), calibrated on --calibration; the "
+                   "least robust stay fp32. Recorded in the manifest; verify picks its rule.")
+@click.option("--calibration", type=click.Path(path_type=str), default=None, metavar="DIR",
+              help="int8 builds: an AVSBench-layout tree (e.g. `edgeavs data synth` output) whose train frames "
+                   "calibrate the activations' scales.")
+@click.option("--calibration-frames", type=click.IntRange(1, 100000), default=None, metavar="N",
+              help="int8 builds: how many train frames to calibrate on (default 200; five per clip).")
 @click.option("--accumulate", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="fp16 builds: the MAC layers' accumulator. fp16: native fp16 FMLA, 8 lanes per vector (2x "
                    "fp32's rate on AArch64) at fp16 rounding of the partial sums; fp32: fp16 operands widened "
@@ -78,8 +85,8 @@ def check_output_dir(output, option: str) -> bool:
               help="Host targets: then time every function (as `edgeavs profile`) and record each unscheduled "
                    "function's share of latency in the manifest and the log.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the artifact path.")
-def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, records, precision, accumulate,
-                no_schedules, output, quiet, profile):
+def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, records, precision, calibration,
+                calibration_frames, accumulate, no_schedules, output, quiet, profile):
     """Compile LightAVSeg for --target into an artifact directory: model.so (weights bound in)
     and manifest.json (versions, target fingerprint, shapes, file hashes, fusion report)."""
     from edgeavs.compiler.build import check_precision, compile_artifact, parse_resolution, resolve_weights
@@ -91,6 +98,20 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
         check_writable(dump_ir, "--dump-ir", kind="dir", make_parents=True)
     tgt = load_target(target)
     check_precision(precision, tgt, accumulate)
+    if precision == "int8" and calibration is None:
+        from edgeavs.errors import EdgeAVSError
+
+        raise EdgeAVSError("--precision int8 needs --calibration DIR (an AVSBench-layout tree, e.g. `edgeavs data "
+                           "synth` output): the activations' scales come from it")
+    if precision != "int8" and (calibration is not None or calibration_frames is not None):
+        from edgeavs.errors import EdgeAVSError
+
+        raise EdgeAVSError(f"--calibration{'-frames' if calibration is None else ''} applies to --precision int8 "
+                           f"(this build is {precision})")
+    if calibration is not None:
+        from edgeavs.compiler.calibrate import find_task
+
+        find_task(calibration)  # a bad tree is one line before the import and the build
     if profile and (tgt.link != "host" or no_schedules):
         from edgeavs.errors import EdgeAVSError
 
@@ -114,7 +135,8 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
         manifest = compile_artifact(output, target=tgt, variant=variant, checkpoint=checkpoint,
                                     resolution=resolution, via=via, dump_ir=dump_ir, log=log,
                                     records=records, schedules=not no_schedules, interaction=fusion,
-                                    precision=precision, accumulate=accumulate)
+                                    precision=precision, accumulate=accumulate, calibration=calibration,
+                                    calibration_frames=calibration_frames)
     if not quiet:
         chains = (manifest.get("fusion") or {}).get("chains") or {}
         fused = ", ".join(f"{k} {v.get('fused', 0)}" for k, v in chains.items()) or "none"
@@ -122,7 +144,15 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
                    f"{manifest['resolution'][1]} for {tgt.name} in "
                    f"{manifest['compile_seconds']['total']:.1f} s (fused chains: {fused})", err=True)
         prep = manifest.get("precision_report") or {}
-        if manifest.get("precision", "fp32") != "fp32":
+        if manifest.get("precision") == "int8":
+            cal = prep.get("calibration") or {}
+            kept = ", ".join(f"{k} {v}" for k, v in (prep.get("kept") or {}).items()) or "none"
+            macs = cal.get("site_macs_int8", 0) + cal.get("site_macs_fp32", 0)
+            click.echo(f"int8: {prep.get('converted', 0)} of {prep.get('sites', 0)} 1x1 convs in int8 "
+                       f"({prep.get('isa')} kernels; {cal.get('site_macs_int8', 0) / max(macs, 1):.0%} of their "
+                       f"MACs), calibrated on {(cal.get('calibration') or {}).get('frames')} frames; kept fp32: "
+                       f"{kept}", err=True)
+        elif manifest.get("precision", "fp32") != "fp32":
             kept = ", ".join(f"{k} {v}" for k, v in (prep.get("kept") or {}).items()) or "none"
             click.echo(f"{manifest['precision']}: {prep.get('converted', 0)} MAC layers in half precision, accumulate "
                        f"{prep.get('accumulate')}; kept fp32: {kept}"

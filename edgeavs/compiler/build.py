@@ -169,8 +169,8 @@ def prepare(variant: str | None, checkpoint=None, resolution="224", *, seed: int
     return ModelSource(variant=variant, weights=weights, checkpoint=checkpoint, resolution=(h, w))
 
 
-PRECISIONS = ("fp32", "fp16")
-"""What ``compile --precision`` builds (``edgeavs.compiler.records.PRECISIONS`` also names int8)."""
+PRECISIONS = ("fp32", "fp16", "int8")
+"""What ``compile --precision`` builds (the same list as ``edgeavs.compiler.records.PRECISIONS``)."""
 ACCUMULATE = {"fp32": "float32", "fp16": "float16"}
 """``--accumulate``: the accumulator of an fp16 build's MAC layers."""
 
@@ -179,13 +179,16 @@ def check_precision(precision: str, tgt, accumulate: str = "fp32") -> None:
     """Refuse, in one line, a precision ``tgt`` cannot run: fp16 on an AArch64 target needs ``+fullfp16``
     (x86 has no fp16 arithmetic LLVM uses: host fp16 builds convert to fp32 around every op, for checking)."""
     if precision not in PRECISIONS:
-        raise EdgeAVSError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}"
-                           + (" (int8 is not built yet)" if precision == "int8" else ""))
+        raise EdgeAVSError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if accumulate not in ACCUMULATE:
         raise EdgeAVSError(f"--accumulate {accumulate!r}: expected one of {', '.join(ACCUMULATE)}")
-    if precision == "fp32" and accumulate != "fp32":
-        raise EdgeAVSError("--accumulate applies to --precision fp16 (an fp32 build accumulates in fp32)")
+    if precision != "fp16" and accumulate != "fp32":
+        raise EdgeAVSError(f"--accumulate applies to --precision fp16 (an {precision} build accumulates in "
+                           + ("int32)" if precision == "int8" else "fp32)"))
     triple = tgt.mtriple or ""
+    if precision == "int8" and triple.startswith(("aarch64", "arm64")) and "+dotprod" not in tgt.mattr:
+        raise EdgeAVSError(f"--precision int8: target {tgt.name} ({tgt.source or tgt.mcpu}) has no +dotprod in "
+                           f"its mattr {list(tgt.mattr)}: the int8 kernels need sdot")
     if precision == "fp16" and triple.startswith(("aarch64", "arm64")) and "+fullfp16" not in tgt.mattr:
         raise EdgeAVSError(f"--precision fp16: target {tgt.name} ({tgt.source or tgt.mcpu}) has no +fullfp16 "
                            f"in its mattr {list(tgt.mattr)}: its cores cannot compute in fp16")
@@ -196,7 +199,8 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
                      seed: int = DEFAULT_SEED, aux: bool = False, fusion: bool = True,
                      schedules: bool = True, records=None, log=None,
                      interaction: str | None = None, link_weights: bool = True,
-                     precision: str = "fp32", accumulate: str = "fp32") -> dict:
+                     precision: str = "fp32", accumulate: str = "fp32", calibration=None,
+                     calibration_frames: int | None = None, int8_min_snr_db: float | None = None) -> dict:
     """Compile LightAVSeg to the artifact directory ``out`` and return its manifest.
 
     ``target``: a name from ``targets/`` or a YAML path (or a loaded ``Target``).
@@ -211,7 +215,9 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     (:mod:`edgeavs.compiler.linked_weights`; False: VM constants, copied out at load, as before).
     ``precision``: ``fp32`` or ``fp16`` (the convs and matmuls in half precision, see
     ``edgeavs.passes.to_fp16``; ``accumulate`` ``fp32`` or ``fp16`` their accumulator); recorded in the
-    manifest, and ``records`` must have been tuned for the same precision.
+    manifest, and ``records`` must have been tuned for the same precision. ``int8``: the 1x1 convs in int8
+    (``edgeavs.passes.int8_conv``), calibrated on ``calibration_frames`` frames of the AVSBench-layout tree
+    ``calibration`` (``edgeavs.compiler.calibrate``; sites below ``int8_min_snr_db`` stay fp32).
     The directory appears complete or not at all (built beside it, then renamed).
     """
     from edgeavs import __version__
@@ -226,6 +232,17 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     check_precision(precision, tgt, accumulate)
     source = prepare(variant, checkpoint, resolution, seed=seed, interaction=interaction)
     variant, weights, (h, w) = source.variant, source.weights, source.resolution
+    clips = None
+    if precision == "int8":
+        from edgeavs.compiler import calibrate
+
+        if calibration is None:
+            raise EdgeAVSError("--precision int8 needs --calibration DIR (an AVSBench-layout tree, e.g. "
+                               "`edgeavs data synth` output): the activations' scales come from it")
+        clips, calib_info = calibrate.calibration_inputs(
+            calibration, (h, w), calibration_frames or calibrate.DEFAULT_FRAMES)
+    elif calibration is not None:
+        raise EdgeAVSError(f"--calibration applies to --precision int8 (this build is {precision})")
     out = Path(out)
     knobs, records_info = None, None
     if records is not None:
@@ -249,11 +266,21 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
 
         linked = [] if link_weights else None  # the weights, as data in model.so (linked_weights)
         with collect_function_table() as table:  # per function: class, schedule, flops (edgeavs profile)
-            mod, report = run_pipeline(mod, tvm_target, params, dump_dir=dump_ir, fusion=fusion, log=say,
-                                       schedules=schedules,
-                                       schedule_configs={"functions": knobs} if knobs else None,
-                                       records=records, linked_weights=linked, precision=precision,
-                                       accumulate=ACCUMULATE[accumulate])
+            common = dict(dump_dir=dump_ir, fusion=fusion, log=say, schedules=schedules,
+                          schedule_configs={"functions": knobs} if knobs else None, records=records,
+                          linked_weights=linked, precision=precision, accumulate=ACCUMULATE[accumulate])
+            if precision == "int8":
+                # calibrate on the module the precision phase rewrites, then go on from there
+                mod, front = run_pipeline(mod, tvm_target, params, stop="edgeavs-fusion", **common)
+                plan = calibrate.plan(mod, clips, log=say, calibration=calib_info,
+                                      min_snr_db=calibrate.MIN_SNR_DB if int8_min_snr_db is None
+                                      else float(int8_min_snr_db))
+                mod, report = run_pipeline(mod, tvm_target, None, start="precision", int8_plan=plan, **common)
+                report["fusion"] = front["fusion"]
+                report["phase_seconds"] = {**front["phase_seconds"], "calibrate": plan.report["seconds"],
+                                           **report["phase_seconds"]}
+            else:
+                mod, report = run_pipeline(mod, tvm_target, params, **common)
         if table.functions is not None and report["schedules"].get("enabled"):
             report["schedules"]["functions"] = table.functions
         t0 = time.perf_counter()

@@ -9,8 +9,10 @@
     edgeavs-fusion       our pattern passes (edgeavs.passes, in the order of its PATTERNS table:
                          FuseChannelBias, FuseAudioGate, FuseHsigGate, FuseStftFft), when importable; their
                          FusionStats (found/fused per chain) form the manifest's fusion report
-    precision            fp16 builds only: ToFloat16 (edgeavs.passes.to_fp16) puts the convs and matmuls in
-                         half precision (the log-mel front end, the first and the last conv stay fp32); its
+    precision            fp16 builds: ToFloat16 (edgeavs.passes.to_fp16) puts the convs and matmuls in
+                         half precision (the log-mel front end, the first and the last conv stay fp32);
+                         int8 builds: ToInt8Conv (edgeavs.passes.int8_conv) puts the calibrated 1x1 convs
+                         in kernels.int8_conv (the plan comes from edgeavs.compiler.calibrate); its
                          report is the manifest's ``precision_report``
     legalize             library dispatch + LegalizeOps (ops -> TIR PrimFuncs)
     fuse-ops             AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
@@ -58,7 +60,8 @@ class PipelineContext:
     schedule_report: dict = field(default_factory=dict)
     records: object = None  # a tuning records directory (edgeavs.compiler.records.RecordsDir path)
     linked_weights: list | None = None  # link-weights collects the weights here (None: phase off)
-    precision: str = "fp32"  # fp32 | fp16 (the precision phase)
+    precision: str = "fp32"  # fp32 | fp16 | int8 (the precision phase)
+    int8_plan: object = None  # int8 builds: edgeavs.compiler.calibrate.Plan
     accumulate: str = "float32"  # fp16 builds: the MAC layers' accumulator type
     precision_report: dict = field(default_factory=dict)
 
@@ -119,8 +122,22 @@ def _precision(ctx):
     if ctx.precision == "fp32":
         ctx.precision_report = {"precision": "fp32"}
         return []
+    if ctx.precision == "int8":
+        if ctx.int8_plan is None:
+            raise EdgeAVSError("precision int8: the pipeline needs a calibration plan (edgeavs.compiler.calibrate)")
+        from edgeavs.passes.int8_conv import ToInt8Conv
+
+        plan = ctx.int8_plan
+        q = ToInt8Conv(plan.entries, target=ctx.target, configs=ctx.schedule_configs, reasons=plan.reasons)
+
+        def run_int8(mod):
+            mod = q(mod)
+            ctx.precision_report = {"precision": "int8", **q.report, "calibration": plan.report}
+            return _unique_symbols(mod)
+
+        return [run_int8]
     if ctx.precision != "fp16":
-        raise EdgeAVSError(f"precision {ctx.precision!r}: this pipeline builds fp32 and fp16")
+        raise EdgeAVSError(f"precision {ctx.precision!r}: this pipeline builds fp32, fp16 and int8")
     from edgeavs.passes.to_fp16 import ToFloat16
 
     p = ToFloat16(accumulate=ctx.accumulate)
@@ -285,7 +302,8 @@ def _selected(start: str | None, stop: str | None, phases) -> list[str]:
 def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion: bool = True,
                  log=None, schedules: bool = True, schedule_configs: dict | None = None,
                  records=None, phases=None, start: str | None = None, stop: str | None = None,
-                 linked_weights: list | None = None, precision: str = "fp32", accumulate: str = "float32"):
+                 linked_weights: list | None = None, precision: str = "fp32", accumulate: str = "float32",
+                 int8_plan=None):
     """Run :data:`PIPELINE` on ``mod`` under ``target``. Returns ``(mod, report)`` where the
     report has the fusion counts, the schedule report and the seconds spent per phase.
 
@@ -294,13 +312,15 @@ def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion:
     from a module that ran up to the phase before. ``phases``: of those, only the phases with these names.
     ``linked_weights``: a list to turn ``link-weights`` on (it receives the weights, see
     :mod:`edgeavs.compiler.linked_weights`); None leaves the weights as VM constants.
-    ``precision``: ``fp32`` or ``fp16`` (the ``precision`` phase), ``accumulate`` the fp16 MAC layers'
-    accumulator (``float32`` or ``float16``).
+    ``precision``: ``fp32``, ``fp16`` or ``int8`` (the ``precision`` phase), ``accumulate`` the fp16 MAC layers'
+    accumulator (``float32`` or ``float16``), ``int8_plan`` an int8 build's calibration
+    (:func:`edgeavs.compiler.calibrate.plan`).
     """
     selected = _selected(start, stop, phases)
     ctx = PipelineContext(target=target, params=dict(params or {}), fusion=fusion,
                           schedules=schedules, schedule_configs=schedule_configs, records=records,
-                          linked_weights=linked_weights, precision=precision, accumulate=accumulate)
+                          linked_weights=linked_weights, precision=precision, accumulate=accumulate,
+                          int8_plan=int8_plan)
     if dump_dir is not None:
         dump_dir = Path(dump_dir)
         dump_dir.mkdir(parents=True, exist_ok=True)

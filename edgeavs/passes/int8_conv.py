@@ -1,0 +1,212 @@
+"""ToInt8Conv: the 1x1 convolutions of an int8 build compute in int8 with int32 accumulation.
+
+Where it goes: the pipeline's ``precision`` phase of an int8 build, after ``edgeavs-fusion`` (the h-sigmoid and
+audio gates, whose 1x1 convs are inside fp32 kernels, and the STFT stay fp32) and before legalisation. The sites
+are the 1x1 convolutions (groups 1, stride 1, no padding, fp32, constant weight) -- 81 % of LightAVSeg-T's MACs
+and 94 % of -L's at 224 after fusion; the depthwise, 3x3 and attention matmuls stay fp32 in this build.
+
+Scheme (what ``kernels.int8_conv`` computes and ``kernels.int8_conv.reference`` restates in numpy):
+
+* weights: symmetric per output channel, ``s_w[c] = max|W[c]| / 127``, ``wq = rint(W / s_w)`` in [-127, 127];
+* the input activation: per tensor, asymmetric int8 (scale ``s_x``, zero point ``z`` in [-128, 127], from the
+  calibration's observers, ``edgeavs.compiler.calibrate``): ``q = clip(rint(x / s_x) + z, -128, 127)``, computed
+  inside the kernel as it packs its input panel;
+* ``y[c] = float32(sum_k wq[c, k] * (q[k] - z)) * (s_x * s_w[c])``: exact int32 accumulation (VNNI ``vpdpbusd`` on
+  the x86 host, ``sdot`` on AArch64 with dotprod), dequantised in the kernel's epilogue; the conv's bias and what
+  follows (activation, residual) stay the fp32 ops they were, so activations are fp32 between layers.
+
+Which convs stay fp32 is decided per site (:func:`sites`): the log-mel front end, the first conv (frames) and the
+conv producing the logits (as in the fp16 build), and every site whose isolated int8 output SNR on the calibration
+frames is below ``min_snr_db`` (``edgeavs.compiler.calibrate.plan``: the sensitivity report). The plan -- one entry
+per site, ``None`` for a site kept in fp32 -- comes in from the caller; :func:`with_site_inputs` gives the module the
+calibration runs (every site's input as an extra output).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeavs.passes._rewrite import dtype_of, static_shape
+from edgeavs.passes.to_fp16 import kept_in_fp32
+from edgeavs.tvm_api import Constant, module_pass, relax
+
+NAME = "int8_conv"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One 1x1 convolution the int8 build may quantise."""
+
+    index: int
+    var: object  # the binding's var
+    shape: tuple  # (n, m, k, h, w)
+    kept: str | None  # why it stays fp32 regardless of calibration (None: calibrate it)
+
+    @property
+    def name(self) -> str:
+        n, m, k, h, w = self.shape
+        return f"conv1x1#{self.index} {k}->{m} @{h}x{w}"
+
+
+def _op(value) -> str:
+    return str(getattr(getattr(value, "op", None), "name", "")) if isinstance(value, relax.Call) else ""
+
+
+def _is_site(binding) -> bool:
+    v = binding.value
+    if _op(v) != "relax.nn.conv2d" or not isinstance(v.args[1], Constant):
+        return False
+    a = v.attrs
+    ws, xs, ys = static_shape(v.args[1]), static_shape(v.args[0]), static_shape(binding.var)
+    if ws is None or xs is None or ys is None or len(ws) != 4 or tuple(ws[2:]) != (1, 1):
+        return False
+    if any(dtype_of(e) != "float32" for e in (v.args[0], v.args[1], binding.var)):
+        return False
+    return (int(a.groups) == 1 and [int(s) for s in a.strides] == [1, 1]
+            and all(int(p) == 0 for p in a.padding) and [int(d) for d in a.dilation] == [1, 1]
+            and str(a.data_layout) == "NCHW" and str(a.kernel_layout) == "OIHW"
+            and str(a.out_layout) in ("NCHW", "") and str(a.out_dtype) in ("float32", "", "void"))
+
+
+def sites(func, keep_ends: bool = True) -> list[Site]:
+    """The 1x1 convolutions of ``func``, in program order, each with the reason it stays fp32 (or None)."""
+    kept = kept_in_fp32(func, keep_ends)
+    out = []
+    for block in func.body.blocks:
+        for b in block.bindings:
+            if not _is_site(b):
+                continue
+            n, k, h, w = static_shape(b.value.args[0])
+            m = static_shape(b.value.args[1])[0]
+            out.append(Site(index=len(out), var=b.var, shape=(n, m, k, h, w), kept=kept.get(b.var)))
+    return out
+
+
+def site_weight(func, site: Site) -> np.ndarray:
+    """The fp32 weight ``[m, k]`` of ``site``."""
+    for block in func.body.blocks:
+        for b in block.bindings:
+            if b.var.same_as(site.var):
+                arr = b.value.args[1].value.numpy()
+                return arr.reshape(arr.shape[0], arr.shape[1])
+    raise KeyError(site.name)
+
+
+def with_site_inputs(mod, keep_ends: bool = True):
+    """``(mod2, calibrated)``: ``mod2["main"]`` returns ``(outputs, x_0, x_1, ...)``, the inputs of the sites to
+    calibrate (those not kept in fp32 by rule), in site order; ``calibrated`` lists those sites."""
+    from edgeavs.tvm_api import relax_transform as T
+
+    func = mod["main"]
+    calibrated = [s for s in sites(func, keep_ends) if s.kept is None]
+    flat = T.ToNonDataflow()(mod)
+    f = flat["main"]
+    flat_sites = sites(f, keep_ends)  # ToNonDataflow keeps the bindings and their order
+    if [s.shape for s in flat_sites] != [s.shape for s in sites(func, keep_ends)]:
+        raise RuntimeError("with_site_inputs: the sites changed under ToNonDataflow")
+    values = {}
+    for block in f.body.blocks:
+        for b in block.bindings:
+            values[b.var] = b.value
+    inputs = {s.index: values[s.var].args[0] for s in flat_sites}
+    fields = [f.body.body] + [inputs[s.index] for s in calibrated]
+    ret = relax.TupleType([e.ty for e in fields])
+    body = relax.SeqExpr(f.body.blocks, relax.Tuple(fields))
+    new = relax.Function(f.params, body, ret, f.is_pure, f.attrs)
+    flat["main"] = new
+    flat = T.Normalize()(flat)
+    return T.ConvertToDataflow()(flat), calibrated
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    """How one site is quantised: the input's scale and zero point (the weights' come from the weight)."""
+
+    scale: float
+    zero_point: int
+
+
+def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(wq int8 [m, k], s_w float32 [m])``: symmetric per output channel (an all-zero channel gets scale 1)."""
+    w = np.asarray(w, dtype=np.float32)
+    amax = np.abs(w).max(axis=1)
+    s_w = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    wq = np.clip(np.rint(w / s_w[:, None]), -127, 127).astype(np.int8)
+    return wq, s_w
+
+
+@module_pass(opt_level=0, name="ToInt8Conv")
+class ToInt8Conv:
+    """Replace every planned site of ``main`` with ``R.call_tir`` of ``kernels.int8_conv`` (see the module
+    docstring). ``plan``: one :class:`SitePlan` or None per site of :func:`sites` (None: stays fp32), in site
+    order. After the pass ran, ``report`` holds ``{"converted": n, "kept": {reason: n}, "isa": ...}``."""
+
+    def __init__(self, plan: list, target=None, configs=None, keep_ends: bool = True, reasons: dict | None = None):
+        self.plan = list(plan)
+        self.target = target
+        self.configs = configs
+        self.keep_ends = keep_ends
+        self.reasons = dict(reasons or {})  # site index -> why a None entry stays fp32
+        self.report: dict = {}
+
+    def transform_module(self, mod, _ctx):
+        from edgeavs.tvm_api import Target
+        from kernels import int8_conv as K
+        from kernels.registry import pick_kernel_config
+
+        target = self.target if self.target is not None else Target.current()
+        isa = K.isa_for(target)
+        func = mod["main"]
+        all_sites = sites(func, self.keep_ends)
+        if len(all_sites) != len(self.plan):
+            raise ValueError(f"ToInt8Conv: the plan has {len(self.plan)} entries for {len(all_sites)} sites")
+        planned = {s.var: (s, p) for s, p in zip(all_sites, self.plan) if p is not None and s.kept is None}
+        kept_counts: dict = {}
+        for s, p in zip(all_sites, self.plan):
+            if s.kept is not None or p is None:
+                reason = s.kept or self.reasons.get(s.index, "kept")
+                kept_counts[reason] = kept_counts.get(reason, 0) + 1
+        configs, converted, kernels = self.configs, 0, {}
+        weights = {s.var: site_weight(func, s) for s in planned.values() for s in [s[0]]}
+
+        @relax.expr_functor.mutator
+        class Mutator(relax.PyExprMutator):
+            def visit_var_binding_(self, binding):
+                nonlocal converted
+                hit = planned.get(binding.var)
+                if hit is None:
+                    super().visit_var_binding_(binding)
+                    return
+                site, p = hit
+                n, m, k, h, w = site.shape
+                wq, s_w = quantize_weight(weights[binding.var])
+                wpack, comp = K.prepare_weights(wq, int(p.zero_point), isa)
+                wl = K.Int8ConvWorkload(n=n, m=m, k=k, h=h, w=w, isa=isa)
+                cfg, make, _ = pick_kernel_config(configs, K.NAME, wl, K.fallback_config(wl, target),
+                                                  lambda c, wl=wl: K.int8_conv_kernel(wl, target, config=c))
+                key = (wl, cfg)
+                if key not in kernels:
+                    kernels[key] = self.builder_.add_func(make(), f"edgeavs_{K.NAME}")
+                gv = kernels[key]
+                x = self.visit_expr(binding.value.args[0])
+                args = [x,
+                        relax.const(np.array([1.0 / p.scale, p.zero_point], dtype=np.float32)),
+                        relax.const(np.ascontiguousarray(wpack)),
+                        relax.const(np.ascontiguousarray(comp, dtype=np.int32)),
+                        relax.const((np.float32(p.scale) * s_w).astype(np.float32)),
+                        relax.const(np.zeros(m, dtype=np.float32))]
+                call = relax.call_tir(gv, args, out_ty=relax.TensorType((n, m, h, w), "float32"))
+                self.set_var_remap(binding.var, self.builder_.emit(call))
+                converted += 1
+
+        m_ = Mutator(mod)
+        m_.builder_.update_func(mod.get_global_var("main"), m_.visit_expr(func))
+        out = m_.builder_.get()
+        self.report = {"converted": converted, "kept": kept_counts, "isa": isa,
+                       "sites": len(all_sites)}
+        return out
+
+
+__all__ = ["NAME", "Site", "SitePlan", "sites", "site_weight", "with_site_inputs", "quantize_weight", "ToInt8Conv"]
