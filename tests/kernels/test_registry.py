@@ -13,7 +13,9 @@ from kernels.defaults import cpu_facts
 from tests.kernels.sched_util import NATIVE
 
 SCHEDULES = {"gemm", "depthwise", "direct_conv", "window_dot", "generic"}
-KERNELS = {"hsig_gate", "audio_gate", "channel_bias", "stft_fft"}
+KERNELS = {"hsig_gate", "audio_gate", "channel_bias", "stft_fft", "int8_conv"}
+INT8 = {"int8_conv"}
+"""Kernels whose MACs run on int8 operands (int32 accumulators): their one dtype is int8."""
 
 
 def _sample(cls):
@@ -30,7 +32,11 @@ def test_every_schedule_and_kernel_is_one_entry():
     assert set(registry.names("schedule")) == SCHEDULES
     assert set(registry.names("kernel")) == KERNELS
     for e in registry.entries():
-        assert e.role in registry.ROLES and e.dtypes[0] == "float32" and set(e.dtypes) <= {"float32", "float16"}
+        assert e.role in registry.ROLES
+        if e.name in INT8:
+            assert e.dtypes == ("int8",), e.name
+        else:
+            assert e.dtypes[0] == "float32" and set(e.dtypes) <= {"float32", "float16"}, e.name
         assert dataclasses.is_dataclass(e.workload) and dataclasses.is_dataclass(e.config)
         # ONE signature: (workload, facts) for the default and the space
         for fn in (e.fallback_config, e.knob_space):
