@@ -150,52 +150,101 @@ def target_has_feature(target: Mapping[str, Any] | str | Target | None, feature:
         return False
 
 
-def tensor_intrin(name: str) -> str:
-    """``name`` once TVM's registered tensor intrinsic of that name exists (importing
-    ``tvm.s_tir.tensor_intrin`` registers the x86 and Arm ones); for ``Schedule.tensorize``."""
-    import tvm.s_tir.tensor_intrin  # noqa: F401 - registers the intrinsics
-
-    s_tir.TensorIntrin.get(name)  # raises when TVM has no such intrinsic
-    return name
+DOT_INTRINS = {"vnni": "edgeavs_dot_16x4_u8i8_vnni", "sdot": "edgeavs_dot_4x4_i8i8_sdot"}
+"""Our tensor intrinsics for ``Schedule.tensorize``, by ISA (:func:`dot_intrin`). Registered here rather than
+taken from ``tvm.s_tir.tensor_intrin``, whose import registers every backend's intrinsics (CUDA, ROCm, Hexagon
+...) and costs ~35 s; and its ``dot_16x4_vnni`` passes ``<16 x i32>`` operands to ``vpdpbusd.512``, which LLVM
+>= 21's verifier refuses (``<64 x i8>`` there)."""
 
 
-VNNI_DOT_INTRIN = "edgeavs_dot_16x4_vnni"
-"""``dot_16x4_vnni`` for LLVM >= 21, where ``llvm.x86.avx512.vpdpbusd.512`` takes ``<64 x i8>`` operands: TVM's
-registered implementation passes ``<16 x i32>`` and fails LLVM's verifier there."""
-
-
-def vnni_dot_intrin() -> str:
-    """The name of a working ``C[16] int32 += A[4] uint8 (broadcast) . B[16, 4] int8`` VNNI intrinsic: TVM's
-    ``dot_16x4_vnni`` when its LLVM takes the ``<16 x i32>`` operands, else :data:`VNNI_DOT_INTRIN` (TVM's
-    description of ``dot_16x4_vnni`` with the same ``vpdpbusd`` call on byte vectors), registered once."""
-    name = tensor_intrin("dot_16x4_vnni")
-    if int(_codegen.llvm_version_major()) < 21:
-        return name
+def _register_dot_intrins() -> None:
     try:
-        s_tir.TensorIntrin.get(VNNI_DOT_INTRIN)
-        return VNNI_DOT_INTRIN
+        s_tir.TensorIntrin.get(DOT_INTRINS["vnni"])
+        return
     except Exception:  # noqa: BLE001 - not registered yet
         pass
+    byte_operands = int(_codegen.llvm_version_major()) >= 21
 
     @T.prim_func(s_tir=True)
-    def vpdpbusd_bytes(a: T.handle, b: T.handle, c: T.handle) -> None:
+    def vnni_desc(a: T.handle, b: T.handle, c: T.handle) -> None:
         A = T.match_buffer(a, (4,), "uint8", offset_factor=1)
         B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
         C = T.match_buffer(c, (16,), "int32", offset_factor=1)
         with T.sblock("root"):
             T.reads(C[0:16], A[0:4], B[0:16, 0:4])
             T.writes(C[0:16])
-            a4 = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
-            C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
-                C.vload([0], dtype="int32x16"),
-                T.reinterpret(T.broadcast(a4, 16), dtype="uint8x64"),
-                B.vload([0, 0], dtype="int8x64"),
-                dtype="int32x16",
-            )
+            for i, k in T.grid(16, 4):
+                with T.sblock("update"):
+                    vi, vk = T.axis.remap("SR", [i, k])
+                    C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
 
-    s_tir.TensorIntrin.register(VNNI_DOT_INTRIN, s_tir.TensorIntrin.get(name).desc, vpdpbusd_bytes)
-    return VNNI_DOT_INTRIN
+    @T.prim_func(s_tir=True)
+    def vnni_impl_bytes(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (4,), "uint8", offset_factor=1)
+        B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (16,), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+            T.writes(C[0:16])
+            word = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
+            C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"), C.vload([0], dtype="int32x16"),
+                T.reinterpret(T.broadcast(word, 16), dtype="uint8x64"), B.vload([0, 0], dtype="int8x64"),
+                dtype="int32x16")
+
+    @T.prim_func(s_tir=True)
+    def vnni_impl_words(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (4,), "uint8", offset_factor=1)
+        B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (16,), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+            T.writes(C[0:16])
+            word = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
+            C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"), C.vload([0], dtype="int32x16"),
+                T.broadcast(word, 16), T.reinterpret(B.vload([0, 0], dtype="int8x64"), dtype="int32x16"),
+                dtype="int32x16")
+
+    @T.prim_func(s_tir=True)
+    def sdot_desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (4,), "int8", offset_factor=1)
+        B = T.match_buffer(b, (4, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (4,), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:4], A[0:4], B[0:4, 0:4])
+            T.writes(C[0:4])
+            for i, k in T.grid(4, 4):
+                with T.sblock("update"):
+                    vi, vk = T.axis.remap("SR", [i, k])
+                    C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+    @T.prim_func(s_tir=True)
+    def sdot_impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (4,), "int8", offset_factor=1)
+        B = T.match_buffer(b, (4, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (4,), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:4], A[0:4], B[0:4, 0:4])
+            T.writes(C[0:4])
+            # sdot: C[i] += sum_j B[i, j] * A[j], A's four bytes broadcast to every 32-bit lane
+            word = T.reinterpret(A.vload([0], "int8x4"), dtype="int32")
+            C[T.ramp(T.int32(0), 1, 4)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.sdot.v4i32.v16i8"), C.vload([0], dtype="int32x4"),
+                B.vload([0, 0], dtype="int8x16"), T.reinterpret(T.broadcast(word, 4), dtype="int8x16"),
+                dtype="int32x4")
+
+    s_tir.TensorIntrin.register(DOT_INTRINS["vnni"], vnni_desc,
+                                vnni_impl_bytes if byte_operands else vnni_impl_words)
+    s_tir.TensorIntrin.register(DOT_INTRINS["sdot"], sdot_desc, sdot_impl)
+
+
+def dot_intrin(isa: str) -> str:
+    """The tensor intrinsic (registered once, :data:`DOT_INTRINS`) of ``isa``: ``"vnni"``: ``C[16] int32 += A[4]
+    uint8 (broadcast) . B[16, 4] int8`` (``vpdpbusd``); ``"sdot"``: ``C[4] int32 += A[4] int8 (broadcast) . B[4, 4]
+    int8`` (AArch64 ``sdot``)."""
+    _register_dot_intrins()
+    return DOT_INTRINS[isa]
 
 
 def build_prim_func(func: PrimFunc, target: Mapping[str, Any] | str | Target | None = None):
@@ -240,7 +289,7 @@ __all__ = [
     "assert_structural_equal", "VirtualMachine", "cpu",
     "tvm_version", "llvm_version", "llvm_host_cpu", "llvm_host_triple", "llvm_is_valid_cpu",
     "llvm_vector_width", "make_target", "host_target", "SimdInfo", "simd_info", "build_prim_func", "to_tvm",
-    "target_has_feature", "tensor_intrin", "vnni_dot_intrin", "VNNI_DOT_INTRIN",
+    "target_has_feature", "dot_intrin", "DOT_INTRINS",
     "structural_hash",
 ]
 

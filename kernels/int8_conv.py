@@ -39,8 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeavs.errors import EdgeAVSError
-from edgeavs.tvm_api import (PrimFunc, host_target, make_target, target_has_feature, te, tensor_intrin, tirx,
-                             vnni_dot_intrin)
+from edgeavs.tvm_api import PrimFunc, dot_intrin, host_target, make_target, target_has_feature, te, tirx
 from kernels.common import TargetLike, finish, schedule_of
 from kernels.defaults import CpuFacts, as_facts, ceil_to, divisors
 from kernels.registry import WORKLOAD_ATTR, Entry, kernel_key, register
@@ -55,7 +54,7 @@ INTRIN = {"vnni": "dot_16x4_vnni", "sdot": "dot_4x4_i8i8s32_sdot"}
 KGROUP = 4
 """Input channels per dot-product step (k is zero-padded to a multiple)."""
 PARALLEL = ("pixel", "channel")
-PIXEL_TILES = (1, 2, 3, 4, 6, 8, 12)
+PIXEL_TILES = (1, 2, 3, 4, 5, 6, 7, 8, 12)
 
 
 def isa_for(target: TargetLike = None) -> str:
@@ -253,16 +252,23 @@ def schedule(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> PrimFunc:
     init = sch.decompose_reduction(conv, kb)
     if wl.isa in INTRIN:
         sch.vectorize(sch.get_loops(init)[-1])
-        sch.tensorize(mi, vnni_dot_intrin() if wl.isa == "vnni" else tensor_intrin(INTRIN[wl.isa]))
+        sch.tensorize(mi, dot_intrin(wl.isa))
     sch.unroll(mc)
     sch.unroll(pi)
     # the accumulators in registers: after tensorize (TVM's intrinsics describe global buffers)
     sch.set_scope(init, 0, "local")
 
+    padded = (wl.h * wl.w) % pt != 0
+    # the pack: pixels innermost (contiguous fp32 loads of x, quantized as vectors); guarded (padded) tiles stay
+    # scalar (TVM does not vectorise the guard)
+    pl = sch.get_loops(pack)
+    pp_, pkb, pki = pl[-3:]
+    sch.reorder(pkb, pki, pp_)
+    if not padded and pt > 1:
+        sch.vectorize(pp_)
     # the epilogue: channel rows of the tile, pixels innermost (contiguous stores)
-    el = sch.get_loops(epi)
-    c_loop, p_loop = el[-2], el[-1]
-    del c_loop, p_loop
+    if not padded and pt > 1:
+        sch.vectorize(sch.get_loops(epi)[-1])
     return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key(NAME, wl))
 
 
