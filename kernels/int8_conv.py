@@ -15,7 +15,8 @@ The PrimFunc (``R.call_tir`` signature, inputs then output)::
 Stages:
 
 - ``pack``: per pixel tile (or per image with ``parallel="channel"``), NCHW fp32 -> a pixel-major panel
-  ``[pixels, k/4, 4]`` of uint8 (vnni) / int8, k zero-padded to a multiple of 4, pixels to the tile;
+  ``[pixels, k/4, 4]`` of uint8 (vnni) / int8, k zero-padded to a multiple of 4, pixels to the tile (read
+  pixels innermost, vectorised over the tile when it divides ``h * w``);
 - ``conv``: a register tile of ``co_blocks`` weight blocks x ``pixel_tile`` pixels of int32 accumulators
   (``local``), the inner ``block x 4`` dot product tensorized with TVM's ``dot_16x4_vnni`` (16 channels) or
   ``dot_4x4_i8i8s32_sdot`` (4 channels); the generic path runs the same loops vectorised over the block's 8
@@ -115,9 +116,9 @@ def _regs_per_block(wl: Int8ConvWorkload, f: CpuFacts) -> int:
 
 
 def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -> Int8ConvConfig:
-    """The register tile with the most dot products per load x useful fraction (pixel padding), within the
-    register file (accumulators + one weight vector per block + a broadcast); threads over pixel tiles unless
-    there are too few of them to share out."""
+    """The register tile with the most dot products per load x useful fraction (pixel padding; a tile that does
+    not divide h*w counts half: its pack and epilogue stay scalar), within the register file (accumulators + one
+    weight vector per block + a broadcast); threads over pixel tiles unless there are too few of them."""
     _check(wl)
     f = as_facts(facts)
     r = _regs_per_block(wl, f)
@@ -133,6 +134,8 @@ def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -
                 continue
             useful = pixels / ceil_to(pixels, pt)
             score = useful * (cb * pt) / (cb + pt)
+            if pixels % pt:
+                score *= 0.5  # a padded tile: the pack and the epilogue run scalar (guarded)
             if best is None or score > best[0] + 1e-9:
                 best = (score, cb, pt)
     _, cb, pt = best
@@ -187,7 +190,7 @@ def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
     ddtype = "uint8" if vnni else "int8"
     shift, lo, hi = (128.0, 0.0, 255.0) if vnni else (0.0, -128.0, 127.0)
 
-    def quantize(b, p, kb, ki):
+    def quantize(b, kb, ki, p):
         kk = kb * KGROUP + ki
         v = tirx.nearbyint(x[b, kk, p // w, p % w] * qp[0]) + qp[1]
         if shift:
@@ -198,7 +201,8 @@ def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
             return v
         return tirx.if_then_else(tirx.all(*conds), v, tirx.const(0, ddtype))
 
-    panel = te.compute((n, pp, kb_n, KGROUP), quantize, name="pack")
+    # iterated pixels innermost (contiguous fp32 loads); the schedule lays the panel out [n, pixels, k/4, 4]
+    panel = te.compute((n, kb_n, KGROUP, pp), quantize, name="pack")
     rkb = te.reduce_axis((0, kb_n), name="kb")
     rki = te.reduce_axis((0, KGROUP), name="ki")
 
@@ -209,7 +213,7 @@ def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
 
     conv = te.compute(
         (n, pp, mp),
-        lambda b, p, mm: te.sum(panel[b, p, rkb, rki].astype("int32") * weight(mm, rkb, rki).astype("int32"),
+        lambda b, p, mm: te.sum(panel[b, rkb, rki, p].astype("int32") * weight(mm, rkb, rki).astype("int32"),
                                 axis=[rkb, rki]),
         name="conv")
     y = te.compute((n, m, h, w),
@@ -226,6 +230,7 @@ def schedule(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> PrimFunc:
     sch = schedule_of(compute(wl, cfg))
     pack, conv, epi = sch.get_sblock("pack"), sch.get_sblock("conv"), sch.get_sblock("y")
     w = wl.w
+    sch.transform_layout(pack, ("write", 0), tirx.IndexMap.from_func(lambda b, kb, ki, p: [b, p, kb, ki], ndim=4))
     # the epilogue over (n, m, h*w): its pixel axis matches the accumulators' (no div/mod per element)
     sch.transform_block_layout(epi, tirx.IndexMap.from_func(lambda b, c, i, j: [b, c, i * w + j], ndim=4))
 
@@ -259,13 +264,10 @@ def schedule(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> PrimFunc:
     sch.set_scope(init, 0, "local")
 
     padded = (wl.h * wl.w) % pt != 0
-    # the pack: pixels innermost (contiguous fp32 loads of x, quantized as vectors); guarded (padded) tiles stay
-    # scalar (TVM does not vectorise the guard)
-    pl = sch.get_loops(pack)
-    pp_, pkb, pki = pl[-3:]
-    sch.reorder(pkb, pki, pp_)
-    if not padded and pt > 1:
-        sch.vectorize(pp_)
+    # the pack per pixel tile: pixels innermost (contiguous fp32 loads of x, quantized as vectors); guarded
+    # (padded) tiles stay scalar (TVM does not vectorise the guard)
+    if cfg.parallel == "pixel" and not padded and pt > 1:
+        sch.vectorize(sch.get_loops(pack)[-1])
     # the epilogue: channel rows of the tile, pixels innermost (contiguous stores)
     if not padded and pt > 1:
         sch.vectorize(sch.get_loops(epi)[-1])

@@ -138,7 +138,7 @@ def test_knob_space_configs_build_and_agree(rng):
     space = knob_space(wl, NATIVE)
     # 48 channels: 3 blocks of 16 (vnni) or 6 of 8 (generic); 25 pixels: every tile up to 12
     assert space["co_blocks"] == {"vnni": [1, 3], "generic": [1, 2, 3, 6]}[HOST_ISA]
-    assert space["pixel_tile"] == [1, 2, 3, 4, 6, 8, 12] and space["parallel"] == ["pixel", "channel"]
+    assert space["pixel_tile"] == [1, 2, 3, 4, 5, 6, 7, 8, 12] and space["parallel"] == ["pixel", "channel"]
     x, wq, inv, zp = case(rng, wl)
     wpack, comp = prepare_weights(wq, zp, wl.isa)
     want = exact_acc(x, wq, inv, zp).astype(np.float32)
