@@ -192,9 +192,10 @@ def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
 
     def quantize(b, kb, ki, p):
         kk = kb * KGROUP + ki
-        v = tirx.nearbyint(x[b, kk, p // w, p % w] * qp[0]) + qp[1]
-        if shift:
-            v = v + tirx.const(shift, "float32")
+        # + (zp + 128) in one add: the same as (+ zp) + 128 wherever the clip lets a value through (both exact
+        # below 2^23)
+        zp = qp[1] + tirx.const(shift, "float32") if shift else qp[1]
+        v = tirx.nearbyint(x[b, kk, p // w, p % w] * qp[0]) + zp
         v = te.max(te.min(v, tirx.const(hi, "float32")), tirx.const(lo, "float32")).astype(ddtype)
         conds = ([p < pixels] if pp != pixels else []) + ([kk < k] if kb_n * KGROUP != k else [])
         if not conds:

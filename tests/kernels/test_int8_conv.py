@@ -142,8 +142,9 @@ def test_knob_space_configs_build_and_agree(rng):
     x, wq, inv, zp = case(rng, wl)
     wpack, comp = prepare_weights(wq, zp, wl.isa)
     want = exact_acc(x, wq, inv, zp).astype(np.float32)
-    combos = list(itertools.product(*space.values()))
-    picks = [combos[i] for i in rng.choice(len(combos), size=5, replace=False)]
+    assert list(space) == ["co_blocks", "pixel_tile", "parallel"]
+    tiles = list(itertools.product(space["co_blocks"], space["pixel_tile"]))
+    picks = [(*tiles[i], par) for par in space["parallel"] for i in rng.choice(len(tiles), size=3, replace=False)]
     picks.append(tuple(registry.config_to_dict(fallback_config(wl, NATIVE)).values()))
     for values in picks:
         cfg = Int8ConvConfig(**dict(zip(space, values)))
