@@ -18,9 +18,10 @@ Stages:
   ``[pixels, k/4, 4]`` of uint8 (vnni) / int8, k zero-padded to a multiple of 4, pixels to the tile (read
   pixels innermost, vectorised over the tile when it divides ``h * w``);
 - ``conv``: a register tile of ``co_blocks`` weight blocks x ``pixel_tile`` pixels of int32 accumulators
-  (``local``), the inner ``block x 4`` dot product tensorized with TVM's ``dot_16x4_vnni`` (16 channels) or
-  ``dot_4x4_i8i8s32_sdot`` (4 channels); the generic path runs the same loops vectorised over the block's 8
-  output channels without an intrinsic (correct on every CPU, slow);
+  (``local``), the inner ``block x 4`` dot product tensorized with ``edgeavs.tvm_api.dot_intrin``: ``vpdpbusd``
+  (16 channels, TVM's ``dot_16x4_vnni`` contract) or ``sdot`` (4 channels, ``dot_4x4_i8i8s32_sdot``'s); the
+  generic path runs the same loops vectorised over the block's 8 output channels without an intrinsic (correct
+  on every CPU, slow);
 - ``y``: the epilogue per register tile, straight from the accumulators (the pixel axis is ``h * w`` fused: no
   div/mod in the vector loop).
 
@@ -51,7 +52,8 @@ CHAIN = f"edgeavs.{NAME}"
 ISAS = ("vnni", "sdot", "generic")
 BLOCK = {"vnni": 16, "sdot": 4, "generic": 8}
 """Output channels per weight block (the intrinsic's width: 16 int32 lanes of vpdpbusd, 4 of sdot)."""
-INTRIN = {"vnni": "dot_16x4_vnni", "sdot": "dot_4x4_i8i8s32_sdot"}
+TENSORIZED = ("vnni", "sdot")
+"""The ISAs whose inner product is one instruction (``edgeavs.tvm_api.dot_intrin``)."""
 KGROUP = 4
 """Input channels per dot-product step (k is zero-padded to a multiple)."""
 PARALLEL = ("pixel", "channel")
@@ -110,7 +112,7 @@ def _blocks(wl: Int8ConvWorkload) -> int:
 
 def _regs_per_block(wl: Int8ConvWorkload, f: CpuFacts) -> int:
     """Vector registers one block of int32 accumulators takes (one for vnni/sdot; generic: 8 lanes)."""
-    if wl.isa in ("vnni", "sdot"):
+    if wl.isa in TENSORIZED:
         return 1
     return max(1, BLOCK["generic"] * 32 // f.vector_bits)
 
@@ -251,17 +253,17 @@ def schedule(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> PrimFunc:
         sch.compute_at(pack, b)
         sch.parallel(mo)
 
-    if wl.isa not in INTRIN:
+    if wl.isa not in TENSORIZED:
         sch.reorder(ki, pi)
         sch.vectorize(mi)
         sch.unroll(ki)
     init = sch.decompose_reduction(conv, kb)
-    if wl.isa in INTRIN:
+    if wl.isa in TENSORIZED:
         sch.vectorize(sch.get_loops(init)[-1])
         sch.tensorize(mi, dot_intrin(wl.isa))
     sch.unroll(mc)
     sch.unroll(pi)
-    # the accumulators in registers: after tensorize (TVM's intrinsics describe global buffers)
+    # the accumulators in registers: after tensorize (the intrinsics describe global buffers)
     sch.set_scope(init, 0, "local")
 
     padded = (wl.h * wl.w) % pt != 0
