@@ -53,17 +53,16 @@ def rewrite_adaptive_max_pool(ep) -> int:
     return n
 
 
-def main(argv) -> int:
-    if len(argv) != 4:
-        sys.stderr.write("usage: export_pte.py PROGRAM.pt2 OUT.pte REPORT.json\n")
-        return 2
+def lower_to_pte(ep, out_pte: str, t0: float | None = None) -> dict:
+    """The two rewrites, XNNPACK lowering and ``to_executorch`` of the exported program ``ep``
+    (fp32, or a pt2e-quantized model exported again); writes ``out_pte`` atomically and returns
+    the report (delegated / non-delegated operator calls, versions, seconds)."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 
-    t0 = time.perf_counter()
-    ep = torch.export.load(argv[1])
+    t0 = time.perf_counter() if t0 is None else t0
     pools = rewrite_adaptive_max_pool(ep)
     ep = ep.run_decompositions({})
     ep = constant_prop_pass(ep)
@@ -79,16 +78,26 @@ def main(argv) -> int:
         elif "getitem" not in name:
             ops[name] += 1
     prog = edge.to_executorch()
-    tmp = f"{argv[2]}.{os.getpid()}.tmp"
+    tmp = f"{out_pte}.{os.getpid()}.tmp"
     with open(tmp, "wb") as fh:
         prog.write_to_file(fh)
-    os.replace(tmp, argv[2])
+    os.replace(tmp, out_pte)
     import executorch
 
-    report = {"adaptive_max_pool2d_rewritten": pools, "delegate_calls": delegates,
-              "non_delegated_ops": sum(ops.values()), "non_delegated": dict(ops.most_common()),
-              "executorch": getattr(executorch, "__version__", None), "torch": torch.__version__,
-              "seconds": round(time.perf_counter() - t0, 1)}
+    return {"adaptive_max_pool2d_rewritten": pools, "delegate_calls": delegates,
+            "non_delegated_ops": sum(ops.values()), "non_delegated": dict(ops.most_common()),
+            "executorch": getattr(executorch, "__version__", None), "torch": torch.__version__,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main(argv) -> int:
+    if len(argv) != 4:
+        sys.stderr.write("usage: export_pte.py PROGRAM.pt2 OUT.pte REPORT.json\n")
+        return 2
+    import torch
+
+    t0 = time.perf_counter()
+    report = lower_to_pte(torch.export.load(argv[1]), argv[2], t0)
     with open(argv[3], "w") as fh:
         json.dump(report, fh, indent=1)
     return 0
