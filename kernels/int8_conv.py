@@ -22,7 +22,7 @@ Stages:
   (16 channels, TVM's ``dot_16x4_vnni`` contract) or ``sdot`` (4 channels, ``dot_4x4_i8i8s32_sdot``'s); the
   generic path runs the same loops vectorised over the block's 8 output channels without an intrinsic (correct
   on every CPU, slow);
-- ``y``: the epilogue per register tile, straight from the accumulators (the pixel axis is ``h * w`` fused: no
+- ``y``: the epilogue per register tile (dequantise, ``+ bias``, the workload's ``act``), straight from the accumulators (the pixel axis is ``h * w`` fused: no
   div/mod in the vector loop).
 
 Weights come packed by :func:`prepare_weights` (the layout depends on the ISA only, never on the config):
@@ -85,6 +85,12 @@ class Int8ConvWorkload:
     h: int
     w: int
     isa: str = "generic"
+    act: str = "none"
+    """The activation fused after the bias in the epilogue: ``"none"``, ``"relu"`` or ``"relu6"`` (see :data:`ACTS`)."""
+
+
+ACTS = {"none": (None, None), "relu": (0.0, None), "relu6": (0.0, 6.0)}
+"""Epilogue activations: ``(lo, hi)`` bounds of the clip after ``+ bias`` (None: open)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,8 @@ def _check(wl: Int8ConvWorkload) -> None:
             raise EdgeAVSError(f"int8_conv workload: {f}={v!r} is not a positive integer")
     if wl.isa not in ISAS:
         raise EdgeAVSError(f"int8_conv workload: isa {wl.isa!r} is not one of {', '.join(ISAS)}")
+    if wl.act not in ACTS:
+        raise EdgeAVSError(f"int8_conv workload: act {wl.act!r} is not one of {', '.join(ACTS)}")
 
 
 def _blocks(wl: Int8ConvWorkload) -> int:
@@ -219,9 +227,17 @@ def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
         lambda b, p, mm: te.sum(panel[b, rkb, rki, p].astype("int32") * weight(mm, rkb, rki).astype("int32"),
                                 axis=[rkb, rki]),
         name="conv")
-    y = te.compute((n, m, h, w),
-                   lambda b, c, i, j: (conv[b, i * w + j, c] - comp[c]).astype("float32") * scale[c] + bias[c],
-                   name="y")
+    act_lo, act_hi = ACTS[wl.act]
+
+    def epilogue(b, c, i, j):
+        v = (conv[b, i * w + j, c] - comp[c]).astype("float32") * scale[c] + bias[c]
+        if act_lo is not None:
+            v = te.max(v, tirx.const(act_lo, "float32"))
+        if act_hi is not None:
+            v = te.min(v, tirx.const(act_hi, "float32"))
+        return v
+
+    y = te.compute((n, m, h, w), epilogue, name="y")
     return [x, qp, wp, comp, scale, bias, y]
 
 
@@ -316,17 +332,19 @@ def quantize_reference(x: np.ndarray, inv_scale: float, zero_point: int) -> np.n
     return np.clip(t, -128, 127).astype(np.int8)
 
 
-def reference(x, wq, inv_scale, zero_point, scale, bias) -> np.ndarray:
+def reference(x, wq, inv_scale, zero_point, scale, bias, act: str = "none") -> np.ndarray:
     """float32 ``[n, m, h, w]``: ``float32(sum_k wq[m, k] * (q[n, k, h, w] - zero_point)) * scale[m] + bias[m]``
-    with the exact integer sum (int64) and ``q`` from :func:`quantize_reference`."""
+    with the exact integer sum (int64) and ``q`` from :func:`quantize_reference`, then ``act``'s clip."""
     q = quantize_reference(x, inv_scale, zero_point).astype(np.int64) - int(zero_point)
     acc = np.einsum("mk,nkhw->nmhw", np.asarray(wq, np.int64), q)
     s = np.asarray(scale, np.float32)[None, :, None, None]
     b = np.asarray(bias, np.float32)[None, :, None, None]
-    return (acc.astype(np.float32) * s + b).astype(np.float32)
+    y = (acc.astype(np.float32) * s + b).astype(np.float32)
+    lo, hi = ACTS[act]
+    return np.clip(y, lo, hi).astype(np.float32) if (lo, hi) != (None, None) else y
 
 
-__all__ = ["BLOCK", "CHAIN", "ISAS", "Int8ConvConfig", "Int8ConvWorkload", "NAME", "compute", "fallback_config",
+__all__ = ["ACTS", "BLOCK", "CHAIN", "ISAS", "Int8ConvConfig", "Int8ConvWorkload", "NAME", "compute", "fallback_config",
            "int8_conv_kernel", "isa_for", "knob_space", "prepare_weights", "quantize_reference", "reference",
            "schedule", "wpack_shape"]
 

@@ -10,7 +10,8 @@ phase's :class:`edgeavs.passes.int8_conv.ToInt8Conv` rewrites) and:
 2. feeds every site's input to a **torchao** ``HistogramObserver`` (per tensor, asymmetric int8, -128..127: the
    observer the pt2e flow, and with it ExecuTorch's XNNPACK quantizer, uses for static activations; its L2
    search over histogram bins is what we would otherwise write by hand) and takes its scale and zero point;
-3. measures each site's **sensitivity**: the SNR of its int8 output against its fp32 output on the first
+3. measures each site's **sensitivity** (and ``saturated``, the fraction of its calibration inputs beyond the
+   int8 range, which the observer chose to clip): the SNR of its int8 output against its fp32 output on the first
    :data:`SNR_FRAMES` calibration frames (the site alone, its fp32 input quantised as the kernel will:
    ``kernels.int8_conv.reference``); a site below ``min_snr_db`` stays fp32.
 
@@ -129,7 +130,7 @@ def plan(mod, clips: list, *, min_snr_db: float = MIN_SNR_DB, keep_ends: bool = 
     from edgeavs.compiler.pipeline import _copy, run_pipeline
     from edgeavs.passes import int8_conv as Q
     from edgeavs.tvm_api import VirtualMachine, cpu, host_target, to_tvm, tvm
-    from kernels.int8_conv import quantize_reference, reference
+    from kernels.int8_conv import reference
 
     say = log or (lambda _m: None)
     t0 = time.perf_counter()
@@ -165,8 +166,8 @@ def plan(mod, clips: list, *, min_snr_db: float = MIN_SNR_DB, keep_ends: bool = 
         got = reference(x, wq, np.float32(1.0 / scale), zp, (np.float32(scale) * s_w).astype(np.float32),
                         np.zeros(w.shape[0], np.float32))
         snr = _snr_db(ref, got)
-        q = quantize_reference(x, np.float32(1.0 / scale), zp)
-        clipped = float(np.mean((q == -128) | (q == 127)))
+        raw = np.rint(x * np.float32(1.0 / scale)) + zp  # before the clip: what falls outside int8's range
+        clipped = float(np.mean((raw < -128) | (raw > 127)))
         int8 = snr >= min_snr_db
         if int8:
             entries[site.index] = Q.SitePlan(scale=scale, zero_point=zp)

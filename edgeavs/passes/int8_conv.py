@@ -12,8 +12,10 @@ Scheme (what ``kernels.int8_conv`` computes and ``kernels.int8_conv.reference`` 
   calibration's observers, ``edgeavs.compiler.calibrate``): ``q = clip(rint(x / s_x) + z, -128, 127)``, computed
   inside the kernel as it packs its input panel;
 * ``y[c] = float32(sum_k wq[c, k] * (q[k] - z)) * (s_x * s_w[c])``: exact int32 accumulation (VNNI ``vpdpbusd`` on
-  the x86 host, ``sdot`` on AArch64 with dotprod), dequantised in the kernel's epilogue; the conv's bias and what
-  follows (activation, residual) stay the fp32 ops they were, so activations are fp32 between layers.
+  the x86 host, ``sdot`` on AArch64 with dotprod), dequantised in the kernel's epilogue, which also computes the
+  conv's constant bias and a following ReLU / ReLU6 when the conv is their only input (``bias_folded``,
+  ``act_folded`` in the report); what follows (residual adds, gates) stays fp32, so activations are fp32
+  between layers.
 
 Which convs stay fp32 is decided per site (:func:`sites`): the log-mel front end, the first conv (frames) and the
 conv producing the logits (as in the fp16 build), and every site whose isolated int8 output SNR on the calibration
@@ -137,6 +139,60 @@ def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return wq, s_w
 
 
+def _prim(expr):
+    """The float of a ``relax.PrimValue`` holding a constant, else None."""
+    value = getattr(expr, "value", None)
+    return float(value.value) if value is not None and hasattr(value, "value") else None
+
+
+def _act_of(value) -> str | None:
+    """The ``kernels.int8_conv.ACTS`` name of ``relu(x)`` / ``clip(x, 0, 6)``, else None."""
+    op = _op(value)
+    if op == "relax.nn.relu":
+        return "relu"
+    if op == "relax.clip" and len(value.args) == 3 and (_prim(value.args[1]), _prim(value.args[2])) == (0.0, 6.0):
+        return "relu6"
+    return None
+
+
+def _foldable_epilogues(func, planned: dict) -> tuple[dict, dict, dict]:
+    """``(bias, act, folded)``: what follows each planned site that its kernel's epilogue computes instead -- a
+    bias ``add(site, c)`` with a constant ``c`` of shape ``(1, m, 1, 1)`` (``bias[site var] = c`` as float32
+    ``[m]``), then (or directly) ``relu`` / ``clip(0, 6)`` (``act[site var]``), each the one user of what it
+    reads; ``folded[var of a folded op] = site var``."""
+    users: dict = {}
+    for block in func.body.blocks:
+        for b in block.bindings:
+            for v in relax.analysis.free_vars(b.value):
+                users.setdefault(v, []).append(b)
+    outputs = set(relax.analysis.free_vars(func.body.body))
+
+    def only_user(var):
+        us = users.get(var, [])
+        if len(us) != 1 or var in outputs or not isinstance(us[0].var, relax.DataflowVar):
+            return None
+        return us[0] if static_shape(us[0].var) == static_shape(var) else None
+
+    bias, act, folded = {}, {}, {}
+    for var, (site, _p) in planned.items():
+        m = site.shape[1]
+        tail = var
+        user = only_user(tail)
+        if user is not None and _op(user.value) == "relax.add":
+            v = user.value
+            other = v.args[1] if v.args[0].same_as(tail) else v.args[0] if v.args[1].same_as(tail) else None
+            if isinstance(other, Constant) and dtype_of(other) == "float32" \
+                    and static_shape(other) in ((1, m, 1, 1), (m, 1, 1)):
+                bias[var] = other.value.numpy().reshape(m).astype(np.float32)
+                folded[user.var] = var
+                tail = user.var
+                user = only_user(tail)
+        if user is not None and _act_of(user.value) is not None:
+            act[var] = _act_of(user.value)
+            folded[user.var] = var
+    return bias, act, folded
+
+
 @module_pass(opt_level=0, name="ToInt8Conv")
 class ToInt8Conv:
     """Replace every planned site of ``main`` with ``R.call_tir`` of ``kernels.int8_conv`` (see the module
@@ -170,11 +226,15 @@ class ToInt8Conv:
                 kept_counts[reason] = kept_counts.get(reason, 0) + 1
         configs, converted, kernels = self.configs, 0, {}
         weights = {s.var: site_weight(func, s) for s in planned.values() for s in [s[0]]}
+        biases, acts, folded = _foldable_epilogues(func, planned)
 
         @relax.expr_functor.mutator
         class Mutator(relax.PyExprMutator):
             def visit_var_binding_(self, binding):
                 nonlocal converted
+                if binding.var in folded:  # the conv's bias add: now in the kernel's epilogue
+                    self.set_var_remap(binding.var, self.visit_expr(folded[binding.var]))
+                    return
                 hit = planned.get(binding.var)
                 if hit is None:
                     super().visit_var_binding_(binding)
@@ -183,7 +243,7 @@ class ToInt8Conv:
                 n, m, k, h, w = site.shape
                 wq, s_w = quantize_weight(weights[binding.var])
                 wpack, comp = K.prepare_weights(wq, int(p.zero_point), isa)
-                wl = K.Int8ConvWorkload(n=n, m=m, k=k, h=h, w=w, isa=isa)
+                wl = K.Int8ConvWorkload(n=n, m=m, k=k, h=h, w=w, isa=isa, act=acts.get(binding.var, "none"))
                 cfg, make, _ = pick_kernel_config(configs, K.NAME, wl, K.fallback_config(wl, target),
                                                   lambda c, wl=wl: K.int8_conv_kernel(wl, target, config=c))
                 key = (wl, cfg)
@@ -196,7 +256,7 @@ class ToInt8Conv:
                         relax.const(np.ascontiguousarray(wpack)),
                         relax.const(np.ascontiguousarray(comp, dtype=np.int32)),
                         relax.const((np.float32(p.scale) * s_w).astype(np.float32)),
-                        relax.const(np.zeros(m, dtype=np.float32))]
+                        relax.const(biases.get(binding.var, np.zeros(m, dtype=np.float32)))]
                 call = relax.call_tir(gv, args, out_ty=relax.TensorType((n, m, h, w), "float32"))
                 self.set_var_remap(binding.var, self.builder_.emit(call))
                 converted += 1
@@ -205,7 +265,7 @@ class ToInt8Conv:
         m_.builder_.update_func(mod.get_global_var("main"), m_.visit_expr(func))
         out = m_.builder_.get()
         self.report = {"converted": converted, "kept": kept_counts, "isa": isa,
-                       "sites": len(all_sites)}
+                       "sites": len(all_sites), "bias_folded": len(biases), "act_folded": len(acts)}
         return out
 
 

@@ -104,6 +104,22 @@ def test_real_scales_and_bias(rng, isa):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("act", ["relu", "relu6"])
+def test_fused_activation(rng, act):
+    """The epilogue's activation: the clip of ``reference`` after the bias, and it does clip (values on both
+    sides of the bounds exist before it)."""
+    wl = Int8ConvWorkload(n=1, m=32, k=40, h=4, w=8, isa=HOST_ISA, act=act)
+    x, wq, inv, zp = case(rng, wl, zero_point=3, inv_scale=25.0)
+    scale = np.full(wl.m, 2e-3, np.float32)
+    bias = rng.standard_normal(wl.m).astype(np.float32)
+    got = run(wl, x, inv, zp, *prepare_weights(wq, zp, HOST_ISA), scale, bias)
+    plain = reference(x, wq, inv, zp, scale, bias)
+    want = reference(x, wq, inv, zp, scale, bias, act=act)
+    assert (plain < 0).any() and (act != "relu6" or (plain > 6).any())
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+    assert got.min() >= 0 and (act != "relu6" or got.max() <= 6)
+
+
 @pytest.mark.parametrize("isa", ISAS)
 def test_prepare_weights_layout_and_compensation(rng, isa):
     m, k, zp = 21, 11, -9

@@ -95,6 +95,8 @@ def test_to_int8_graph_equals_the_reference(small):
     with host:
         q = p(_copy(mod))
     assert p.report["converted"] == 3 and p.report["sites"] == 3
+    assert p.report["bias_folded"] == 1  # the first conv's bias (the last one's add is the graph output: kept)
+    assert p.report["act_folded"] == 1  # the relu after the first
     assert "R.nn.conv2d" in q.script(show_meta=False)  # the 3x3 conv stays
     built, _ = run_pipeline(q, host, None, start="legalize")
     vm = VirtualMachine(tvm.compile(built, target=host, relax_pipeline=None), cpu())
