@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--number", type=int, default=20)
+    ap.add_argument("--shapes", nargs="*", default=None, metavar="MxKxHxW", help="instead of SHAPES")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "int8_conv.json"))
     args = ap.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", str(args.threads))
@@ -64,7 +65,8 @@ def main(argv=None) -> int:
     isas = [K.isa_for(target)] + (["generic"] if K.isa_for(target) != "generic" else [])
     rng = np.random.default_rng(0)
     timers, rows = {}, []
-    for m, k, h, w in SHAPES:
+    shapes = [tuple(int(v) for v in t.split("x")) for t in args.shapes] if args.shapes else SHAPES
+    for m, k, h, w in shapes:
         case = ConvCase(k, m, h, w, act=None)
         func = next(iter(prim_funcs(fuse(case.relax_module())).values()))
         new, _, sched, cfg, err = schedule_prim_func(func, target)

@@ -58,6 +58,8 @@ KGROUP = 4
 """Input channels per dot-product step (k is zero-padded to a multiple)."""
 PARALLEL = ("pixel", "channel")
 PIXEL_TILES = (1, 2, 3, 4, 5, 6, 7, 8, 12)
+LARGE_MAP = 56 * 56
+"""Pixels from which :func:`fallback_config` takes the measured large-map tiles instead of the register score."""
 
 
 def isa_for(target: TargetLike = None) -> str:
@@ -125,6 +127,14 @@ def _regs_per_block(wl: Int8ConvWorkload, f: CpuFacts) -> int:
     return max(1, BLOCK["generic"] * 32 // f.vector_bits)
 
 
+def profitable(m: int, k: int, h: int, w: int) -> bool:
+    """Whether the int8 kernel is expected to beat the fp32 GEMM on a 1x1 conv of this shape: maps below
+    :data:`LARGE_MAP` pixels. Measured (``bench/bench_int8_conv.py``, vnni, 2 threads, default tiles): 1.6-2x on
+    LightAVSeg-L's 28^2 / 14^2 / 7^2 convs, 0.5-1.1x at 56^2 and 112^2, where quantising and transposing the
+    input and writing the NCHW output cost as much as the dot products save."""
+    return h * w < LARGE_MAP
+
+
 def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -> Int8ConvConfig:
     """The register tile with the most dot products per load x useful fraction (pixel padding; a tile that does
     not divide h*w counts half: its pack and epilogue stay scalar), within the register file (accumulators + one
@@ -149,6 +159,16 @@ def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -
             if best is None or score > best[0] + 1e-9:
                 best = (score, cb, pt)
     _, cb, pt = best
+    blocks = _blocks(wl)
+    if pixels >= LARGE_MAP and wl.isa in TENSORIZED:
+        # measured (vnni, 2 threads, the knob space swept on LightAVSeg-L's 112^2 and 56^2 convs): on large maps
+        # the register-tile score loses to the pack's and the epilogue's memory traffic; a narrow tile over the
+        # image packed once ("channel") ran 1.4-2.4x faster than the score's pick, and with two or fewer weight
+        # blocks (m <= 32) a 2 x 4 tile over pixel tiles 2x
+        if blocks >= 4 and blocks % 2 == 0 and 8 * 2 + 2 + 1 <= f.vector_registers:
+            return Int8ConvConfig(co_blocks=2, pixel_tile=8, parallel="channel")
+        if blocks <= 2 and 4 * blocks + blocks + 1 <= f.vector_registers:
+            return Int8ConvConfig(co_blocks=blocks, pixel_tile=4, parallel="pixel")
     pixel_tiles = wl.n * -(-pixels // pt)
     channel_tiles = _blocks(wl) // cb
     parallel = "pixel" if f.threads == 1 or pixel_tiles >= 2 * f.threads or pixel_tiles >= channel_tiles \
@@ -344,7 +364,7 @@ def reference(x, wq, inv_scale, zero_point, scale, bias, act: str = "none") -> n
     return np.clip(y, lo, hi).astype(np.float32) if (lo, hi) != (None, None) else y
 
 
-__all__ = ["ACTS", "BLOCK", "CHAIN", "ISAS", "Int8ConvConfig", "Int8ConvWorkload", "NAME", "compute", "fallback_config",
+__all__ = ["ACTS", "BLOCK", "CHAIN", "ISAS", "LARGE_MAP", "profitable", "Int8ConvConfig", "Int8ConvWorkload", "NAME", "compute", "fallback_config",
            "int8_conv_kernel", "isa_for", "knob_space", "prepare_weights", "quantize_reference", "reference",
            "schedule", "wpack_shape"]
 

@@ -18,7 +18,8 @@ Scheme (what ``kernels.int8_conv`` computes and ``kernels.int8_conv.reference`` 
   between layers.
 
 Which convs stay fp32 is decided per site (:func:`sites`): the log-mel front end, the first conv (frames) and the
-conv producing the logits (as in the fp16 build), and every site whose isolated int8 output SNR on the calibration
+conv producing the logits (as in the fp16 build), the convs on maps where the int8 kernel is not faster than fp32
+(``kernels.int8_conv.profitable``: 56x56 pixels and more), and every site whose isolated int8 output SNR on the calibration
 frames is below ``min_snr_db`` (``edgeavs.compiler.calibrate.plan``: the sensitivity report). The plan -- one entry
 per site, ``None`` for a site kept in fp32 -- comes in from the caller; :func:`with_site_inputs` gives the module the
 calibration runs (every site's input as an extra output).
@@ -35,6 +36,7 @@ from edgeavs.passes.to_fp16 import kept_in_fp32
 from edgeavs.tvm_api import Constant, module_pass, relax
 
 NAME = "int8_conv"
+LARGE_MAP_REASON = "large map (int8 kernel not faster)"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ def _is_site(binding) -> bool:
 
 def sites(func, keep_ends: bool = True) -> list[Site]:
     """The 1x1 convolutions of ``func``, in program order, each with the reason it stays fp32 (or None)."""
+    from kernels.int8_conv import profitable
+
     kept = kept_in_fp32(func, keep_ends)
     out = []
     for block in func.body.blocks:
@@ -82,7 +86,10 @@ def sites(func, keep_ends: bool = True) -> list[Site]:
                 continue
             n, k, h, w = static_shape(b.value.args[0])
             m = static_shape(b.value.args[1])[0]
-            out.append(Site(index=len(out), var=b.var, shape=(n, m, k, h, w), kept=kept.get(b.var)))
+            reason = kept.get(b.var)
+            if reason is None and not profitable(m, k, h, w):
+                reason = LARGE_MAP_REASON
+            out.append(Site(index=len(out), var=b.var, shape=(n, m, k, h, w), kept=reason))
     return out
 
 
