@@ -3,7 +3,7 @@ latency side by side, and the accuracy each int8 build keeps on the demo test sp
 
     python bench/bench_precision_host.py [--variants t l] [--resolution 224] [--threads 2] [--rounds 3]
         [--warmup 5] [--repeat 30] [--calibration-frames 64] [--clips 800] [--data-size 128]
-        [--accuracy-size 128] [--checkpoint s4=PATH ...] [--train-budget-min 10] [--no-accuracy]
+        [--accuracy-size 128] [--checkpoint s4=PATH ...] [--train-budget-min 11] [--no-accuracy]
         [--work artifacts/bench-precision-host] [--out bench/results/precision.json]
 
 Writes the top-level section ``host_int8`` of ``--out`` (the file's other sections, e.g. the projected Oryon
@@ -26,8 +26,9 @@ and the frame count) to ``edgeavs compile --precision int8 --calibration DIR --c
   worker. The int8 build is tried through ``compile_artifact(precision="int8", calibration=DIR,
   calibration_frames=N)``; where that is refused (not built yet) its rows say ``not available`` and the run
   goes on;
-- ``ort_fp32`` / ``ort_int8``: ``edgeavs export-onnx``'s graph / its ``quantize_static`` (QDQ, per-channel,
-  int8 weights and activations, MinMax), ``edgeavs bench``'s ONNX Runtime worker (CPU EP);
+- ``ort_fp32`` / ``ort_int8``: ``edgeavs export-onnx``'s graph / its ``quantize_static`` (QDQ, per-channel
+  int8 weights, uint8 activations -- U8S8, ONNX Runtime's x86 format; ``--ort-activations qint8`` for S8S8 --
+  MinMax), ``edgeavs bench``'s ONNX Runtime worker (CPU EP);
 - ``et_fp32`` / ``et_int8``: the ``.pte`` of ``edgeavs.device.peers.export_models`` / pt2e
   ``XNNPACKQuantizer`` (symmetric, per-channel) lowered the same way, ExecuTorch's Python runtime in the
   export environment (``executorch==1.5.1`` beside this torch) with XNNPACK's pool at ``--threads``.
@@ -42,7 +43,8 @@ compared with PyTorch fp32 (rel-L2).
 ONNX Runtime and ExecuTorch, ``evaluate_compiled`` for the edgeavs artifacts). Checkpoints: ``--checkpoint
 TASK=PATH``; else S4 takes the embedded checkpoint (LightAVSeg-T trained on this very S4 tree at 128:
 ``edgeavs info --embedded``), MS3 is trained as ``bench/train_demo.py`` does (lr 1e-3, batch 8, lambda_msa 0.5,
-seed 0, from random weights) for ``--train-budget-min`` minutes (the run folder is reused when there).
+seed 0, from random weights) for ``--train-budget-min`` minutes (default 11: the budget of
+``bench/results/train_demo.json``'s MS3 row, test M_J 0.597 there; the run folder is reused when there).
 """
 
 from __future__ import annotations
@@ -124,6 +126,14 @@ def edgeavs_build(out: Path, precision: str, log_, **kw) -> tuple[Path | None, s
     return out, None, round(seconds, 1)
 
 
+def _rel(path: Path) -> str:
+    """``path`` relative to the repository when inside it, else its name (no machine paths in the results)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return Path(path).name
+
+
 def _last_line(exc: BaseException) -> str:
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
     return lines[-1] if lines else type(exc).__name__
@@ -185,11 +195,12 @@ def latency_variant(v: str, args, et_python, calib_root: Path) -> dict:
     if "ort_fp32" in kinds:
         files["ort_fp32"] = exported["onnx"]
     if "ort_int8" in kinds:
-        q = work / "exports" / f"model-int8-c{args.calibration_frames}.onnx"
-        rep_path = q.with_suffix(".json")
+        q = work / "exports" / f"model-int8-{args.ort_activations}-c{args.calibration_frames}.onnx"
+        rep_path = q.with_name(q.name + ".json")
         try:
             if not (q.is_file() and rep_path.is_file()):
-                write_json(rep_path, ip.quantize_onnx(exported["onnx"], q, frames, waveform))
+                write_json(rep_path, ip.quantize_onnx(exported["onnx"], q, frames, waveform,
+                                                     activations=args.ort_activations))
             files["ort_int8"] = q
             extra["ort_int8"] = {"quantization": json.loads(rep_path.read_text())}
         except Exception as exc:  # noqa: BLE001  (a peer's failure is a row, the run goes on)
@@ -200,7 +211,7 @@ def latency_variant(v: str, args, et_python, calib_root: Path) -> dict:
         extra["et_fp32"] = {"non_delegated_ops": exported["pte_export"].get("non_delegated_ops")}
     if "et_int8" in kinds:
         q = work / "exports" / f"model-int8-c{args.calibration_frames}.pte"
-        rep_path = q.with_suffix(".json")
+        rep_path = q.with_name(q.name + ".json")
         try:
             if not (q.is_file() and rep_path.is_file()):
                 graph = frontend.inference_graph(model)
@@ -272,7 +283,7 @@ def latency_variant(v: str, args, et_python, calib_root: Path) -> dict:
 def task_checkpoint(task: str, tree: Path, args) -> tuple[Path, dict]:
     given = dict(c.split("=", 1) for c in args.checkpoint)
     if task in given:
-        return Path(given[task]), {"source": "given", "path": given[task]}
+        return Path(given[task]), {"source": "given", "path": _rel(Path(given[task]))}
     if task == "s4":
         from edgeavs.model import default
 
@@ -291,7 +302,7 @@ def task_checkpoint(task: str, tree: Path, args) -> tuple[Path, dict]:
     best = run / "best.pt"
     info = {"source": "trained here as bench/train_demo.py does", "budget_min": args.train_budget_min,
             "size": args.accuracy_size, "lr": 1e-3, "batch_size": 8, "msa_weight": 0.5, "seed": 0,
-            "torch_threads": args.threads, "run": str(run)}
+            "torch_threads": args.threads, "run": _rel(run)}
     if not best.is_file():
         torch.set_num_threads(args.threads)
         cfg = TrainConfig(data=str(tree), out=str(run), task=task, variant="tiny", fusion="lightavseg",
@@ -362,9 +373,10 @@ def accuracy_task(task: str, tree: Path, args, et_python) -> dict:
         score("ort_fp32", lambda: evaluate_predictor(ip.ort_predictor(onnx, args.threads), ds, batch_size=4))
     if "ort_int8" in kinds:
         def ort_int8():
-            q = work / f"model-int8-c{args.calibration_frames}.onnx"
+            q = work / f"model-int8-{args.ort_activations}-c{args.calibration_frames}.onnx"
             if not q.is_file():
-                write_json(q.with_suffix(".json"), ip.quantize_onnx(onnx, q, frames, waveform))
+                write_json(q.with_name(q.name + ".json"), ip.quantize_onnx(onnx, q, frames, waveform,
+                                                                           activations=args.ort_activations))
             return evaluate_predictor(ip.ort_predictor(q, args.threads), ds, batch_size=4)
 
         score("ort_int8", ort_int8)
@@ -376,7 +388,7 @@ def accuracy_task(task: str, tree: Path, args, et_python) -> dict:
             if kind == "et_int8":
                 pte = work / f"model-int8-c{args.calibration_frames}.pte"
                 if not pte.is_file():
-                    write_json(pte.with_suffix(".json"), ip.export_pte_int8(
+                    write_json(pte.with_name(pte.name + ".json"), ip.export_pte_int8(
                         frontend.inference_graph(model), example, frames, waveform, pte, et_python, log=log))
             else:
                 from edgeavs.device.peers import export_models
@@ -422,6 +434,8 @@ def main(argv=None) -> int:
     ap.add_argument("--calibration-frames", type=int, default=64)
     ap.add_argument("--clips", type=int, default=800, help="clips per demo tree (60/20/20 train/val/test)")
     ap.add_argument("--data-size", type=int, default=128, help="frame size the demo trees are made at")
+    ap.add_argument("--ort-activations", choices=["quint8", "qint8"], default="quint8",
+                    help="ONNX Runtime int8 activations: quint8 (U8S8, its x86 format) or qint8 (S8S8)")
     ap.add_argument("--runtimes", nargs="+", default=list(LATENCY), choices=[*LATENCY, *OPTIONAL])
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--no-accuracy", action="store_true")
@@ -430,7 +444,7 @@ def main(argv=None) -> int:
     ap.add_argument("--accuracy-runtimes", nargs="+", default=list(ACCURACY),
                     choices=[*ACCURACY, *ACCURACY_OPTIONAL])
     ap.add_argument("--checkpoint", action="append", default=[], metavar="TASK=PATH")
-    ap.add_argument("--train-budget-min", type=float, default=10.0,
+    ap.add_argument("--train-budget-min", type=float, default=11.0,
                     help="training budget for a task without --checkpoint (MS3; S4 takes the embedded one)")
     ap.add_argument("--work", type=Path, default=ROOT / "artifacts" / "bench-precision-host")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "precision.json")
