@@ -51,13 +51,14 @@ def int8_artifact(tmp_path_factory, calib):
 @pytest.mark.slow
 def test_int8_manifest_records_the_calibration(int8_artifact, calib):
     from edgeavs.compiler.artifact import read_manifest
+    from edgeavs.targets import load_target
     from kernels.int8_conv import isa_for
 
     m = read_manifest(int8_artifact)
     assert m["precision"] == "int8"
     rep = m["precision_report"]
     cal = rep["calibration"]
-    assert rep["isa"] == isa_for("host") and rep["converted"] == cal["int8_sites"] > 50
+    assert rep["isa"] == isa_for(load_target("host").to_tvm()) and rep["converted"] == cal["int8_sites"] > 50
     assert cal["calibration"] == {"root": os.fspath(calib), "task": "s4", "split": "train", "frames": FRAMES,
                                   "clips": 2}
     assert rep["kept"].get("last conv (logits)") == 1
@@ -80,6 +81,8 @@ def test_int8_artifact_passes_its_rule_and_is_not_fp32(int8_artifact, tmp_path):
     assert r.exit_code == 0, r.output
     report = json.loads(report_path.read_text())
     assert report["precision"] == "int8" and report["rule"] == "int8" and report["passed"]
+    # judged on real frames (the calibration tree's val split), not on the random seeds
+    assert [c["input"] for c in report["cases"]] == [f"s4-val.npz[{i}]" for i in range(5)]
     worst = report["worst"]
     assert worst["rel_l2"] <= TOLERANCES["int8"]["rel_l2"]
     assert worst["rel_l2"] > TOLERANCES["float32"]["rel_l2"]  # int8 rounding is there
@@ -92,6 +95,24 @@ def test_int8_artifact_fails_when_the_rule_is_tightened(int8_artifact, monkeypat
     monkeypatch.setitem(V.TOLERANCES, "int8", dict(V.TOLERANCES["float32"]))
     r = CliRunner().invoke(main, ["verify", str(int8_artifact), "--seeds", "1"])
     assert r.exit_code == 1 and "FAIL" in r.output
+
+
+@pytest.mark.slow
+def test_int8_verify_without_its_calibration_tree(int8_artifact, tmp_path):
+    """The tree is gone: verify says to pass --inputs (a usage error: exit 2), and --inputs works."""
+    import shutil
+
+    from edgeavs.compiler.artifact import read_manifest
+
+    art = tmp_path / "art"
+    shutil.copytree(int8_artifact, art)
+    m = json.loads((art / "manifest.json").read_text())
+    m["precision_report"]["calibration"]["calibration"]["root"] = str(tmp_path / "gone")
+    (art / "manifest.json").write_text(json.dumps(m))
+    read_manifest(art)  # still a valid manifest
+    r = CliRunner().invoke(main, ["verify", str(art)])
+    assert r.exit_code == 2 and "pass --inputs" in r.output and "Traceback" not in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
 
 
 def _one_line_error(r, *needles):
