@@ -1,6 +1,6 @@
 """Calibration of an int8 build: observe each 1x1 conv's input on real clips, choose its scale, report sensitivity.
 
-``plan(mod, clips, target)`` takes the module an int8 build has after ``edgeavs-fusion`` (what the ``precision``
+``plan(mod, clips)`` takes the module an int8 build has after ``edgeavs-fusion`` (what the ``precision``
 phase's :class:`edgeavs.passes.int8_conv.ToInt8Conv` rewrites) and:
 
 1. builds, for this machine, the same module with every site's input as an extra output
