@@ -157,86 +157,67 @@ taken from ``tvm.s_tir.tensor_intrin``, whose import registers every backend's i
 >= 21's verifier refuses (``<64 x i8>`` there)."""
 
 
+def _dot_desc(lanes: int, data: str):
+    """``C[lanes] int32 += A[4] data (broadcast) . B[lanes, 4] int8``: what both dot intrinsics compute."""
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (4,), data, offset_factor=1)
+        B = T.match_buffer(b, (lanes, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (lanes,), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:4], B[0:lanes, 0:4])
+            T.writes(C[0:lanes])
+            for i, k in T.grid(lanes, 4):
+                with T.sblock("update"):
+                    vi, vk = T.axis.remap("SR", [i, k])
+                    C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+    return desc
+
+
+def _dot_impl(lanes: int, data: str, intrinsic: str, operands):
+    """The implementation of :func:`_dot_desc`: one call of the LLVM ``intrinsic`` on ``operands(c, a_word, b)``
+    (the accumulator vector, A's four bytes as one int32, B's bytes as ``int8 x 4*lanes``)."""
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (4,), data, offset_factor=1)
+        B = T.match_buffer(b, (lanes, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (lanes,), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:4], B[0:lanes, 0:4])
+            T.writes(C[0:lanes])
+            C[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id(intrinsic),
+                *operands(C.vload([0], dtype=f"int32x{lanes}"),
+                          T.reinterpret(A.vload([0], f"{data}x4"), dtype="int32"),
+                          B.vload([0, 0], dtype=f"int8x{4 * lanes}")),
+                dtype=f"int32x{lanes}")
+
+    return impl
+
+
 def _register_dot_intrins() -> None:
     try:
         s_tir.TensorIntrin.get(DOT_INTRINS["vnni"])
         return
     except Exception:  # noqa: BLE001 - not registered yet
         pass
-    byte_operands = int(_codegen.llvm_version_major()) >= 21
+    if int(_codegen.llvm_version_major()) >= 21:  # vpdpbusd.512 on byte vectors
+        def vnni(c, word, b):
+            return c, T.reinterpret(T.broadcast(word, 16), dtype="uint8x64"), b
+    else:  # on int32 vectors
+        def vnni(c, word, b):
+            return c, T.broadcast(word, 16), T.reinterpret(b, dtype="int32x16")
 
-    @T.prim_func(s_tir=True)
-    def vnni_desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (4,), "uint8", offset_factor=1)
-        B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
-        C = T.match_buffer(c, (16,), "int32", offset_factor=1)
-        with T.sblock("root"):
-            T.reads(C[0:16], A[0:4], B[0:16, 0:4])
-            T.writes(C[0:16])
-            for i, k in T.grid(16, 4):
-                with T.sblock("update"):
-                    vi, vk = T.axis.remap("SR", [i, k])
-                    C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+    def sdot(c, word, b):  # sdot: C[i] += sum_j B[i, j] * A[j], A's word broadcast to every 32-bit lane
+        return c, b, T.reinterpret(T.broadcast(word, 4), dtype="int8x16")
 
-    @T.prim_func(s_tir=True)
-    def vnni_impl_bytes(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (4,), "uint8", offset_factor=1)
-        B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
-        C = T.match_buffer(c, (16,), "int32", offset_factor=1)
-        with T.sblock("root"):
-            T.reads(C[0:16], A[0:4], B[0:16, 0:4])
-            T.writes(C[0:16])
-            word = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
-            C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"), C.vload([0], dtype="int32x16"),
-                T.reinterpret(T.broadcast(word, 16), dtype="uint8x64"), B.vload([0, 0], dtype="int8x64"),
-                dtype="int32x16")
-
-    @T.prim_func(s_tir=True)
-    def vnni_impl_words(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (4,), "uint8", offset_factor=1)
-        B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
-        C = T.match_buffer(c, (16,), "int32", offset_factor=1)
-        with T.sblock("root"):
-            T.reads(C[0:16], A[0:4], B[0:16, 0:4])
-            T.writes(C[0:16])
-            word = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
-            C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"), C.vload([0], dtype="int32x16"),
-                T.broadcast(word, 16), T.reinterpret(B.vload([0, 0], dtype="int8x64"), dtype="int32x16"),
-                dtype="int32x16")
-
-    @T.prim_func(s_tir=True)
-    def sdot_desc(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (4,), "int8", offset_factor=1)
-        B = T.match_buffer(b, (4, 4), "int8", offset_factor=1)
-        C = T.match_buffer(c, (4,), "int32", offset_factor=1)
-        with T.sblock("root"):
-            T.reads(C[0:4], A[0:4], B[0:4, 0:4])
-            T.writes(C[0:4])
-            for i, k in T.grid(4, 4):
-                with T.sblock("update"):
-                    vi, vk = T.axis.remap("SR", [i, k])
-                    C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
-
-    @T.prim_func(s_tir=True)
-    def sdot_impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (4,), "int8", offset_factor=1)
-        B = T.match_buffer(b, (4, 4), "int8", offset_factor=1)
-        C = T.match_buffer(c, (4,), "int32", offset_factor=1)
-        with T.sblock("root"):
-            T.reads(C[0:4], A[0:4], B[0:4, 0:4])
-            T.writes(C[0:4])
-            # sdot: C[i] += sum_j B[i, j] * A[j], A's four bytes broadcast to every 32-bit lane
-            word = T.reinterpret(A.vload([0], "int8x4"), dtype="int32")
-            C[T.ramp(T.int32(0), 1, 4)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.aarch64.neon.sdot.v4i32.v16i8"), C.vload([0], dtype="int32x4"),
-                B.vload([0, 0], dtype="int8x16"), T.reinterpret(T.broadcast(word, 4), dtype="int8x16"),
-                dtype="int32x4")
-
-    s_tir.TensorIntrin.register(DOT_INTRINS["vnni"], vnni_desc,
-                                vnni_impl_bytes if byte_operands else vnni_impl_words)
-    s_tir.TensorIntrin.register(DOT_INTRINS["sdot"], sdot_desc, sdot_impl)
+    s_tir.TensorIntrin.register(DOT_INTRINS["vnni"], _dot_desc(16, "uint8"),
+                                _dot_impl(16, "uint8", "llvm.x86.avx512.vpdpbusd.512", vnni))
+    s_tir.TensorIntrin.register(DOT_INTRINS["sdot"], _dot_desc(4, "int8"),
+                                _dot_impl(4, "int8", "llvm.aarch64.neon.sdot.v4i32.v16i8", sdot))
 
 
 def dot_intrin(isa: str) -> str:

@@ -9,20 +9,10 @@ from click.testing import CliRunner
 
 from cli import main
 from edgeavs.errors import EdgeAVSError
+from tests.precision_helpers import compile_for_emulation, cortex_a53
 
 SIZE = 64
-AARCH64_NO_FP16 = """\
-name: a53-nofp16
-description: Cortex-A53 class, no fp16 arithmetic
-kind: llvm
-mtriple: aarch64-linux-gnu
-mcpu: cortex-a53
-mattr: [+neon]
-num-cores: 4
-vector_width: 128
-link: cross
-cross_cc: aarch64-linux-gnu-gcc
-"""
+AARCH64_NO_FP16 = cortex_a53("a53-nofp16", "Cortex-A53 class, no fp16 arithmetic")
 
 
 def _mac_ops(func):
@@ -175,26 +165,14 @@ def test_manifest_and_records_name_the_same_precisions():
 def test_fp16_on_emulated_aarch64_passes_its_rule(tmp_path):
     """The snapdragon8elite fp16 build (+fullfp16: native fp16 conversions, fp32 accumulation) under
     qemu-aarch64 -cpu max: verify with the fp16 row, and the fp16 code really is there (fcvt to half)."""
-    import os
     import subprocess
 
-    from edgeavs.compiler import compile_artifact
-    from edgeavs.device.emulator import setup_emulator
     from edgeavs.device.export import LINUX_LIBRARY
     from edgeavs.device.remote import DeviceSpec
     from edgeavs.verify import TOLERANCES, verify_artifact
 
-    try:
-        setup_emulator(log=None)
-    except EdgeAVSError as exc:
-        pytest.fail(f"the AArch64 emulator cannot be set up: {exc}", pytrace=False)
-    saved = {v: os.environ.pop(v) for v in ("TVM_NDK_CC", "ANDROID_NDK_HOME", "ANDROID_NDK_ROOT") if v in os.environ}
-    try:
-        out = tmp_path / "sd8e-fp16"
-        manifest = compile_artifact(out, target="snapdragon8elite", variant="tiny", resolution=SIZE,
-                                    precision="fp16")
-    finally:
-        os.environ.update(saved)
+    out = tmp_path / "sd8e-fp16"
+    manifest = compile_for_emulation(out, variant="tiny", resolution=SIZE, precision="fp16")
     assert manifest["precision"] == "fp16"
     dis = subprocess.run(["llvm-objdump-19", "-d", "--mattr=+fullfp16", str(out / LINUX_LIBRARY)],
                          capture_output=True, text=True, check=True).stdout

@@ -12,21 +12,11 @@ from click.testing import CliRunner
 
 from cli import main
 from edgeavs.errors import EdgeAVSError
+from tests.precision_helpers import compile_for_emulation, cortex_a53
 
 SIZE = 64
 FRAMES = 8
-AARCH64_NO_DOTPROD = """\
-name: a53-nodot
-description: Cortex-A53 class, no dot product
-kind: llvm
-mtriple: aarch64-linux-gnu
-mcpu: cortex-a53
-mattr: [+neon]
-num-cores: 4
-vector_width: 128
-link: cross
-cross_cc: aarch64-linux-gnu-gcc
-"""
+AARCH64_NO_DOTPROD = cortex_a53("a53-nodot", "Cortex-A53 class, no dot product")
 
 
 @pytest.fixture(scope="module")
@@ -190,23 +180,13 @@ def test_calibration_inputs_read_the_train_frames(calib):
 def test_int8_on_emulated_aarch64_passes_its_rule(tmp_path, calib):
     """The snapdragon8elite int8 build (sdot kernels) under qemu-aarch64 -cpu max: verify with the int8 row, and the
     sdot instructions really are in the library."""
-    from edgeavs.compiler import compile_artifact
-    from edgeavs.device.emulator import setup_emulator
     from edgeavs.device.export import LINUX_LIBRARY
     from edgeavs.device.remote import DeviceSpec
     from edgeavs.verify import verify_artifact
 
-    try:
-        setup_emulator(log=None)
-    except EdgeAVSError as exc:
-        pytest.fail(f"the AArch64 emulator cannot be set up: {exc}", pytrace=False)
-    saved = {v: os.environ.pop(v) for v in ("TVM_NDK_CC", "ANDROID_NDK_HOME", "ANDROID_NDK_ROOT") if v in os.environ}
-    try:
-        out = tmp_path / "sd8e-int8"
-        manifest = compile_artifact(out, target="snapdragon8elite", variant="tiny", resolution=SIZE,
-                                    precision="int8", calibration=calib, calibration_frames=FRAMES)
-    finally:
-        os.environ.update(saved)
+    out = tmp_path / "sd8e-int8"
+    manifest = compile_for_emulation(out, variant="tiny", resolution=SIZE, precision="int8", calibration=calib,
+                                     calibration_frames=FRAMES)
     assert manifest["precision"] == "int8" and manifest["precision_report"]["isa"] == "sdot"
     dis = subprocess.run(["llvm-objdump-19", "-d", "--mattr=+dotprod", str(out / LINUX_LIBRARY)],
                          capture_output=True, text=True, check=True).stdout
