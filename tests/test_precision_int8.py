@@ -193,3 +193,28 @@ def test_int8_on_emulated_aarch64_passes_its_rule(tmp_path, calib):
     assert "sdot" in dis
     report = verify_artifact(out, seeds=1, device=DeviceSpec("emulated"))
     assert report["rule"] == "int8" and report["passed"], report.get("worst")
+
+
+@pytest.mark.slow
+def test_tune_int8_records_are_int8_and_compile_takes_them(tmp_path, calib):
+    """`tune --precision int8` searches the int8 kernels' knobs (calibrated as compile is); its records are
+    marked int8: an int8 compile takes them, an fp32 compile refuses them in one line."""
+    rec = tmp_path / "rec"
+    r = CliRunner().invoke(main, ["tune", "--target", "host", "--variant", "tiny", "--resolution", str(SIZE),
+                                  "--precision", "int8", "--calibration", str(calib), "--calibration-frames",
+                                  str(FRAMES), "--only", "int8_conv", "--trials", "3", "--time-budget", "10m",
+                                  "-o", str(rec)])
+    assert r.exit_code == 0, r.output
+    assert "calibrate" in r.output and "edgeavs functions (by workload)" in r.output
+    fp = json.loads((rec / "fingerprint.json").read_text())
+    assert fp["precision"] == "int8"
+    knobs = json.loads((rec / "edgeavs_knobs.json").read_text())
+    assert knobs and all(k.startswith("int8_conv") for k in knobs.get("functions", knobs))
+    r, out = _compile(tmp_path, "--precision", "int8", "--calibration", str(calib), "--calibration-frames",
+                      str(FRAMES), "--records", str(rec))
+    assert r.exit_code == 0, r.output
+    other = tmp_path / "fp32"
+    other.mkdir()
+    r, out2 = _compile(other, "--records", str(rec))
+    _one_line_error(r, "tuned for a int8 build, this is fp32")
+    assert not out2.exists()

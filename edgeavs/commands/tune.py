@@ -29,10 +29,18 @@ from edgeavs.commands.options import (CHECKPOINT_HELP, VARIANT_HELP, resolution_
 @click.option("--seed", type=int, default=0, show_default=True, help="Search seed.")
 @click.option("--only", multiple=True, metavar="NAME",
               help="Search only tasks whose function name contains NAME (repeatable).")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="The build to search: int8 calibrates as `compile --precision int8` does and searches the "
+                   "int8 kernels' knobs too; the records are marked with it (compile takes them only for it).")
+@click.option("--calibration", type=click.Path(path_type=str), default=None, metavar="DIR",
+              help="int8: the AVSBench-layout tree to calibrate on (use the one you compile with).")
+@click.option("--calibration-frames", type=click.IntRange(1, 100000), default=None, metavar="N",
+              help="int8: train frames to calibrate on (default 200).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Records directory (created, or continued when it holds records).")
-def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_tracker, rpc_key,
+def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_tracker, rpc_key, precision, calibration,
+         calibration_frames,
          remote_os, seed, only, as_json, out):
     """Auto-tune LightAVSeg for a target; records are reused by `edgeavs compile --records`.
 
@@ -57,7 +65,8 @@ def tune(target, variant, resolution, checkpoint, trials, time_budget, rpc_track
         summary = run(out, target=target, variant=variant, resolution=resolution, checkpoint=checkpoint,
                       trials=trials, time_budget=parse_duration(time_budget), seed=seed,
                       rpc_tracker=rpc_tracker, rpc_key=rpc_key, remote_os=remote_os, only=only,
-                      log=lambda m: click.echo(m, err=True), progress=not as_json)
+                      log=lambda m: click.echo(m, err=True), progress=not as_json, precision=precision,
+                      calibration=calibration, calibration_frames=calibration_frames)
     if as_json:
         click.echo(json.dumps(summary))
     else:

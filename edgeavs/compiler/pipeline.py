@@ -355,14 +355,15 @@ def _copy(mod):
     return IRModule(dict(mod.functions_items()), attrs=mod.attrs, global_infos=mod.global_infos)
 
 
-def split_for_tuning(mod, target, params):
+def split_for_tuning(mod, target, params, **precision_kw):
     """``(folded, pre, scheduled)`` for ``edgeavs tune``: the pipeline up to ``fold-constants`` (where its
     whole-model builds start), then up to the phase before ``edgeavs-schedules`` (what knob candidates are
     scheduled from), and the same module after ``edgeavs-schedules`` with the default knobs (what the tasks and
-    the profile come from). Each stage works on a copy: the schedule pass replaces functions in its module."""
+    the profile come from). Each stage works on a copy: the schedule pass replaces functions in its module.
+    ``precision_kw``: ``precision`` / ``accumulate`` / ``int8_plan`` of the ``precision`` phase (:func:`run_pipeline`)."""
     folded = run_pipeline(mod, target, params, stop="fold-constants")[0]
     pre = run_pipeline(_copy(folded), target, None, start=phase_after("fold-constants"),
-                       stop=phase_before("edgeavs-schedules"))[0]
+                       stop=phase_before("edgeavs-schedules"), **precision_kw)[0]
     scheduled = run_pipeline(_copy(pre), target, None, start="edgeavs-schedules", stop="edgeavs-schedules")[0]
     return folded, pre, scheduled
 

@@ -147,9 +147,13 @@ def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _prim(expr):
-    """The float of a ``relax.PrimValue`` holding a constant, else None."""
+    """The float of a constant scalar argument (a ``FloatImm``/``IntImm``, or a ``relax.PrimValue`` of one), else
+    None."""
     value = getattr(expr, "value", None)
-    return float(value.value) if value is not None and hasattr(value, "value") else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    value = getattr(value, "value", None)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _act_of(value) -> str | None:

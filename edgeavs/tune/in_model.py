@@ -130,11 +130,12 @@ class ModelBench:
     measured = "in-model"  # the records' "measured" field, and what a round's figures are
     entry_extra: dict = {}
 
-    def __init__(self, folded, tvm_target, inputs, passes: int = PASSES):
+    def __init__(self, folded, tvm_target, inputs, passes: int = PASSES, precision_kw: dict | None = None):
         from edgeavs.passes.schedule_ops import lowers
         from edgeavs.tvm_api import make_target, tvm
 
         self.folded = folded
+        self.precision_kw = dict(precision_kw or {})  # the precision phase's arguments (int8: the plan)
         self.target = make_target(tvm_target)
         self.passes = passes
         self.dev = tvm.cpu()
@@ -168,7 +169,7 @@ class ModelBench:
                      if c != t.default}
         lowered = run_pipeline(_copy(self.folded), self.target, None, start=phase_after("fold-constants"),
                                schedule_configs={"functions": functions} if functions else None,
-                               linked_weights=linked_weights)[0]
+                               linked_weights=linked_weights, **self.precision_kw)[0]
         names: dict = {}
         for gv, func in lowered.functions_items():
             if isinstance(func, PrimFunc) and func.attrs is not None and WORKLOAD_ATTR in func.attrs:

@@ -92,8 +92,8 @@ class ProjectedBench(ModelBench):
 
     measured = "projected"
 
-    def __init__(self, folded, tgt, cpu, input_specs: list, *, log=None):
-        super().__init__(folded, tgt.to_tvm(), None)
+    def __init__(self, folded, tgt, cpu, input_specs: list, *, log=None, precision_kw: dict | None = None):
+        super().__init__(folded, tgt.to_tvm(), None, precision_kw=precision_kw)
         self.tgt, self.cpu = tgt, cpu
         self.input_specs = input_specs
         self.entry_extra = {"cpu": cpu.name}

@@ -191,7 +191,8 @@ def _profile(fused, tvm_target, inputs) -> dict:
     return profile_median(build_vm(fused, tvm_target), [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs], 5)
 
 
-def _end_to_end(mod, tvm_target, params, records, inputs, rounds: int = 5, steps=None) -> dict:
+def _end_to_end(mod, tvm_target, params, records, inputs, rounds: int = 5, steps=None,
+                precision_kw: dict | None = None) -> dict:
     """The untuned build and the build ``edgeavs compile --records`` makes, timed alternately (median ms).
     ``steps``: a :class:`~edgeavs.tune.progress.Steps` of 3 (the two builds, the timing)."""
     from edgeavs.compiler.pipeline import run_pipeline
@@ -204,7 +205,7 @@ def _end_to_end(mod, tvm_target, params, records, inputs, rounds: int = 5, steps
     for name, kw in (("untuned_ms", {}), ("tuned_ms", {"records": str(records.path),
                                                        "schedule_configs": {"functions": knobs} if knobs else None})):
         with step(f"the {name.split('_')[0]} build"):
-            lowered = run_pipeline(mod, tvm_target, params, **kw)[0]
+            lowered = run_pipeline(mod, tvm_target, params, **kw, **(precision_kw or {}))[0]
             builds[name] = compile_vm(lowered, tvm_target)
     args = [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs]
     with step("timing both, alternately"):
@@ -225,11 +226,14 @@ def _best_us(db, task) -> float | None:
 def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
          trials: int | None = None, time_budget: float = 1800.0, seed: int = 0,
          rpc_tracker: str | None = None, rpc_key: str | None = None, only=(), log=None,
-         progress: bool = True, remote_os: str | None = None) -> dict:
+         progress: bool = True, remote_os: str | None = None, precision: str = "fp32", calibration=None,
+         calibration_frames: int | None = None) -> dict:
     """Tune LightAVSeg for ``target`` into the records directory ``out``. Returns a summary.
 
     ``only``: substrings of task (TIR function) names; when given, only those tasks are
-    searched (the profile still covers the whole model). Every failure is an :class:`EdgeAVSError`
+    searched (the profile still covers the whole model). ``precision``: ``fp32`` or ``int8`` (calibrated on
+    ``calibration`` as ``compile --precision int8`` is; the int8 kernels' knobs are searched like the others and
+    the records are marked int8). Every failure is an :class:`EdgeAVSError`
     (see :func:`stage`); Ctrl-C raises ``KeyboardInterrupt`` with the records as last published.
     """
     from edgeavs.compiler import pipeline
@@ -258,14 +262,28 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
 
         with stage("device connection"):
             remote = connect_tuning_device(tgt, rpc_tracker, rpc_key, remote_os=remote_os, log=say)
+    if precision not in ("fp32", "int8"):
+        raise EdgeAVSError(f"--precision {precision!r}: tune searches fp32 and int8 builds")
+    clips = None
+    if precision == "int8" or calibration is not None:
+        from edgeavs.compiler import calibrate
+        from edgeavs.compiler.build import check_precision
+
+        check_precision(precision, tgt)
+        if precision != "int8":
+            raise EdgeAVSError(f"--calibration applies to --precision int8 (this search is {precision})")
+        if calibration is None:
+            raise EdgeAVSError("--precision int8 needs --calibration DIR (an AVSBench-layout tree, e.g. "
+                               "`edgeavs data synth` output): the activations' scales come from it")
+        calibrate.find_task(calibration)
     records = RecordsDir(out)
     with stage("records setup"):
         if projection is not None:
             from edgeavs.tune.projected import records_cost
 
-            resumed = records.create_or_resume(tgt, cost=records_cost(projection))
+            resumed = records.create_or_resume(tgt, cost=records_cost(projection), precision=precision)
         else:
-            resumed = records.create_or_resume(tgt)
+            resumed = records.create_or_resume(tgt, precision=precision)
     with stage("model import"), Steps("model import", 2, bars) as steps:
         with steps.step("the PyTorch model"):
             source = prepare(variant, checkpoint, resolution, seed=0)  # compile's opening step
@@ -275,6 +293,15 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
         with steps.step("torch.export and the Relax import"):
             mod, params, _, _ = source.import_relax("export")
         tvm_target = tgt.to_tvm()
+    precision_kw = {}
+    if precision == "int8":
+        with stage("calibration"):
+            clips, calib_info = calibrate.calibration_inputs(calibration, (h, w),
+                                                             calibration_frames or calibrate.DEFAULT_FRAMES)
+            front = pipeline.run_pipeline(mod, tvm_target, params, stop="edgeavs-fusion")[0]
+            plan = calibrate.plan(front, clips, log=say, calibration=calib_info)
+            del front
+        precision_kw = {"precision": "int8", "int8_plan": plan}
     from edgeavs.tune import knobs as knob_search
 
     with tempfile.TemporaryDirectory(prefix="edgeavs-tune-") as scratch:
@@ -283,7 +310,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             # folded: where the in-model knob search's builds start; pre: fused, not yet scheduled (knob
             # candidates are scheduled from it); fused: with the default knobs (tasks and the profile)
             with steps.step("the pipeline up to the schedules"):
-                folded, pre, fused = pipeline.split_for_tuning(mod, tvm_target, params)
+                folded, pre, fused = pipeline.split_for_tuning(mod, tvm_target, params, **precision_kw)
             with steps.step("MetaSchedule's task extraction"):
                 records.seed_workdir(scratch)
                 db = ms.database.JSONDatabase(work_dir=str(scratch))
@@ -380,6 +407,7 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                     knob_run = in_model.search(
                         ktasks, records, folded, tvm_target, inputs, deadline=time.perf_counter() + share * left,
                         max_trials=None if trials is None else int(round(share * trials)), log=say,
+                        bench=in_model.ModelBench(folded, tvm_target, inputs, precision_kw=precision_kw),
                         on_round=lambda n, saved_us: show(n, (total_profiled - saved_us) / 1e3))
                 elif projection is not None:
                     from edgeavs.tune import in_model
@@ -388,7 +416,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
                     say(f"  {len(ktasks)} edgeavs functions (by workload) to search through their knob spaces, "
                         f"ranked by projected {projection.name} cycles of the emulated AArch64 build (no device)")
                     left = max(0.0, t_start + time_budget - time.perf_counter())
-                    with ProjectedBench(folded, tgt, projection, input_specs(h, w)) as pbench:
+                    with ProjectedBench(folded, tgt, projection, input_specs(h, w),
+                                        precision_kw=precision_kw) as pbench:
                         knob_run = in_model.search(
                             ktasks, records, folded, tvm_target, None, deadline=time.perf_counter() + share * left,
                             max_trials=None if trials is None else int(round(share * trials)), log=say,
@@ -468,7 +497,8 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
     if tgt.is_host and (knob_run.tuned or database["records"]):
         say("  end to end: the untuned build against the build compile --records makes ...")
         with stage("end-to-end check"), Steps("end to end", 3, bars) as steps:
-            end_to_end = _end_to_end(mod, tvm_target, params, records, inputs, steps=steps)
+            end_to_end = _end_to_end(mod, tvm_target, params, records, inputs, steps=steps,
+                                     precision_kw=precision_kw)
         with stage("records publication"):
             records.append_log({"end_to_end": end_to_end})
         say(f"  end to end: untuned {end_to_end['untuned_ms']:.2f} ms, tuned {end_to_end['tuned_ms']:.2f} ms")
