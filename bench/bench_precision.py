@@ -2,7 +2,8 @@
 projected, with each build's numerical cost.
 
     python bench/bench_precision.py [--variants t l] [--resolution 224] [--seeds 2] [--no-verify]
-        [--work artifacts/bench-precision] [--out bench/results/precision.json]
+        [--builds fp32 int8] [--calibration DIR] [--work artifacts/bench-precision]
+        [--out bench/results/precision.json]
 
 Per variant (random init, seed 0: ``compile_artifact`` without a checkpoint) and precision:
 
@@ -36,15 +37,18 @@ sys.path.insert(0, str(ROOT))
 
 from edgeavs.io.atomic import write_json  # noqa: E402
 
-BUILDS = (("fp32", "fp32", "fp32"), ("fp16-acc32", "fp16", "fp32"), ("fp16-acc16", "fp16", "fp16"))
-"""(name, --precision, --accumulate)."""
+BUILDS = (("fp32", "fp32", "fp32"), ("fp16-acc32", "fp16", "fp32"), ("fp16-acc16", "fp16", "fp16"),
+          ("int8", "int8", "fp32"))
+"""(name, --precision, --accumulate); int8 only with ``--calibration``."""
+INT8_OPS_PER_CYCLE = 128.0
+"""Oryon's int8 SDOT peak: 4 x 128-bit pipes x 16 MACs x 2 ops (516 GOPS per core at 4.0 GHz measured)."""
 VARIANTS = {"t": "tiny", "s": "small", "b": "base", "l": "large"}
 FP16_FLOP_PER_CYCLE = 64.0
 """Oryon's fp16 FMLA peak: 4 x 128-bit pipes x 8 lanes x 2 FLOP (twice fp32's 32)."""
 
 
 def compile_build(work: Path, variant: str, resolution: int, name: str, precision: str, accumulate: str,
-                  log) -> tuple[Path, float | None]:
+                  log, calibration=None) -> tuple[Path, float | None]:
     from edgeavs.compiler import compile_artifact
 
     out = work / f"{variant}-{resolution}-{name}"
@@ -54,8 +58,9 @@ def compile_build(work: Path, variant: str, resolution: int, name: str, precisio
              if v in os.environ}  # the Linux library is what the projection runs
     try:
         t0 = time.perf_counter()
+        extra = {"calibration": calibration, "calibration_frames": 64} if precision == "int8" else {}
         compile_artifact(out, target="snapdragon8elite", variant=variant, resolution=resolution,
-                         precision=precision, accumulate=accumulate, log=lambda _m: None)
+                         precision=precision, accumulate=accumulate, log=lambda _m: None, **extra)
         seconds = time.perf_counter() - t0
         log(f"compiled {out.name} in {seconds:.0f} s")
     finally:
@@ -84,19 +89,23 @@ def verify_figures(art: Path, seeds: int, log) -> dict:
     return out
 
 
-def run_variant(work: Path, variant: str, resolution: int, seeds: int, do_verify: bool, log) -> dict:
+def run_variant(work: Path, variant: str, resolution: int, seeds: int, do_verify: bool, log, builds=None,
+                calibration=None) -> dict:
     from edgeavs.device.projection import CPUS, project_artifact
 
     cpu = CPUS["oryon-1"]
     rows, fp32_flops = {}, None
     for name, precision, accumulate in BUILDS:
-        art, compile_s = compile_build(work, variant, resolution, name, precision, accumulate, log)
+        if (builds and name not in builds and name != "fp32") or (precision == "int8" and calibration is None):
+            continue  # fp32 always: the ratios' base
+        art, compile_s = compile_build(work, variant, resolution, name, precision, accumulate, log, calibration)
         t0 = time.perf_counter()
         rep = project_artifact(art, cpu="oryon-1", log=None)
         t = rep["total"]
         if fp32_flops is None:
             fp32_flops = t["flops"]
-        own_peak = FP16_FLOP_PER_CYCLE if accumulate == "fp16" else cpu.flop_per_cycle
+        own_peak = (INT8_OPS_PER_CYCLE if precision == "int8" else FP16_FLOP_PER_CYCLE if accumulate == "fp16"
+                    else cpu.flop_per_cycle)
         row = {
             "precision": precision, "accumulate": accumulate,
             "projected_ms": round(t["ms"], 4),
@@ -131,6 +140,10 @@ def main(argv=None) -> int:
     ap.add_argument("--resolution", type=int, default=224)
     ap.add_argument("--seeds", type=int, default=2, help="random cases for verify (under qemu)")
     ap.add_argument("--no-verify", action="store_true")
+    ap.add_argument("--builds", nargs="+", default=None, choices=[b[0] for b in BUILDS],
+                    help="only these builds (and fp32, the ratios' base); the other rows of an earlier run are kept")
+    ap.add_argument("--calibration", default=None, metavar="DIR",
+                    help="an AVSBench-layout tree: adds the int8 build (64 calibration frames of its train split)")
     ap.add_argument("--work", type=Path, default=ROOT / "artifacts" / "bench-precision")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "precision.json")
     args = ap.parse_args(argv)
@@ -150,16 +163,22 @@ def main(argv=None) -> int:
     result.update({
         "what": "LightAVSeg (random init, seed 0), one frame + 1 s of audio, single thread, projected on one "
                 "Snapdragon 8 Elite prime core (oryon-1, 4.32 GHz) by edgeavs.device.projection: fp32 vs fp16 "
-                "accumulating in fp32 vs fp16 accumulating in fp16; verify's figures for each build under "
+                "accumulating in fp32 vs fp16 accumulating in fp16 vs int8 (sdot; with --calibration); verify's "
+                "figures for each build under "
                 "qemu-aarch64 -cpu max against PyTorch float64",
-        "peaks_flop_per_cycle": {"fp32": 32.0, "fp16": FP16_FLOP_PER_CYCLE},
+        "peaks_flop_per_cycle": {"fp32": 32.0, "fp16": FP16_FLOP_PER_CYCLE, "int8": INT8_OPS_PER_CYCLE},
         "machine": {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)},
     })
     result.setdefault("variants", {})
     for v in args.variants:
         key = f"{v}-{args.resolution}"
-        result["variants"][key] = run_variant(args.work, VARIANTS[v], args.resolution, args.seeds,
-                                              not args.no_verify, log)
+        rows = result["variants"].get(key, {})
+        rows.update(run_variant(args.work, VARIANTS[v], args.resolution, args.seeds, not args.no_verify, log,
+                                builds=args.builds, calibration=args.calibration))
+        base = rows["fp32"]["projected_ms"]
+        for row in rows.values():
+            row["ratio_vs_fp32"] = round(row["projected_ms"] / base, 4)
+        result["variants"][key] = rows
         write_json(args.out, result)
     print(args.out)
     return 0
