@@ -324,7 +324,8 @@ def run_pipeline(mod, target, params: dict | None = None, dump_dir=None, fusion:
     if dump_dir is not None:
         dump_dir = Path(dump_dir)
         dump_dir.mkdir(parents=True, exist_ok=True)
-        _dump(mod, dump_dir / "00-imported.py")
+        if start is None:  # a run that goes on from a later phase (an int8 build's second half) keeps it
+            _dump(mod, dump_dir / "00-imported.py")
     seconds = {}
     with target:
         for i, phase in enumerate(PIPELINE, start=1):
