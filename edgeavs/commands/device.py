@@ -120,8 +120,8 @@ def serve_cmd(host, port, allow_remote, qemu_cpu, tracker, key):
     with terminate_as_interrupt():  # kill PID / a closed terminal: the same clean-up as Ctrl-C
         with emu:
             how = (f"--rpc-tracker {tracker} --rpc-key {key}" if tracker else f"--rpc {emu.address}")
-            click.echo(f"serving on {emu.address}; connect with {how}")
-            try:
+            try:  # the line first inside: a signal right after it (a client that read it) is a clean stop
+                click.echo(f"serving on {emu.address}; connect with {how}")
                 emu.wait()
             except KeyboardInterrupt:
                 click.echo("stopping the emulated device", err=True)
