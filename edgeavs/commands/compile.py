@@ -98,19 +98,10 @@ def compile_cmd(target, variant, checkpoint, fusion, resolution, via, dump_ir, r
         check_writable(dump_ir, "--dump-ir", kind="dir", make_parents=True)
     tgt = load_target(target)
     check_precision(precision, tgt, accumulate)
-    if precision == "int8" and calibration is None:
-        from edgeavs.errors import EdgeAVSError
+    from edgeavs.compiler.calibrate import check_arguments, find_task
 
-        raise EdgeAVSError("--precision int8 needs --calibration DIR (an AVSBench-layout tree, e.g. `edgeavs data "
-                           "synth` output): the activations' scales come from it")
-    if precision != "int8" and (calibration is not None or calibration_frames is not None):
-        from edgeavs.errors import EdgeAVSError
-
-        raise EdgeAVSError(f"--calibration{'-frames' if calibration is None else ''} applies to --precision int8 "
-                           f"(this build is {precision})")
+    check_arguments(precision, calibration, calibration_frames)
     if calibration is not None:
-        from edgeavs.compiler.calibrate import find_task
-
         find_task(calibration)  # a bad tree is one line before the import and the build
     if profile and (tgt.link != "host" or no_schedules):
         from edgeavs.errors import EdgeAVSError

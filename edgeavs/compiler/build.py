@@ -232,17 +232,12 @@ def compile_artifact(out, *, target="host", variant: str | None = None, checkpoi
     check_precision(precision, tgt, accumulate)
     source = prepare(variant, checkpoint, resolution, seed=seed, interaction=interaction)
     variant, weights, (h, w) = source.variant, source.weights, source.resolution
-    clips = None
-    if precision == "int8":
-        from edgeavs.compiler import calibrate
+    from edgeavs.compiler import calibrate
 
-        if calibration is None:
-            raise EdgeAVSError("--precision int8 needs --calibration DIR (an AVSBench-layout tree, e.g. "
-                               "`edgeavs data synth` output): the activations' scales come from it")
+    calibrate.check_arguments(precision, calibration, calibration_frames)
+    if precision == "int8":
         clips, calib_info = calibrate.calibration_inputs(
             calibration, (h, w), calibration_frames or calibrate.DEFAULT_FRAMES)
-    elif calibration is not None:
-        raise EdgeAVSError(f"--calibration applies to --precision int8 (this build is {precision})")
     out = Path(out)
     knobs, records_info = None, None
     if records is not None:

@@ -46,6 +46,17 @@ class Plan:
     report: dict = field(default_factory=dict)
 
 
+def check_arguments(precision: str, calibration, calibration_frames=None, what: str = "build") -> None:
+    """The calibration options' one-line errors, for compile and tune alike: an int8 ``what`` needs
+    ``--calibration``; ``--calibration`` and ``--calibration-frames`` apply to int8 only."""
+    if precision == "int8" and calibration is None:
+        raise EdgeAVSError("--precision int8 needs --calibration DIR (an AVSBench-layout tree, e.g. `edgeavs data "
+                           "synth` output): the activations' scales come from it")
+    if precision != "int8" and (calibration is not None or calibration_frames is not None):
+        raise EdgeAVSError(f"--calibration{'-frames' if calibration is None else ''} applies to --precision int8 "
+                           f"(this {what} is {precision})")
+
+
 def find_task(root) -> str:
     """The AVSBench task whose metadata ``root`` holds (s4 first), else a one-line error naming the root."""
     from edgeavs.data.avsbench import task_dir
@@ -159,7 +170,7 @@ def plan(mod, clips: list, *, min_snr_db: float = MIN_SNR_DB, keep_ends: bool = 
         scale_t, zp_t = observers[j].calculate_qparams()
         scale, zp = float(scale_t.reshape(-1)[0]), int(zp_t.reshape(-1)[0])
         scale = max(scale, 1e-12)
-        w = Q.site_weight(func, site)
+        w = site.weight_matrix()
         wq, s_w = Q.quantize_weight(w)
         x = np.concatenate(kept_inputs[j], axis=0)
         ref = np.einsum("mk,nkhw->nmhw", w.astype(np.float64), x.astype(np.float64))
@@ -196,4 +207,4 @@ def plan(mod, clips: list, *, min_snr_db: float = MIN_SNR_DB, keep_ends: bool = 
     return Plan(entries=entries, reasons=reasons, report=report)
 
 
-__all__ = ["DEFAULT_FRAMES", "MIN_SNR_DB", "Plan", "calibration_inputs", "find_task", "plan"]
+__all__ = ["DEFAULT_FRAMES", "MIN_SNR_DB", "Plan", "calibration_inputs", "check_arguments", "find_task", "plan"]

@@ -27,12 +27,12 @@ calibration runs (every site's input as an extra output).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgeavs.passes._rewrite import dtype_of, static_shape
-from edgeavs.passes.to_fp16 import kept_in_fp32
+from edgeavs.passes.to_fp16 import _bindings, _op, kept_in_fp32
 from edgeavs.tvm_api import Constant, module_pass, relax
 
 NAME = "int8_conv"
@@ -47,15 +47,17 @@ class Site:
     var: object  # the binding's var
     shape: tuple  # (n, m, k, h, w)
     kept: str | None  # why it stays fp32 regardless of calibration (None: calibrate it)
+    weight: object = field(default=None, compare=False, repr=False)  # the conv's constant weight
 
     @property
     def name(self) -> str:
         n, m, k, h, w = self.shape
         return f"conv1x1#{self.index} {k}->{m} @{h}x{w}"
 
-
-def _op(value) -> str:
-    return str(getattr(getattr(value, "op", None), "name", "")) if isinstance(value, relax.Call) else ""
+    def weight_matrix(self) -> np.ndarray:
+        """The fp32 weight ``[m, k]``."""
+        _, m, k, _, _ = self.shape
+        return self.weight.value.numpy().reshape(m, k)
 
 
 def _is_site(binding) -> bool:
@@ -80,27 +82,16 @@ def sites(func, keep_ends: bool = True) -> list[Site]:
 
     kept = kept_in_fp32(func, keep_ends)
     out = []
-    for block in func.body.blocks:
-        for b in block.bindings:
-            if not _is_site(b):
-                continue
-            n, k, h, w = static_shape(b.value.args[0])
-            m = static_shape(b.value.args[1])[0]
-            reason = kept.get(b.var)
-            if reason is None and not profitable(m, k, h, w):
-                reason = LARGE_MAP_REASON
-            out.append(Site(index=len(out), var=b.var, shape=(n, m, k, h, w), kept=reason))
+    for b in _bindings(func):
+        if not _is_site(b):
+            continue
+        n, k, h, w = static_shape(b.value.args[0])
+        m = static_shape(b.value.args[1])[0]
+        reason = kept.get(b.var)
+        if reason is None and not profitable(m, k, h, w):
+            reason = LARGE_MAP_REASON
+        out.append(Site(index=len(out), var=b.var, shape=(n, m, k, h, w), kept=reason, weight=b.value.args[1]))
     return out
-
-
-def site_weight(func, site: Site) -> np.ndarray:
-    """The fp32 weight ``[m, k]`` of ``site``."""
-    for block in func.body.blocks:
-        for b in block.bindings:
-            if b.var.same_as(site.var):
-                arr = b.value.args[1].value.numpy()
-                return arr.reshape(arr.shape[0], arr.shape[1])
-    raise KeyError(site.name)
 
 
 def with_site_inputs(mod, keep_ends: bool = True):
@@ -108,17 +99,14 @@ def with_site_inputs(mod, keep_ends: bool = True):
     calibrate (those not kept in fp32 by rule), in site order; ``calibrated`` lists those sites."""
     from edgeavs.tvm_api import relax_transform as T
 
-    func = mod["main"]
-    calibrated = [s for s in sites(func, keep_ends) if s.kept is None]
+    all_sites = sites(mod["main"], keep_ends)
+    calibrated = [s for s in all_sites if s.kept is None]
     flat = T.ToNonDataflow()(mod)
     f = flat["main"]
     flat_sites = sites(f, keep_ends)  # ToNonDataflow keeps the bindings and their order
-    if [s.shape for s in flat_sites] != [s.shape for s in sites(func, keep_ends)]:
+    if [s.shape for s in flat_sites] != [s.shape for s in all_sites]:
         raise RuntimeError("with_site_inputs: the sites changed under ToNonDataflow")
-    values = {}
-    for block in f.body.blocks:
-        for b in block.bindings:
-            values[b.var] = b.value
+    values = relax.analysis.get_var2val(f)
     inputs = {s.index: values[s.var].args[0] for s in flat_sites}
     fields = [f.body.body] + [inputs[s.index] for s in calibrated]
     ret = relax.TupleType([e.ty for e in fields])
@@ -172,10 +160,9 @@ def _foldable_epilogues(func, planned: dict) -> tuple[dict, dict, dict]:
     ``[m]``), then (or directly) ``relu`` / ``clip(0, 6)`` (``act[site var]``), each the one user of what it
     reads; ``folded[var of a folded op] = site var``."""
     users: dict = {}
-    for block in func.body.blocks:
-        for b in block.bindings:
-            for v in relax.analysis.free_vars(b.value):
-                users.setdefault(v, []).append(b)
+    for b in _bindings(func):
+        for v in relax.analysis.free_vars(b.value):
+            users.setdefault(v, []).append(b)
     outputs = set(relax.analysis.free_vars(func.body.body))
 
     def only_user(var):
@@ -236,7 +223,6 @@ class ToInt8Conv:
                 reason = s.kept or self.reasons.get(s.index, "kept")
                 kept_counts[reason] = kept_counts.get(reason, 0) + 1
         configs, converted, kernels = self.configs, 0, {}
-        weights = {s.var: site_weight(func, s) for s in planned.values() for s in [s[0]]}
         biases, acts, folded = _foldable_epilogues(func, planned)
 
         @relax.expr_functor.mutator
@@ -252,7 +238,7 @@ class ToInt8Conv:
                     return
                 site, p = hit
                 n, m, k, h, w = site.shape
-                wq, s_w = quantize_weight(weights[binding.var])
+                wq, s_w = quantize_weight(site.weight_matrix())
                 wpack, comp = K.prepare_weights(wq, int(p.zero_point), isa)
                 wl = K.Int8ConvWorkload(n=n, m=m, k=k, h=h, w=w, isa=isa, act=acts.get(binding.var, "none"))
                 cfg, make, _ = pick_kernel_config(configs, K.NAME, wl, K.fallback_config(wl, target),
@@ -280,4 +266,4 @@ class ToInt8Conv:
         return out
 
 
-__all__ = ["NAME", "Site", "SitePlan", "sites", "site_weight", "with_site_inputs", "quantize_weight", "ToInt8Conv"]
+__all__ = ["NAME", "Site", "SitePlan", "sites", "with_site_inputs", "quantize_weight", "ToInt8Conv"]

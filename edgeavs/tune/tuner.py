@@ -264,17 +264,13 @@ def tune(out, *, target="host", variant=None, resolution="224", checkpoint=None,
             remote = connect_tuning_device(tgt, rpc_tracker, rpc_key, remote_os=remote_os, log=say)
     if precision not in ("fp32", "int8"):
         raise EdgeAVSError(f"--precision {precision!r}: tune searches fp32 and int8 builds")
-    clips = None
-    if precision == "int8" or calibration is not None:
-        from edgeavs.compiler import calibrate
+    from edgeavs.compiler import calibrate
+
+    calibrate.check_arguments(precision, calibration, calibration_frames, what="search")
+    if precision == "int8":
         from edgeavs.compiler.build import check_precision
 
         check_precision(precision, tgt)
-        if precision != "int8":
-            raise EdgeAVSError(f"--calibration applies to --precision int8 (this search is {precision})")
-        if calibration is None:
-            raise EdgeAVSError("--precision int8 needs --calibration DIR (an AVSBench-layout tree, e.g. "
-                               "`edgeavs data synth` output): the activations' scales come from it")
         calibrate.find_task(calibration)
     records = RecordsDir(out)
     with stage("records setup"):
