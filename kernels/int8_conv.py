@@ -143,8 +143,18 @@ def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -
     f = as_facts(facts)
     r = _regs_per_block(wl, f)
     pixels = wl.h * wl.w
+    blocks = _blocks(wl)
+    if pixels >= LARGE_MAP and wl.isa in TENSORIZED:
+        # measured (vnni, 2 threads, the knob space swept on LightAVSeg-L's 112^2 and 56^2 convs): on large maps
+        # the register-tile score loses to the pack's and the epilogue's memory traffic; a narrow tile over the
+        # image packed once ("channel") ran 1.4-2.4x faster than the score's pick, and with two or fewer weight
+        # blocks (m <= 32) a 2 x 4 tile over pixel tiles 2x
+        if blocks >= 4 and blocks % 2 == 0 and 8 * 2 + 2 + 1 <= f.vector_registers:
+            return Int8ConvConfig(co_blocks=2, pixel_tile=8, parallel="channel")
+        if blocks <= 2 and 4 * blocks + blocks + 1 <= f.vector_registers:
+            return Int8ConvConfig(co_blocks=blocks, pixel_tile=4, parallel="pixel")
     best = None
-    for cb in divisors(_blocks(wl)):
+    for cb in divisors(blocks):
         if cb > 8:
             break
         for pt in PIXEL_TILES:
@@ -159,18 +169,8 @@ def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -
             if best is None or score > best[0] + 1e-9:
                 best = (score, cb, pt)
     _, cb, pt = best
-    blocks = _blocks(wl)
-    if pixels >= LARGE_MAP and wl.isa in TENSORIZED:
-        # measured (vnni, 2 threads, the knob space swept on LightAVSeg-L's 112^2 and 56^2 convs): on large maps
-        # the register-tile score loses to the pack's and the epilogue's memory traffic; a narrow tile over the
-        # image packed once ("channel") ran 1.4-2.4x faster than the score's pick, and with two or fewer weight
-        # blocks (m <= 32) a 2 x 4 tile over pixel tiles 2x
-        if blocks >= 4 and blocks % 2 == 0 and 8 * 2 + 2 + 1 <= f.vector_registers:
-            return Int8ConvConfig(co_blocks=2, pixel_tile=8, parallel="channel")
-        if blocks <= 2 and 4 * blocks + blocks + 1 <= f.vector_registers:
-            return Int8ConvConfig(co_blocks=blocks, pixel_tile=4, parallel="pixel")
     pixel_tiles = wl.n * -(-pixels // pt)
-    channel_tiles = _blocks(wl) // cb
+    channel_tiles = blocks // cb
     parallel = "pixel" if f.threads == 1 or pixel_tiles >= 2 * f.threads or pixel_tiles >= channel_tiles \
         else "channel"
     return Int8ConvConfig(co_blocks=cb, pixel_tile=pt, parallel=parallel)
