@@ -319,6 +319,17 @@ def int8_conv_kernel(wl: Int8ConvWorkload, target: TargetLike = None,
     return schedule(wl, config or fallback_config(wl, target))
 
 
+def work(wl: Int8ConvWorkload) -> dict:
+    """One call's work on the workload, without padding: ``macs`` (all int8 x int8 -> int32), ``int_ops`` (2 per
+    MAC) and the float ``flops`` around them, counted as :mod:`edgeavs.compiler.breakdown` counts blocks: the pack
+    stage's 5 per input element (``* inv_scale``, ``rint``, ``+ zero_point``, the clip's max and min) and the
+    epilogue's 2 per output element (``* scale``, ``+ bias``) plus one per bound of the fused activation."""
+    pixels = wl.n * wl.h * wl.w
+    macs = pixels * wl.m * wl.k
+    bounds = sum(b is not None for b in ACTS[wl.act])
+    return {"macs": macs, "int_ops": 2 * macs, "flops": 5 * pixels * wl.k + (2 + bounds) * pixels * wl.m}
+
+
 def prepare_weights(wq: np.ndarray, zero_point: int, isa: str) -> tuple[np.ndarray, np.ndarray]:
     """``(wpack, comp)`` for int8 weights ``wq [m, k]`` (symmetric, per output channel) and the input's int8
     ``zero_point``: ``wpack`` in the layout the ``isa``'s kernel reads (:func:`wpack_shape`, zeros in the
@@ -366,10 +377,10 @@ def reference(x, wq, inv_scale, zero_point, scale, bias, act: str = "none") -> n
 
 __all__ = ["ACTS", "BLOCK", "CHAIN", "ISAS", "LARGE_MAP", "profitable", "Int8ConvConfig", "Int8ConvWorkload", "NAME", "compute", "fallback_config",
            "int8_conv_kernel", "isa_for", "knob_space", "prepare_weights", "quantize_reference", "reference",
-           "schedule", "wpack_shape"]
+           "schedule", "work", "wpack_shape"]
 
 
 ENTRY = register(Entry(
     name=NAME, role="kernel", serves=(CHAIN,), workload=Int8ConvWorkload, config=Int8ConvConfig,
     fallback_config=fallback_config, knob_space=knob_space, build=schedule, choices={"parallel": PARALLEL},
-    dtypes=("int8",)))
+    dtypes=("int8",), work=work))

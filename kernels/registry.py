@@ -63,6 +63,10 @@ class Entry:
     """String knobs and their allowed values (every other knob is a positive int or a bool)."""
     dtypes: tuple = ("float32",)
     """The accumulator dtypes the entry serves (a schedule's vector lanes follow the dtype it schedules)."""
+    work: Callable | None = None
+    """Kernels whose blocks do not show their work (a tensorized inner product is one call, not a MAC block):
+    ``(workload) -> {"macs", "flops", "int_ops"}`` of one call, counted on the workload (no padding). The
+    profile's function table takes it instead of counting blocks."""
 
     def __post_init__(self):
         if self.role not in ROLES:

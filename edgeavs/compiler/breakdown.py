@@ -14,6 +14,10 @@ Two halves, because they happen at different times:
   instrumentation (``edgeavs.compiler.profile.profile_functions``, the median over ``repeat`` passes) and
   :func:`summarize` attributes each to its class.
 
+A kernel whose blocks do not show its work (the int8 conv: its inner product is one tensorized call) declares
+it in its registry entry (``Entry.work``, :func:`declared_work`): MACs, float flops and integer ops
+(``int_ops``, 2 per int8 MAC), reported beside the flops, never added to them nor held against the float peak.
+
 Flops: a multiply-accumulate counts 2, every other float ``+ - * / max min`` or math call counts 1, each times its
 block's iteration domain (zero-padding copies and stores of constants count 0); a function without blocks (a
 hand-written loop nest) gets ``None`` and counts 0. GFLOP/s are flops per inference
@@ -123,6 +127,21 @@ def prim_func_flops(func) -> dict:
     return {"macs": macs, "flops": flops}
 
 
+def declared_work(func) -> dict | None:
+    """``{"macs", "flops", "int_ops"}`` a kernel declares for its workload (its registry entry's ``work``), or
+    None: the function is no kernel, or its kernel's blocks show its work."""
+    from kernels.registry import WORKLOAD_ATTR, parse_kernel_key
+
+    attrs = func.attrs
+    if attrs is None or WORKLOAD_ATTR not in attrs:
+        return None
+    try:
+        _, wl, entry = parse_kernel_key(str(attrs[WORKLOAD_ATTR]))
+    except ValueError:
+        return None
+    return dict(entry.work(wl)) if entry.work is not None else None
+
+
 # ---------------------------------------------------------------- the compile-time function table
 
 def _call_counts(mod) -> dict[str, int]:
@@ -179,10 +198,12 @@ def function_table(before, after=None) -> dict[str, dict]:
         attrs = final.attrs
         kernel = attrs is not None and "edgeavs.kernel" in attrs
         sched = str(attrs["edgeavs.schedule"]) if attrs is not None and "edgeavs.schedule" in attrs else None
-        try:
-            work = prim_func_flops(func)
-        except Exception:  # noqa: BLE001 - no block structure to count (a hand-written loop nest)
-            work = {"macs": None, "flops": None}
+        work = declared_work(func)
+        if work is None:
+            try:
+                work = {**prim_func_flops(func), "int_ops": 0}
+            except Exception:  # noqa: BLE001 - no block structure to count (a hand-written loop nest)
+                work = {"macs": None, "flops": None, "int_ops": 0}
         table[name] = {"class": classify_function(func),
                        "schedule": "kernel" if kernel else sched,
                        **work,
@@ -289,28 +310,35 @@ def summarize(times: dict[str, float], functions: dict[str, dict], peak_gflops: 
         sched = meta.get("schedule") if meta else None
         calls = max(1, int(meta.get("calls", 1))) if meta else 1
         flops = int(meta.get("flops") or 0) * calls if meta else 0
-        c = classes.setdefault(cls, {"functions": 0, "scheduled": 0, "us": 0.0, "flops": 0, "uncounted": 0})
+        int_ops = int(meta.get("int_ops") or 0) * calls if meta else 0
+        c = classes.setdefault(cls, {"functions": 0, "scheduled": 0, "us": 0.0, "flops": 0, "int_ops": 0,
+                                     "uncounted": 0})
         c["functions"] += 1
         c["uncounted"] += int(meta is not None and meta.get("flops") is None)
         c["scheduled"] += int(sched is not None)
         c["us"] += us
         c["flops"] += flops
+        c["int_ops"] += int_ops
         rows.append({"name": name, "class": cls, "schedule": sched, "us": us, "share": us / total,
-                     "gflop": flops / 1e9, "gflops": flops / us / 1e3 if us > 0 else 0.0})
+                     "gflop": flops / 1e9, "gflops": flops / us / 1e3 if us > 0 else 0.0,
+                     "int_gops": int_ops / us / 1e3 if us > 0 else 0.0})
     for c in classes.values():
         c["share"] = c["us"] / total
         c["gflops"] = c["flops"] / c["us"] / 1e3 if c["us"] > 0 else 0.0
+        c["int_gops"] = c["int_ops"] / c["us"] / 1e3 if c["us"] > 0 else 0.0
         c["fraction_of_peak"] = c["gflops"] / peak_gflops if peak_gflops else None
     for r in rows:
         r["fraction_of_peak"] = r["gflops"] / peak_gflops if peak_gflops else None
     rows.sort(key=lambda r: -r["us"])
     unscheduled = [r for r in rows if r["class"] != VM_BUILTIN and r["schedule"] is None]
     flops_total = sum(c["flops"] for c in classes.values())
+    int_total = sum(c["int_ops"] for c in classes.values())
     return {
         "total_us": total,
         "gflop": flops_total / 1e9,
         "gflops": flops_total / total / 1e3,
         "fraction_of_peak": flops_total / total / 1e3 / peak_gflops if peak_gflops else None,
+        "int_gop": int_total / 1e9,
         "classes": dict(sorted(classes.items(), key=lambda kv: -kv[1]["us"])),
         "unscheduled": unscheduled,
         "unscheduled_share": sum(r["share"] for r in unscheduled),
@@ -411,9 +439,13 @@ def format_breakdown(report: dict) -> str:
              f"{report['gflops']:.1f} GFLOP/s = {report['fraction_of_peak']:.1%} of peak {peak['gflops']:.0f} GFLOP/s"
              + busy,
              f"{'class':<14} {'funcs':>5} {'ours':>5} {'ms':>8} {'share':>7} {'GFLOP':>7} {'GFLOP/s':>8} {'of peak':>8}"]
+    if report.get("int_gop"):
+        lines[0] += f"; and {report['int_gop']:.3f} integer GOP (int8 MACs x 2, not in the GFLOP or the peak)"
     for cls, c in report["classes"].items():
         rate = (f"{c['flops'] / 1e9:7.3f} {c['gflops']:8.1f} {c['fraction_of_peak']:8.1%}" if not c["uncounted"]
                 else f"{'-':>7} {'-':>8} {'-':>8}  (flops not counted: no blocks)")
+        if c.get("int_ops"):
+            rate += f"  + {c['int_ops'] / 1e9:.3f} int GOP at {c['int_gops']:.1f} GOP/s"
         lines.append(f"{cls:<14} {c['functions']:5d} {c['scheduled']:5d} {c['us'] / 1e3:8.2f} {c['share']:7.1%} "
                      + rate)
     uns = report["unscheduled"]
@@ -423,7 +455,8 @@ def format_breakdown(report: dict) -> str:
         lines.append(f"  {r['share']:6.2%} {r['us']:9.1f} us  {r['class']:<11} {r['name']}")
     lines.append(f"top {len(report['top'])} functions:")
     for r in report["top"]:
-        lines.append(f"  {r['share']:6.2%} {r['us']:9.1f} us  {r['gflops']:6.1f} GFLOP/s  {r['class']:<11} "
+        rate = (f"{r['int_gops']:6.1f} GOP/s int" if r.get("int_gops") else f"{r['gflops']:6.1f} GFLOP/s")
+        lines.append(f"  {r['share']:6.2%} {r['us']:9.1f} us  {rate}  {r['class']:<11} "
                      f"{r['schedule'] or '-':<11} {r['name']}")
     return "\n".join(lines)
 

@@ -10,10 +10,13 @@ from click.testing import CliRunner
 
 from cli import main
 from edgeavs.compiler.artifact import MANIFEST
-from edgeavs.compiler.breakdown import VM_BUILTIN, function_table, prim_func_flops, profile_artifact, summarize
+from edgeavs.compiler.breakdown import (VM_BUILTIN, format_breakdown, function_table, prim_func_flops,
+                                       profile_artifact, summarize)
 from edgeavs.compiler.linked_weights import FUNCTION as WEIGHT_FUNCTION
 from edgeavs.errors import EdgeAVSError
+from edgeavs.tvm_api import IRModule
 from edgeavs.passes.schedule_ops import CLASSES
+from kernels.int8_conv import Int8ConvWorkload, int8_conv_kernel
 from kernels.workloads import ConvCase, fuse, prim_funcs
 from tests.compiler.artifacts import copy_of, tiny_artifact
 
@@ -98,6 +101,7 @@ def test_flops_of_a_fused_1x1_conv():
     # + the epilogue: bias add and ReLU, one flop each per output element
     assert table[name]["flops"] == 2 * cin * cout * h * w + 2 * cout * h * w
     assert prim_func_flops(func) == {"macs": table[name]["macs"], "flops": table[name]["flops"]}
+    assert table[name]["int_ops"] == 0
     assert table[name]["calls"] == 1
 
 
@@ -118,7 +122,8 @@ def test_summarize_by_hand():
     r = summarize(times, functions, peak_gflops=PEAK)
     assert r["total_us"] == 100.0
     assert r["classes"]["conv1x1"] == {"functions": 1, "scheduled": 1, "us": 60.0, "flops": 6_000_000,
-                                       "uncounted": 0, "share": 0.6, "gflops": 100.0, "fraction_of_peak": 1.0}
+                                       "int_ops": 0, "int_gops": 0.0, "uncounted": 0, "share": 0.6,
+                                       "gflops": 100.0, "fraction_of_peak": 1.0}
     assert r["classes"][VM_BUILTIN]["share"] == 0.1
     assert [u["name"] for u in r["unscheduled"]] == ["b"] and r["unscheduled_share"] == 0.3
     with pytest.raises(EdgeAVSError, match="timed no function"):
@@ -187,3 +192,26 @@ def test_compile_profile_needs_a_host_target(tmp_path):
         "Error: --profile times the artifact on this machine: it needs a host-linked target with edgeavs "
         "schedules (target aarch64-linux links with cross)")
     assert not (tmp_path / "a").exists()
+
+
+def test_an_int8_kernel_declares_its_work_and_the_report_keeps_it_apart_from_flops():
+    # the vnni kernel's inner product is one tensorized call: its blocks show no MAC, the declaration does
+    wl = Int8ConvWorkload(n=1, m=48, k=36, h=5, w=7, isa="vnni", act="relu6")
+    func = int8_conv_kernel(wl)
+    assert prim_func_flops(func)["macs"] == 0
+    mod = IRModule({"conv": func})
+    entry = function_table(mod)["conv"]
+    macs = 48 * 36 * 5 * 7
+    assert entry["class"] == "int8_conv" and entry["schedule"] == "kernel"
+    assert entry["macs"] == macs and entry["int_ops"] == 2 * macs
+    assert entry["flops"] == 5 * 36 * 35 + 4 * 48 * 35  # pack 5 per input, epilogue 2 + relu6's 2 per output
+    r = summarize({"conv": 10.0}, {"conv": {**entry, "calls": 3}}, peak_gflops=PEAK)
+    c = r["classes"]["int8_conv"]
+    assert c["int_ops"] == 3 * 2 * macs and c["int_gops"] == pytest.approx(c["int_ops"] / 10.0 / 1e3, rel=1e-12)
+    assert c["flops"] == 3 * entry["flops"]  # the integer ops are not flops and meet no float peak
+    assert r["int_gop"] == pytest.approx(3 * 2 * macs / 1e9, rel=1e-12)
+    text = format_breakdown({**r, "variant": "t", "resolution": [64, 64], "threads": 1, "latency_ms": 0.01,
+                             "peak": {"gflops": PEAK}})
+    assert "integer GOP" in text.splitlines()[0]
+    assert "int GOP at" in next(line for line in text.splitlines() if line.startswith("int8_conv"))
+    assert "GOP/s int" in text

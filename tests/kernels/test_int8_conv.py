@@ -197,3 +197,17 @@ def test_vnni_build_runs_vpdpbusd():
 def test_sdot_build_runs_sdot():
     asm = _asm(Int8ConvWorkload(n=1, m=64, k=32, h=8, w=8, isa="sdot"), SDOT)
     assert "sdot\tv" in asm
+
+
+@pytest.mark.parametrize("act", ["none", "relu", "relu6"])
+def test_declared_work_matches_the_blocks_of_the_generic_kernel(act):
+    # the generic path runs plain MAC blocks; on a workload with no padding (k a multiple of 4, m of 8, the
+    # pixels a multiple of the tile) counting its blocks must give what ``work`` declares for every ISA
+    from edgeavs.compiler.breakdown import prim_func_flops
+    from kernels.int8_conv import work
+
+    wl = Int8ConvWorkload(n=1, m=32, k=64, h=14, w=14, isa="generic", act=act)
+    counted = prim_func_flops(int8_conv_kernel(wl, config=Int8ConvConfig(co_blocks=1, pixel_tile=4)))
+    declared = work(wl)
+    assert counted == {"macs": declared["macs"], "flops": declared["flops"]}
+    assert declared["int_ops"] == 2 * declared["macs"] == 2 * 32 * 64 * 14 * 14
