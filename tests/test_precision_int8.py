@@ -194,6 +194,17 @@ def test_int8_on_emulated_aarch64_passes_its_rule(tmp_path, calib):
     report = verify_artifact(out, seeds=1, device=DeviceSpec("emulated"))
     assert report["rule"] == "int8" and report["passed"], report.get("worst")
 
+    # the Python-free bundle of the same build: edgeavs-run in the guest passes the same int8 row on the same
+    # hold-out frames, with the figures of the library it ships (the runtime cross build is cached and locked)
+    bundle = tmp_path / "sd8e-int8-bundle"
+    r = CliRunner().invoke(main, ["package", str(out), "--os", "linux", "-o", str(bundle)])
+    assert r.exit_code == 0, r.output
+    from_bundle = verify_artifact(bundle, seeds=1, device=DeviceSpec("emulated"))
+    assert from_bundle["rule"] == "int8" and from_bundle["passed"], from_bundle.get("worst")
+    assert "edgeavs-run under qemu-aarch64" in from_bundle["device"]
+    for key in ("rel_l2", "max_abs"):
+        assert from_bundle["worst"][key] == pytest.approx(report["worst"][key], rel=1e-4), key
+
 
 @pytest.mark.slow
 def test_tune_int8_records_are_int8_and_compile_takes_them(tmp_path, calib):
