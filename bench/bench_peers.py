@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgeavs.io.atomic import write_json  # noqa: E402
+from rounds import rotating_rounds  # noqa: E402
 
 VARIANTS = {"t": "tiny", "s": "small", "b": "base", "l": "large"}
 GOALS = {"large": {"untuned": 0.9, "tuned": 0.8}, "tiny": {"untuned": 0.75, "tuned": 0.75}}
@@ -125,33 +125,26 @@ def main(argv=None) -> int:
         reference = np.load(exported["reference"])
         kinds = [k for k in builds if "edgeavs" in args.runtimes] + [k for k in ("onnxruntime", "xnnpack", "torch")
                                                                     if k in args.runtimes]
-        rounds: dict = {k: [] for k in kinds}
         extra: dict = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for r in range(args.rounds):
-                order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
-                for kind in order:
-                    if kind.startswith("edgeavs"):
-                        got = spawn_worker("tvm", builds[kind], args.threads, args.warmup, args.repeat)
-                    elif kind == "onnxruntime":
-                        got = spawn_worker("onnxruntime", art, args.threads, args.warmup, args.repeat,
-                                           str(exported["onnx"]))
-                    elif kind == "xnnpack":
-                        out = Path(tmp) / "et-out.npy"
-                        got = _et_worker(et_python, exported["pte"], npz, args.threads, args.warmup, args.repeat,
-                                         out)
-                        if "error" not in got:
-                            extra["xnnpack"] = {"rel_l2_vs_pytorch": rel_l2(np.load(out), reference),
-                                                "threadpool": got.get("threadpool"),
-                                                "executorch": got.get("executorch"),
-                                                "non_delegated_ops": exported["pte_export"].get("non_delegated_ops")}
-                    else:
-                        got = spawn_worker("torch", art, args.threads, args.warmup, args.repeat)
-                    if "error" in got:
-                        raise SystemExit(f"{key} {kind}: {got['error']}")
-                    rounds[kind].append(round(got["median_ms"], 3))
-                    log(f"{key} round {r + 1} {kind:<14} {got['median_ms']:8.2f} ms")
-        medians = {k: round(statistics.median(v_), 3) for k, v_ in rounds.items()}
+            def run(kind):
+                if kind.startswith("edgeavs"):
+                    return spawn_worker("tvm", builds[kind], args.threads, args.warmup, args.repeat)
+                if kind == "onnxruntime":
+                    return spawn_worker("onnxruntime", art, args.threads, args.warmup, args.repeat,
+                                        str(exported["onnx"]))
+                if kind == "xnnpack":
+                    out = Path(tmp) / "et-out.npy"
+                    got = _et_worker(et_python, exported["pte"], npz, args.threads, args.warmup, args.repeat, out)
+                    if "error" not in got:
+                        extra["xnnpack"] = {"rel_l2_vs_pytorch": rel_l2(np.load(out), reference),
+                                            "threadpool": got.get("threadpool"),
+                                            "executorch": got.get("executorch"),
+                                            "non_delegated_ops": exported["pte_export"].get("non_delegated_ops")}
+                    return got
+                return spawn_worker("torch", art, args.threads, args.warmup, args.repeat)
+
+            rounds, medians, _ = rotating_rounds(kinds, args.rounds, run, log, key, stop_on_error=True)
         row = {"median_ms": medians, "rounds_ms": rounds, **extra}
         peer_ms = [medians[p] for p in ("onnxruntime", "xnnpack") if p in medians]
         if peer_ms:

@@ -53,7 +53,6 @@ import argparse
 import inspect
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -64,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgeavs.io.atomic import write_json  # noqa: E402
+from rounds import rotating_rounds  # noqa: E402
 
 VARIANTS = {"t": "tiny", "s": "small", "b": "base", "l": "large"}
 LATENCY = ("edgeavs_fp32", "edgeavs_int8", "ort_fp32", "ort_int8", "et_fp32", "et_int8")
@@ -235,36 +235,24 @@ def latency_variant(v: str, args, et_python, calib_root: Path) -> dict:
     npz = work / "exports" / "inputs.npz"
     np.savez(npz, *inputs)
     timed = [k for k in kinds if k in builds or k in files]
-    rounds: dict = {k: [] for k in timed}
-    errors: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.rounds):
-            order = timed[r % len(timed):] + timed[:r % len(timed)]
-            for kind in order:
-                if kind in errors:
-                    continue
-                if kind.startswith("edgeavs"):
-                    got = spawn_worker("tvm", builds[kind], args.threads, args.warmup, args.repeat)
-                elif kind.startswith("ort_"):
-                    got = spawn_worker("onnxruntime", fp32_art, args.threads, args.warmup, args.repeat,
-                                       str(files[kind]))
-                else:
-                    out = Path(tmp) / f"{kind}.npy"
-                    got = _et_worker(et_python, files[kind], npz, args.threads, args.warmup, args.repeat, out)
-                    if "error" not in got:
-                        extra.setdefault(kind, {}).update(
-                            rel_l2_vs_pytorch_fp32=rel_l2(np.load(out), reference),
-                            threadpool=got.get("threadpool"))
-                if "error" in got:
-                    errors[kind] = got["error"]
-                    log(f"{key} round {r + 1} {kind}: error {got['error']}")
-                    continue
-                rounds[kind].append(round(got["median_ms"], 3))
-                log(f"{key} round {r + 1} {kind:<13} {got['median_ms']:8.2f} ms")
-    medians = {k: round(statistics.median(v_), 3) for k, v_ in rounds.items() if v_}
+        def run(kind):
+            if kind.startswith("edgeavs"):
+                return spawn_worker("tvm", builds[kind], args.threads, args.warmup, args.repeat)
+            if kind.startswith("ort_"):
+                return spawn_worker("onnxruntime", fp32_art, args.threads, args.warmup, args.repeat,
+                                    str(files[kind]))
+            out = Path(tmp) / f"{kind}.npy"
+            got = _et_worker(et_python, files[kind], npz, args.threads, args.warmup, args.repeat, out)
+            if "error" not in got:
+                extra.setdefault(kind, {}).update(rel_l2_vs_pytorch_fp32=rel_l2(np.load(out), reference),
+                                                  threadpool=got.get("threadpool"))
+            return got
+
+        rounds, medians, errors = rotating_rounds(timed, args.rounds, run, log, key)
     row: dict = {"median_ms": {**medians, **{k: why for k, why in unavailable.items()},
                                **{k: f"error: {e}" for k, e in errors.items()}},
-                 "rounds_ms": {k: v_ for k, v_ in rounds.items() if v_},
+                 "rounds_ms": rounds,
                  "outputs": extra, "compile_s": compile_s}
     ratios = {}
     for rt in ("edgeavs", "ort", "et"):
