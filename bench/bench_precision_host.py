@@ -69,7 +69,9 @@ VARIANTS = {"t": "tiny", "s": "small", "b": "base", "l": "large"}
 LATENCY = ("edgeavs_fp32", "edgeavs_int8", "ort_fp32", "ort_int8", "et_fp32", "et_int8")
 OPTIONAL = ("edgeavs_fp16",)
 ACCURACY = ("pytorch_fp32", "edgeavs_fp32", "edgeavs_int8", "ort_fp32", "ort_int8", "et_int8")
-ACCURACY_OPTIONAL = ("et_fp32",)
+ACCURACY_OPTIONAL = ("et_fp32", "edgeavs_fp16", "edgeavs_fp16acc16")
+"""fp16 on this x86 host is for checking (LLVM converts around every op), not for speed: its masks are what an
+AArch64 ``+fullfp16`` build's would be, up to the order of the fp32/fp16 sums."""
 TASKS = ("s4", "ms3")
 NOT_AVAILABLE = "not available"
 
@@ -390,6 +392,8 @@ def accuracy_task(task: str, tree: Path, args, et_python) -> dict:
         precision = kind.split("_")[1]
         extra = int8_kwargs(tree, args.calibration_frames) if precision == "int8" else {}
         name = f"host-{precision}-c{args.calibration_frames}" if precision == "int8" else f"host-{precision}"
+        if precision == "fp16acc16":
+            precision, extra = "fp16", {"accumulate": "fp16"}
         art, why, _ = edgeavs_build(work / name, precision, log, variant="tiny", resolution=size,
                                     checkpoint=str(ckpt), **extra)
         if art is None:
