@@ -70,8 +70,9 @@ LATENCY = ("edgeavs_fp32", "edgeavs_int8", "ort_fp32", "ort_int8", "et_fp32", "e
 OPTIONAL = ("edgeavs_fp16",)
 ACCURACY = ("pytorch_fp32", "edgeavs_fp32", "edgeavs_int8", "ort_fp32", "ort_int8", "et_int8")
 ACCURACY_OPTIONAL = ("et_fp32", "edgeavs_fp16", "edgeavs_fp16acc16")
-"""fp16 on this x86 host is for checking (LLVM converts around every op), not for speed: its masks are what an
-AArch64 ``+fullfp16`` build's would be, up to the order of the fp32/fp16 sums."""
+"""fp16 on this x86 host is for checking (LLVM converts around every op), not for speed: the same fp16 weights and
+storage as an AArch64 ``+fullfp16`` build, with conversions around each op instead of fused fp16 FMLA (the sums
+can round differently)."""
 TASKS = ("s4", "ms3")
 NOT_AVAILABLE = "not available"
 
