@@ -32,10 +32,13 @@ E2E_ROUNDS = 3
 
 
 def _flops(task: KnobTask) -> float:
-    from edgeavs.compiler.breakdown import prim_func_flops
+    """The task's arithmetic per inference: float flops plus the integer ops a kernel declares (int8 convs)."""
+    from edgeavs.compiler.breakdown import declared_work, prim_func_flops
 
     try:
-        return float(prim_func_flops(task.build(task.default))["flops"]) * len(task.names)
+        func = task.build(task.default)
+        work = declared_work(func) or prim_func_flops(func)
+        return float(work["flops"] + work.get("int_ops", 0)) * len(task.names)
     except Exception:  # noqa: BLE001 - a kernel without blocks counts 0
         return 0.0
 
