@@ -16,9 +16,10 @@ AARCH64_NO_FP16 = cortex_a53("a53-nofp16", "Cortex-A53 class, no fp16 arithmetic
 
 
 def _mac_ops(func):
-    from edgeavs.passes.to_fp16 import MAC_OPS, _bindings, _op
+    from edgeavs.passes._rewrite import bindings, op_name
+    from edgeavs.passes.to_fp16 import MAC_OPS
 
-    return [b for b in _bindings(func) if _op(b.value) in MAC_OPS]
+    return [b for b in bindings(func) if op_name(b.value) in MAC_OPS]
 
 
 @pytest.fixture(scope="module")

@@ -39,12 +39,11 @@ class MatchContext:
         self._var_of = {val.__hash__(): var for var, val in self.var2val.items()}
         self.uses: Counter = Counter()
         self._outputs: set = set()
-        for block in func.body.blocks:
-            for binding in block.bindings:
-                for var in relax.analysis.free_vars(binding.value):
-                    self.uses[var] += 1
-                if not isinstance(binding.var, relax.DataflowVar):
-                    self._outputs.add(binding.var)
+        for binding in bindings(func):
+            for var in relax.analysis.free_vars(binding.value):
+                self.uses[var] += 1
+            if not isinstance(binding.var, relax.DataflowVar):
+                self._outputs.add(binding.var)
         for var in relax.analysis.free_vars(func.body.body):
             self.uses[var] += 1
         self._new_kernels: dict = {}
@@ -74,12 +73,8 @@ class MatchContext:
         var = self.var_of(expr)
         if var is None:
             return []
-        out = []
-        for block in self.func.body.blocks:
-            for binding in block.bindings:
-                if any(v.same_as(var) for v in relax.analysis.free_vars(binding.value)):
-                    out.append(binding.value)
-        return out
+        return [b.value for b in bindings(self.func)
+                if any(v.same_as(var) for v in relax.analysis.free_vars(b.value))]
 
 
 def interior_single_use(ctx: MatchContext, matchings: dict, root, inputs: Iterable[dpl.DFPattern]) -> bool:
@@ -99,6 +94,16 @@ def interior_single_use(ctx: MatchContext, matchings: dict, root, inputs: Iterab
         if not ctx.single_use(expr):
             return False
     return True
+
+
+def op_name(expr) -> str:
+    """The operator name of a relax call (``"relax.nn.conv2d"``), ``""`` for anything else."""
+    return str(getattr(getattr(expr, "op", None), "name", "")) if isinstance(expr, relax.Call) else ""
+
+
+def bindings(func) -> list:
+    """Every binding of ``func``'s body, block after block, in order."""
+    return [b for block in func.body.blocks for b in block.bindings]
 
 
 def const_array(expr) -> np.ndarray | None:

@@ -24,20 +24,17 @@ output is that conv's epilogue) and a non-constant (N or 1, C, 1, 1) tensor, wit
 
 from __future__ import annotations
 
-from edgeavs.passes._rewrite import FusionPass, FusionStats, MatchContext, dtype_of, run_fusion, static_shape
+from edgeavs.passes._rewrite import (FusionPass, FusionStats, MatchContext, dtype_of, op_name, run_fusion,
+                                     static_shape)
 from edgeavs.tvm_api import Constant, IRModule, dpl, module_pass, relax
 from kernels.channel_bias import CHAIN as NAME, ENTRY as KERNEL, ChannelBiasWorkload, channel_bias_kernel
 from kernels.registry import pick_kernel_config
 _MAX_ROUNDS = 32
 
 
-def _op_name(expr) -> str:
-    return str(getattr(getattr(expr, "op", None), "name", ""))
-
-
 def _split(call, ctx: MatchContext):
     """``(X, a)`` if ``call`` is an instance of the chain (see the module docstring), else None."""
-    if not isinstance(call, relax.Call) or _op_name(call) != "relax.add" or len(call.args) != 2:
+    if not isinstance(call, relax.Call) or op_name(call) != "relax.add" or len(call.args) != 2:
         return None
     out = static_shape(call)
     if out is None or len(out) != 4 or out[2] * out[3] <= 1 or dtype_of(call) != "float32":
@@ -50,7 +47,7 @@ def _split(call, ctx: MatchContext):
             continue
         if dtype_of(a) != "float32":
             continue
-        if _op_name(ctx.resolve(x)) == "relax.nn.conv2d":
+        if op_name(ctx.resolve(x)) == "relax.nn.conv2d":
             return None  # the conv's epilogue: FuseOps fuses it
         return x, a
     return None
@@ -74,7 +71,7 @@ def _absorbs(user, var, shape, ctx: MatchContext) -> bool:
     """Can ``user`` (a bound value reading ``var`` = X + B(a)) absorb the bias?"""
     if not isinstance(user, relax.Call):
         return False
-    name = _op_name(user)
+    name = op_name(user)
     args = list(user.args)
     if name == "relax.nn.conv2d":
         if not args[0].same_as(var) or args[1].same_as(var):
@@ -98,7 +95,7 @@ def _absorbs(user, var, shape, ctx: MatchContext) -> bool:
 
 def _vec_parts(add, ctx: MatchContext):
     """``(P, v)`` if ``add`` is ``P + B(v)`` with P full size and v a (N or 1, C, 1, 1) vector, else None."""
-    if not isinstance(add, relax.Call) or _op_name(add) != "relax.add":
+    if not isinstance(add, relax.Call) or op_name(add) != "relax.add":
         return None
     shape = static_shape(add)
     if shape is None or len(shape) != 4:
@@ -211,7 +208,7 @@ def _kernel_rewrite(root, target, configs=None):
         x, a = _split(orig, ctx)
         n, c, h, w = static_shape(orig)
         producer = ctx.resolve(x)
-        residual = (_op_name(producer) == "relax.add" and ctx.single_use(producer)
+        residual = (op_name(producer) == "relax.add" and ctx.single_use(producer)
                     and all(_full(p, (n, c, h, w)) for p in producer.args))
         wl = ChannelBiasWorkload(n=n, c=c, h=h, w=w, a_batch=static_shape(a)[0], residual=residual)
         cfg, make, _ = pick_kernel_config(configs, KERNEL.name, wl, KERNEL.fallback_config(wl, target),

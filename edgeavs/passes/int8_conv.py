@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeavs.passes._rewrite import dtype_of, static_shape
-from edgeavs.passes.to_fp16 import _bindings, _op, kept_in_fp32
+from edgeavs.passes._rewrite import bindings, dtype_of, op_name, static_shape
+from edgeavs.passes.to_fp16 import kept_in_fp32
 from edgeavs.tvm_api import Constant, module_pass, relax
 
 NAME = "int8_conv"
@@ -62,7 +62,7 @@ class Site:
 
 def _is_site(binding) -> bool:
     v = binding.value
-    if _op(v) != "relax.nn.conv2d" or not isinstance(v.args[1], Constant):
+    if op_name(v) != "relax.nn.conv2d" or not isinstance(v.args[1], Constant):
         return False
     a = v.attrs
     ws, xs, ys = static_shape(v.args[1]), static_shape(v.args[0]), static_shape(binding.var)
@@ -82,7 +82,7 @@ def sites(func, keep_ends: bool = True) -> list[Site]:
 
     kept = kept_in_fp32(func, keep_ends)
     out = []
-    for b in _bindings(func):
+    for b in bindings(func):
         if not _is_site(b):
             continue
         n, k, h, w = static_shape(b.value.args[0])
@@ -146,7 +146,7 @@ def _prim(expr):
 
 def _act_of(value) -> str | None:
     """The ``kernels.int8_conv.ACTS`` name of ``relu(x)`` / ``clip(x, 0, 6)``, else None."""
-    op = _op(value)
+    op = op_name(value)
     if op == "relax.nn.relu":
         return "relu"
     if op == "relax.clip" and len(value.args) == 3 and (_prim(value.args[1]), _prim(value.args[2])) == (0.0, 6.0):
@@ -160,7 +160,7 @@ def _foldable_epilogues(func, planned: dict) -> tuple[dict, dict, dict]:
     ``[m]``), then (or directly) ``relu`` / ``clip(0, 6)`` (``act[site var]``), each the one user of what it
     reads; ``folded[var of a folded op] = site var``."""
     users: dict = {}
-    for b in _bindings(func):
+    for b in bindings(func):
         for v in relax.analysis.free_vars(b.value):
             users.setdefault(v, []).append(b)
     outputs = set(relax.analysis.free_vars(func.body.body))
@@ -176,7 +176,7 @@ def _foldable_epilogues(func, planned: dict) -> tuple[dict, dict, dict]:
         m = site.shape[1]
         tail = var
         user = only_user(tail)
-        if user is not None and _op(user.value) == "relax.add":
+        if user is not None and op_name(user.value) == "relax.add":
             v = user.value
             other = v.args[1] if v.args[0].same_as(tail) else v.args[0] if v.args[1].same_as(tail) else None
             if isinstance(other, Constant) and dtype_of(other) == "float32" \

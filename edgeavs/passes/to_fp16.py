@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeavs.passes._rewrite import bindings, op_name
 from edgeavs.passes._rewrite import dtype_of as _dtype
 from edgeavs.tvm_api import Constant, module_pass, relax
 
@@ -31,23 +32,13 @@ ACCUMULATE = ("float32", "float16")
 MAC_OPS = ("relax.nn.conv2d", "relax.nn.conv1d", "relax.matmul")
 
 
-def _op(value) -> str:
-    return str(getattr(getattr(value, "op", None), "name", "")) if isinstance(value, relax.Call) else ""
-
-
-
-
-def _bindings(func):
-    return [b for block in func.body.blocks for b in block.bindings]
-
-
 def kept_in_fp32(func, keep_ends: bool = True) -> dict:
     """``{var: reason}`` of the MAC bindings of ``func`` that stay fp32 (see the module docstring)."""
-    bindings = _bindings(func)
-    producer = {b.var: b.value for b in bindings}
-    macs = [b for b in bindings if _op(b.value) in MAC_OPS]
+    binds = bindings(func)
+    producer = {b.var: b.value for b in binds}
+    macs = [b for b in binds if op_name(b.value) in MAC_OPS]
     kept = {}
-    logs = [b for b in bindings if _op(b.value) == "relax.log"]
+    logs = [b for b in binds if op_name(b.value) == "relax.log"]
     if logs:  # the ancestors of the first log: the front end
         seen, stack = set(), [logs[0].value]
         while stack:
@@ -62,7 +53,7 @@ def kept_in_fp32(func, keep_ends: bool = True) -> dict:
         first = next((b for b in macs if any(v.same_as(frames) for v in relax.analysis.free_vars(b.value))), None)
         if first is not None:
             kept.setdefault(first.var, "first conv (frames)")
-        convs = [b for b in macs if _op(b.value) != "relax.matmul"]
+        convs = [b for b in macs if op_name(b.value) != "relax.matmul"]
         if convs:
             kept.setdefault(convs[-1].var, "last conv (logits)")
     return kept
@@ -75,7 +66,7 @@ def _half(expr, bb):
 
 
 def _remake(call, a, b, out_dtype):
-    op, attrs = _op(call), call.attrs
+    op, attrs = op_name(call), call.attrs
     if op == "relax.matmul":
         return relax.op.matmul(a, b, out_dtype=out_dtype)
     make = relax.op.nn.conv2d if op == "relax.nn.conv2d" else relax.op.nn.conv1d
@@ -109,7 +100,7 @@ class ToFloat16:
             def visit_var_binding_(self, binding):
                 nonlocal converted
                 value = binding.value
-                if (_op(value) not in MAC_OPS or binding.var in self.kept
+                if (op_name(value) not in MAC_OPS or binding.var in self.kept
                         or not isinstance(binding.var, relax.DataflowVar)
                         or any(_dtype(a) != "float32" for a in value.args) or _dtype(binding.var) != "float32"):
                     super().visit_var_binding_(binding)
