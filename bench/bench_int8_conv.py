@@ -3,7 +3,8 @@ fp32 GEMM schedule (``kernels.pointwise`` on the fused conv2d 1x1 + bias PrimFun
 times it) on LightAVSeg-L 1x1 shapes at 224.
 
 Both sides do the same job: fp32 NCHW in, conv + per-channel bias, fp32 NCHW out; the int8 kernel also quantizes
-its input (inside the kernel) and dequantizes its accumulators. Default (untuned) configs. Every function is
+its input (inside the kernel) and dequantizes its accumulators. Default (untuned) configs; where the default is
+pixel lanes, the channel-lane default it replaced is timed too (``int8_<isa>_channel_lanes``). Every function is
 built once, then ``--rounds`` rounds each time every function (``time_evaluator``, ``--number`` runs per
 measurement) in turn -- alternating, so load on the shared machine hits all alike -- and the median per function
 is reported. The int8 outputs are checked against ``kernels.int8_conv.reference`` (rtol 1e-6) before timing.
@@ -27,10 +28,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 SHAPES = [  # (m, k, h, w): LightAVSeg-L 1x1 convs at 224 (kernels.workloads.model_cases("L"))
+    (128, 32, 112, 112),
+    (64, 256, 56, 56),
     (256, 256, 28, 28),
-    (512, 128, 14, 14),
-    (64, 384, 56, 56),
     (128, 512, 28, 28),
+    (512, 128, 14, 14),
+    (256, 1024, 7, 7),
+    (320, 1920, 4, 4),
 ]
 
 
@@ -86,14 +90,18 @@ def main(argv=None) -> int:
         want = K.reference(x, wq, inv_scale, zp, scale, bias)
         for isa in isas:
             wl = K.Int8ConvWorkload(1, m, k, h, w, isa)
-            kcfg = K.fallback_config(wl, target)
             wpack, comp = K.prepare_weights(wq, zp, isa)
-            t, y = _timer(K.int8_conv_kernel(wl, target, kcfg),
-                          [x, np.array([inv_scale, zp], np.float32), wpack, comp, scale, bias,
-                           np.zeros((1, m, h, w), np.float32)], target, args.number)
-            np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
-            timers[(label, f"int8_{isa}")] = t
-            row[f"int8_{isa}"] = {"config": str(kcfg)}
+            variants = {f"int8_{isa}": K.fallback_config(wl, target)}
+            channel = K.fallback_config(wl, target, lanes="channel")
+            if channel != variants[f"int8_{isa}"]:  # the channel-lane default it replaced, for comparison
+                variants[f"int8_{isa}_channel_lanes"] = channel
+            for kind, kcfg in variants.items():
+                t, y = _timer(K.int8_conv_kernel(wl, target, kcfg),
+                              [x, np.array([inv_scale, zp], np.float32), wpack, comp, scale, bias,
+                               np.zeros((1, m, h, w), np.float32)], target, args.number)
+                np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+                timers[(label, kind)] = t
+                row[kind] = {"config": str(kcfg)}
         rows.append(row)
     samples = {key: [] for key in timers}
     for _ in range(args.rounds):

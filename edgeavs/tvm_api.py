@@ -155,6 +155,9 @@ DOT_INTRINS = {"vnni": "edgeavs_dot_16x4_u8i8_vnni", "sdot": "edgeavs_dot_4x4_i8
 taken from ``tvm.s_tir.tensor_intrin``, whose import registers every backend's intrinsics (CUDA, ROCm, Hexagon
 ...) and costs ~35 s; and its ``dot_16x4_vnni`` passes ``<16 x i32>`` operands to ``vpdpbusd.512``, which LLVM
 >= 21's verifier refuses (``<64 x i8>`` there)."""
+PIXEL_DOT_INTRINS = {"vnni": "edgeavs_dot_px16x4_u8i8_vnni", "sdot": "edgeavs_dot_px4x4_i8i8_sdot"}
+"""The same instructions with the lanes over pixels (:func:`dot_intrin` ``lanes="pixel"``): ``C[lanes] int32 +=
+bytes(A[lanes]) . B[4] int8 (broadcast)``, each int32 word of ``A`` holding four input channels of one pixel."""
 
 
 def _dot_desc(lanes: int, data: str):
@@ -198,6 +201,56 @@ def _dot_impl(lanes: int, data: str, intrinsic: str, operands):
     return impl
 
 
+def word_byte(word, k, signed: bool):
+    """Byte ``k`` (0: lowest) of the int32 ``word`` as int32: sign-extended when ``signed`` (``sdot``'s int8
+    inputs), else zero-extended (``vpdpbusd``'s uint8). The pixel-lane intrinsics' descriptions and the kernels
+    they tensorize both spell it with this function (tensorize matches the expression structurally)."""
+    if signed:
+        return tirx.shift_right(tirx.shift_left(word, 24 - k * 8), 24)
+    return tirx.bitwise_and(tirx.shift_right(word, k * 8), 255)
+
+
+def _pixel_dot_desc(lanes: int, signed: bool):
+    """``C[lanes] int32 += sum_k byte_k(A[lanes]) * B[k]``: A int32 words of four bytes (one pixel's four input
+    channels), B four int8 weights broadcast over the lanes."""
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (lanes,), "int32", offset_factor=1)
+        B = T.match_buffer(b, (4,), "int8", offset_factor=1)
+        C = T.match_buffer(c, (lanes,), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:lanes], B[0:4])
+            T.writes(C[0:lanes])
+            for i, k in T.grid(lanes, 4):
+                with T.sblock("update"):
+                    vi, vk = T.axis.remap("SR", [i, k])
+                    C[vi] = C[vi] + word_byte(A[vi], vk, signed) * T.cast(B[vk], "int32")
+
+    return desc
+
+
+def _pixel_dot_impl(lanes: int, intrinsic: str, operands):
+    """The implementation of :func:`_pixel_dot_desc`: one ``intrinsic`` call on ``operands(c, a_words, b_word)``
+    (the accumulator vector, A's words as ``int32 x lanes``, B's four bytes as one int32)."""
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (lanes,), "int32", offset_factor=1)
+        B = T.match_buffer(b, (4,), "int8", offset_factor=1)
+        C = T.match_buffer(c, (lanes,), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:lanes], B[0:4])
+            T.writes(C[0:lanes])
+            C[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id(intrinsic),
+                *operands(C.vload([0], dtype=f"int32x{lanes}"), A.vload([0], dtype=f"int32x{lanes}"),
+                          T.reinterpret(B.vload([0], "int8x4"), dtype="int32")),
+                dtype=f"int32x{lanes}")
+
+    return impl
+
+
 def _register_dot_intrins() -> None:
     try:
         s_tir.TensorIntrin.get(DOT_INTRINS["vnni"])
@@ -214,18 +267,34 @@ def _register_dot_intrins() -> None:
     def sdot(c, word, b):  # sdot: C[i] += sum_j B[i, j] * A[j], A's word broadcast to every 32-bit lane
         return c, b, T.reinterpret(T.broadcast(word, 4), dtype="int8x16")
 
+    if int(_codegen.llvm_version_major()) >= 21:
+        def vnni_px(c, words, b_word):
+            return (c, T.reinterpret(words, dtype="uint8x64"),
+                    T.reinterpret(T.broadcast(b_word, 16), dtype="int8x64"))
+    else:
+        def vnni_px(c, words, b_word):
+            return c, words, T.broadcast(b_word, 16)
+
+    def sdot_px(c, words, b_word):
+        return c, T.reinterpret(words, dtype="int8x16"), T.reinterpret(T.broadcast(b_word, 4), dtype="int8x16")
+
+    s_tir.TensorIntrin.register(PIXEL_DOT_INTRINS["vnni"], _pixel_dot_desc(16, signed=False),
+                                _pixel_dot_impl(16, "llvm.x86.avx512.vpdpbusd.512", vnni_px))
+    s_tir.TensorIntrin.register(PIXEL_DOT_INTRINS["sdot"], _pixel_dot_desc(4, signed=True),
+                                _pixel_dot_impl(4, "llvm.aarch64.neon.sdot.v4i32.v16i8", sdot_px))
     s_tir.TensorIntrin.register(DOT_INTRINS["vnni"], _dot_desc(16, "uint8"),
                                 _dot_impl(16, "uint8", "llvm.x86.avx512.vpdpbusd.512", vnni))
     s_tir.TensorIntrin.register(DOT_INTRINS["sdot"], _dot_desc(4, "int8"),
                                 _dot_impl(4, "int8", "llvm.aarch64.neon.sdot.v4i32.v16i8", sdot))
 
 
-def dot_intrin(isa: str) -> str:
-    """The tensor intrinsic (registered once, :data:`DOT_INTRINS`) of ``isa``: ``"vnni"``: ``C[16] int32 += A[4]
-    uint8 (broadcast) . B[16, 4] int8`` (``vpdpbusd``); ``"sdot"``: ``C[4] int32 += A[4] int8 (broadcast) . B[4, 4]
-    int8`` (AArch64 ``sdot``)."""
+def dot_intrin(isa: str, lanes: str = "channel") -> str:
+    """The tensor intrinsic (registered once) of ``isa``. ``lanes="channel"`` (:data:`DOT_INTRINS`): ``"vnni"``:
+    ``C[16] int32 += A[4] uint8 (broadcast) . B[16, 4] int8`` (``vpdpbusd``); ``"sdot"``: ``C[4] int32 += A[4] int8
+    (broadcast) . B[4, 4] int8`` (AArch64 ``sdot``). ``lanes="pixel"`` (:data:`PIXEL_DOT_INTRINS`): the lanes are
+    pixels, ``C[L] += bytes(A[L]) . B[4]`` with ``A`` int32 words (:func:`word_byte`) and ``B`` broadcast."""
     _register_dot_intrins()
-    return DOT_INTRINS[isa]
+    return (PIXEL_DOT_INTRINS if lanes == "pixel" else DOT_INTRINS)[isa]
 
 
 def build_prim_func(func: PrimFunc, target: Mapping[str, Any] | str | Target | None = None):
@@ -270,7 +339,7 @@ __all__ = [
     "assert_structural_equal", "VirtualMachine", "cpu",
     "tvm_version", "llvm_version", "llvm_host_cpu", "llvm_host_triple", "llvm_is_valid_cpu",
     "llvm_vector_width", "make_target", "host_target", "SimdInfo", "simd_info", "build_prim_func", "to_tvm",
-    "target_has_feature", "dot_intrin", "DOT_INTRINS",
+    "target_has_feature", "dot_intrin", "DOT_INTRINS", "PIXEL_DOT_INTRINS", "word_byte",
     "structural_hash",
 ]
 

@@ -25,13 +25,22 @@ Stages:
 - ``y``: the epilogue per register tile (dequantise, ``+ bias``, the workload's ``act``), straight from the accumulators (the pixel axis is ``h * w`` fused: no
   div/mod in the vector loop).
 
+That is ``lanes="channel"``: an accumulator vector holds ``BLOCK`` output channels of one pixel, so the epilogue
+scatters it over ``BLOCK`` NCHW rows and the pack transposes. ``lanes="pixel"`` (vnni and sdot,
+:func:`compute_pixel_lanes`) turns it around: the pack writes one int32 word per (pixel, four input channels)
+(``[n, k/4, pixels]``: four contiguous rows of ``x`` quantized as vectors, shifted and or-ed), a vector of
+``PIXEL_LANES`` words meets one output channel's four weights broadcast (``dot_intrin(isa, "pixel")``:
+``vpdpbusd`` / ``sdot`` with the broadcast on the other operand), and the epilogue stores whole NCHW rows.
+Both read the same packed weights.
+
 Weights come packed by :func:`prepare_weights` (the layout depends on the ISA only, never on the config):
 vnni ``[ceil(m/16), ceil(k/4), 16, 4]``, sdot ``[ceil(m/4), ceil(k/4), 4, 4]`` (``wpack[mb, kb, i, j] =
 wq[mb*B + i, kb*4 + j]``), generic ``[ceil(m/8), ceil(k/4), 4, 8]`` (``wpack[mb, kb, j, i]``), zeros in the padding.
 
-Knobs (:class:`Int8ConvConfig`): ``co_blocks`` (weight blocks per register tile, a divisor of ``ceil(m/B)``),
-``pixel_tile`` (pixels per register tile; the panel is padded to a multiple), ``parallel`` (threads over pixel
-tiles or over channel tiles).
+Knobs (:class:`Int8ConvConfig`): ``lanes``; ``co_blocks`` (weight blocks per register tile, a divisor of
+``ceil(m/B)``; with pixel lanes output channels per tile), ``pixel_tile`` (pixels per register tile, with pixel
+lanes vectors of pixels; the panel is padded to a multiple), ``parallel`` (threads over pixel tiles or over
+channel tiles; pixel lanes: pixel tiles).
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeavs.errors import EdgeAVSError
-from edgeavs.tvm_api import PrimFunc, dot_intrin, host_target, make_target, target_has_feature, te, tirx
+from edgeavs.tvm_api import PrimFunc, dot_intrin, host_target, make_target, target_has_feature, te, tirx, word_byte
 from kernels.common import TargetLike, finish, schedule_of
 from kernels.defaults import CpuFacts, as_facts, ceil_to, divisors
 from kernels.registry import WORKLOAD_ATTR, Entry, kernel_key, register
@@ -57,9 +66,12 @@ TENSORIZED = ("vnni", "sdot")
 KGROUP = 4
 """Input channels per dot-product step (k is zero-padded to a multiple)."""
 PARALLEL = ("pixel", "channel")
+LANES = ("channel", "pixel")
+"""What one accumulator vector holds: ``"channel"``: ``BLOCK[isa]`` output channels of one pixel; ``"pixel"``
+(vnni and sdot): ``PIXEL_LANES[isa]`` pixels of one output channel."""
+PIXEL_LANES = {"vnni": 16, "sdot": 4}
+"""Pixels per accumulator vector with ``lanes="pixel"`` (the int32 lanes of a 512-bit / 128-bit vector)."""
 PIXEL_TILES = (1, 2, 3, 4, 5, 6, 7, 8, 12)
-LARGE_MAP = 56 * 56
-"""Pixels from which :func:`fallback_config` takes the measured large-map tiles instead of the register score."""
 
 
 def isa_for(target: TargetLike = None) -> str:
@@ -103,6 +115,10 @@ class Int8ConvConfig:
     """Pixels per register tile (the pixel axis is padded to a multiple inside the kernel)."""
     parallel: str = "pixel"
     """"pixel": threads over (image, pixel tile); "channel": over channel tiles (the image packed first)."""
+    lanes: str = "channel"
+    """"channel": a register tile is ``co_blocks`` weight blocks x ``pixel_tile`` pixels; "pixel" (vnni, sdot;
+    threads over pixel tiles): ``co_blocks`` output channels x ``pixel_tile`` vectors of ``PIXEL_LANES[isa]``
+    pixels, the input packed four channels to an int32 word per pixel, the output stored as whole NCHW rows."""
 
 
 def _check(wl: Int8ConvWorkload) -> None:
@@ -127,32 +143,44 @@ def _regs_per_block(wl: Int8ConvWorkload, f: CpuFacts) -> int:
     return max(1, BLOCK["generic"] * 32 // f.vector_bits)
 
 
-def profitable(m: int, k: int, h: int, w: int) -> bool:
-    """Whether the int8 kernel is expected to beat the fp32 GEMM on a 1x1 conv of this shape: maps below
-    :data:`LARGE_MAP` pixels. Measured (``bench/bench_int8_conv.py``, vnni, 2 threads, default tiles): 1.6-2x on
-    LightAVSeg-L's 28^2 / 14^2 / 7^2 convs, 0.5-1.1x at 56^2 and 112^2, where quantising and transposing the
-    input and writing the NCHW output cost as much as the dot products save."""
-    return h * w < LARGE_MAP
+def _pixel_lanes_config(wl: Int8ConvWorkload, f: CpuFacts) -> Int8ConvConfig | None:
+    """The ``lanes="pixel"`` default, or None where channel lanes are expected to win. Measured (vnni, 2 threads,
+    ``bench/bench_int8_conv.py``, LightAVSeg-L's 1x1 convs at 224): pixel lanes 1.6-2x faster than channel lanes
+    from 28^2 up (3-4x fp32: the NCHW output is stored as whole vectors, the input packed as whole vectors) and
+    even at 14^2 with its last tile padded; channel lanes ahead at 7^2 (a third of the last vector padding) and
+    4^2 (one pixel tile: one thread). So: pixel lanes when at least 90 % of the padded pixels are real and there
+    are two pixel tiles per thread; the widest unpadded tile of 4, 2 or 1 vectors; 4 channels per tile with 2 or
+    more vectors, else 8 (the measured best, a divisor of m, within the registers)."""
+    lanes = PIXEL_LANES.get(wl.isa)
+    if lanes is None:
+        return None
+    pixels = wl.h * wl.w
+    pv = next((p for p in (4, 2) if pixels % (p * lanes) == 0), 1)
+    useful = pixels / ceil_to(pixels, pv * lanes)
+    tiles = wl.n * -(-pixels // (pv * lanes))
+    if useful < 0.9 or tiles < 2 * f.threads:
+        return None
+    for co in ((4, 2, 1) if pv > 1 else (8, 4, 2, 1)):
+        if wl.m % co == 0 and co * pv + pv + 1 <= f.vector_registers:
+            return Int8ConvConfig(co_blocks=co, pixel_tile=pv, parallel="pixel", lanes="pixel")
+    return None
 
 
-def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -> Int8ConvConfig:
-    """The register tile with the most dot products per load x useful fraction (pixel padding; a tile that does
-    not divide h*w counts half: its pack and epilogue stay scalar), within the register file (accumulators + one
-    weight vector per block + a broadcast); threads over pixel tiles unless there are too few of them."""
+def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None,
+                    lanes: str | None = None) -> Int8ConvConfig:
+    """Pixel lanes where :func:`_pixel_lanes_config` expects them to win; else (and on the generic path) the
+    channel-lane register tile with the most dot products per load x useful fraction (pixel padding; a tile that
+    does not divide h*w counts half: its pack and epilogue stay scalar), within the register file (accumulators
+    + one weight vector per block + a broadcast); threads over pixel tiles unless there are too few of them.
+    ``lanes="channel"``: the channel-lane default even where pixel lanes would be chosen (for comparisons)."""
     _check(wl)
     f = as_facts(facts)
     r = _regs_per_block(wl, f)
     pixels = wl.h * wl.w
     blocks = _blocks(wl)
-    if pixels >= LARGE_MAP and wl.isa in TENSORIZED:
-        # measured (vnni, 2 threads, the knob space swept on LightAVSeg-L's 112^2 and 56^2 convs): on large maps
-        # the register-tile score loses to the pack's and the epilogue's memory traffic; a narrow tile over the
-        # image packed once ("channel") ran 1.4-2.4x faster than the score's pick, and with two or fewer weight
-        # blocks (m <= 32) a 2 x 4 tile over pixel tiles 2x
-        if blocks >= 4 and blocks % 2 == 0 and 8 * 2 + 2 + 1 <= f.vector_registers:
-            return Int8ConvConfig(co_blocks=2, pixel_tile=8, parallel="channel")
-        if blocks <= 2 and 4 * blocks + blocks + 1 <= f.vector_registers:
-            return Int8ConvConfig(co_blocks=blocks, pixel_tile=4, parallel="pixel")
+    px = _pixel_lanes_config(wl, f) if lanes != "channel" else None
+    if px is not None:
+        return px
     best = None
     for cb in divisors(blocks):
         if cb > 8:
@@ -177,15 +205,31 @@ def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -
 
 
 def knob_space(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None) -> dict[str, list]:
-    """What ``edgeavs tune`` may search (every combination builds and computes the same integers)."""
+    """What ``edgeavs tune`` may search: every combination :func:`schedule` accepts computes the same integers
+    (the few it refuses, e.g. ``lanes="pixel"`` with ``parallel="channel"``, are skipped as candidates)."""
     _check(wl)
     pixels = wl.h * wl.w
-    return {"co_blocks": [d for d in divisors(_blocks(wl)) if d <= 8],
-            "pixel_tile": [p for p in PIXEL_TILES if p <= pixels or p == 1],
-            "parallel": list(PARALLEL)}
+    space = {"co_blocks": sorted({d for d in divisors(_blocks(wl)) if d <= 8}
+                                 | ({d for d in divisors(wl.m) if d <= 16} if wl.isa in PIXEL_LANES else set())),
+             "pixel_tile": [p for p in PIXEL_TILES if p <= pixels or p == 1],
+             "parallel": list(PARALLEL)}
+    if wl.isa in PIXEL_LANES:
+        space["lanes"] = list(LANES)
+    return space
 
 
 def _check_config(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> None:
+    if cfg.lanes not in LANES:
+        raise ValueError(f"int8_conv: lanes={cfg.lanes!r} is not one of {', '.join(LANES)}")
+    if cfg.lanes == "pixel":
+        if wl.isa not in PIXEL_LANES:
+            raise ValueError(f"int8_conv: lanes='pixel' needs vnni or sdot, not {wl.isa}")
+        if cfg.parallel != "pixel":
+            raise ValueError("int8_conv: lanes='pixel' threads over pixel tiles (parallel='pixel')")
+        if cfg.co_blocks < 1 or cfg.pixel_tile < 1 or ceil_to(wl.m, cfg.co_blocks) > _blocks(wl) * BLOCK[wl.isa]:
+            raise ValueError(f"int8_conv: co_blocks={cfg.co_blocks} channels per tile overrun the packed weights "
+                             f"of m={wl.m}")
+        return
     if _blocks(wl) % cfg.co_blocks:
         raise ValueError(f"int8_conv: co_blocks={cfg.co_blocks} does not divide the {_blocks(wl)} weight blocks "
                          f"of m={wl.m}")
@@ -264,6 +308,8 @@ def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
 def schedule(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> PrimFunc:
     _check(wl)
     _check_config(wl, cfg)
+    if cfg.lanes == "pixel":
+        return _schedule_pixel_lanes(wl, cfg)
     b_ = BLOCK[wl.isa]
     pt, cb = cfg.pixel_tile, cfg.co_blocks
     sch = schedule_of(compute(wl, cfg))
@@ -310,6 +356,98 @@ def schedule(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> PrimFunc:
     # the epilogue: channel rows of the tile, pixels innermost (contiguous stores)
     if not padded and pt > 1:
         sch.vectorize(sch.get_loops(epi)[-1])
+    return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key(NAME, wl))
+
+
+def compute_pixel_lanes(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
+    """The TE stages of ``lanes="pixel"``: ``pack`` (int32 words ``[n, k/4, pixels]``, byte ``j`` of a word the
+    quantized input channel ``4 * kb + j`` of that pixel) -> ``conv`` ``[n, m', pixels']`` -> ``y``; the same
+    arguments as :func:`compute`."""
+    lanes = PIXEL_LANES[wl.isa]
+    n, m, k, h, w = wl.n, wl.m, wl.k, wl.h, wl.w
+    b_ = BLOCK[wl.isa]
+    kb_n = -(-k // KGROUP)
+    pixels = h * w
+    pp = ceil_to(pixels, cfg.pixel_tile * lanes)
+    mq = ceil_to(m, cfg.co_blocks)
+    x = te.placeholder((n, k, h, w), "float32", name="x")
+    qp = te.placeholder((2,), "float32", name="qparams")
+    wp = te.placeholder(wpack_shape(m, k, wl.isa), "int8", name="wpack")
+    comp = te.placeholder((m,), "int32", name="comp")
+    scale = te.placeholder((m,), "float32", name="scale")
+    bias = te.placeholder((m,), "float32", name="bias")
+    signed = wl.isa != "vnni"
+    shift, lo, hi = (0.0, -128.0, 127.0) if signed else (128.0, 0.0, 255.0)
+
+    def quantized(b, kk, p):
+        zp = qp[1] + tirx.const(shift, "float32") if shift else qp[1]
+        v = tirx.nearbyint(x[b, kk, p // w, p % w] * qp[0]) + zp
+        return te.max(te.min(v, tirx.const(hi, "float32")), tirx.const(lo, "float32")).astype("int32")
+
+    def word(b, kb, p):
+        out = None
+        for j in range(KGROUP):
+            kk = kb * KGROUP + j
+            q = quantized(b, kk, p)
+            if signed and j < KGROUP - 1:
+                q = tirx.bitwise_and(q, 255)  # two's complement byte; the top byte's sign fills the word
+            if kb_n * KGROUP != k:
+                q = tirx.if_then_else(kk < k, q, 0)
+            term = q if j == 0 else tirx.shift_left(q, 8 * j)
+            out = term if out is None else tirx.bitwise_or(out, term)
+        return tirx.if_then_else(p < pixels, out, 0) if pp != pixels else out
+
+    panel = te.compute((n, kb_n, pp), word, name="pack")
+    rkb = te.reduce_axis((0, kb_n), name="kb")
+    rki = te.reduce_axis((0, KGROUP), name="ki")
+    conv = te.compute(
+        (n, mq, pp),
+        lambda b, mm, p: te.sum(word_byte(panel[b, rkb, p], rki, signed)
+                                * wp[mm // b_, rkb, mm % b_, rki].astype("int32"), axis=[rkb, rki]),
+        name="conv")
+    act_lo, act_hi = ACTS[wl.act]
+
+    def epilogue(b, c, i, j):
+        v = (conv[b, c, i * w + j] - comp[c]).astype("float32") * scale[c] + bias[c]
+        if act_lo is not None:
+            v = te.max(v, tirx.const(act_lo, "float32"))
+        if act_hi is not None:
+            v = te.min(v, tirx.const(act_hi, "float32"))
+        return v
+
+    y = te.compute((n, m, h, w), epilogue, name="y")
+    return [x, qp, wp, comp, scale, bias, y]
+
+
+def _schedule_pixel_lanes(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> PrimFunc:
+    lanes = PIXEL_LANES[wl.isa]
+    co, pv = cfg.co_blocks, cfg.pixel_tile
+    sch = schedule_of(compute_pixel_lanes(wl, cfg))
+    pack, conv, epi = sch.get_sblock("pack"), sch.get_sblock("conv"), sch.get_sblock("y")
+    w = wl.w
+    sch.transform_block_layout(epi, tirx.IndexMap.from_func(lambda b, c, i, j: [b, c, i * w + j], ndim=4))
+    b, mm, p, kb, ki = sch.get_loops(conv)
+    po, pvl, pl = sch.split(p, [None, pv, lanes])
+    mo, mc = sch.split(mm, [None, co])
+    sch.reorder(b, po, mo, kb, mc, pvl, pl, ki)
+    sch.reverse_compute_at(epi, mo)
+    par = sch.fuse(b, po)
+    sch.parallel(par)
+    sch.compute_at(pack, par)
+    init = sch.decompose_reduction(conv, kb)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.tensorize(pl, dot_intrin(wl.isa, "pixel"))
+    sch.unroll(mc)
+    sch.unroll(pvl)
+    sch.set_scope(init, 0, "local")
+    padded = (wl.h * wl.w) % (pv * lanes) != 0
+    # the pack and the epilogue over whole vectors of pixels (contiguous loads of x, contiguous NCHW stores);
+    # a padded tile's guards stay scalar
+    if not padded:
+        for blk in (pack, epi):
+            inner = sch.get_loops(blk)[-1]
+            _, vec = sch.split(inner, [None, lanes])
+            sch.vectorize(vec)
     return finish(sch.mod["main"], CHAIN, cfg).with_attr(WORKLOAD_ATTR, kernel_key(NAME, wl))
 
 
@@ -375,7 +513,7 @@ def reference(x, wq, inv_scale, zero_point, scale, bias, act: str = "none") -> n
     return np.clip(y, lo, hi).astype(np.float32) if (lo, hi) != (None, None) else y
 
 
-__all__ = ["ACTS", "BLOCK", "CHAIN", "ISAS", "LARGE_MAP", "profitable", "Int8ConvConfig", "Int8ConvWorkload", "NAME", "compute", "fallback_config",
+__all__ = ["ACTS", "BLOCK", "CHAIN", "ISAS", "LANES", "PIXEL_LANES", "Int8ConvConfig", "Int8ConvWorkload", "NAME", "compute", "fallback_config",
            "int8_conv_kernel", "isa_for", "knob_space", "prepare_weights", "quantize_reference", "reference",
            "schedule", "work", "wpack_shape"]
 

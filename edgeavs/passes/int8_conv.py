@@ -18,9 +18,8 @@ Scheme (what ``kernels.int8_conv`` computes and ``kernels.int8_conv.reference`` 
   between layers.
 
 Which convs stay fp32 is decided per site (:func:`sites`): the log-mel front end, the first conv (frames) and the
-conv producing the logits (as in the fp16 build), the convs on maps where the int8 kernel is not faster than fp32
-(``kernels.int8_conv.profitable``: 56x56 pixels and more), and every site whose isolated int8 output SNR on the calibration
-frames is below ``min_snr_db`` (``edgeavs.compiler.calibrate.plan``: the sensitivity report). The plan -- one entry
+conv producing the logits (as in the fp16 build), and every site whose isolated int8 output SNR on the
+calibration frames is below ``min_snr_db`` (``edgeavs.compiler.calibrate.plan``: the sensitivity report). The plan -- one entry
 per site, ``None`` for a site kept in fp32 -- comes in from the caller; :func:`with_site_inputs` gives the module the
 calibration runs (every site's input as an extra output).
 """
@@ -36,7 +35,6 @@ from edgeavs.passes.to_fp16 import kept_in_fp32
 from edgeavs.tvm_api import Constant, module_pass, relax
 
 NAME = "int8_conv"
-LARGE_MAP_REASON = "large map (int8 kernel not faster)"
 
 
 @dataclass(frozen=True)
@@ -78,8 +76,6 @@ def _is_site(binding) -> bool:
 
 def sites(func, keep_ends: bool = True) -> list[Site]:
     """The 1x1 convolutions of ``func``, in program order, each with the reason it stays fp32 (or None)."""
-    from kernels.int8_conv import profitable
-
     kept = kept_in_fp32(func, keep_ends)
     out = []
     for b in bindings(func):
@@ -88,8 +84,6 @@ def sites(func, keep_ends: bool = True) -> list[Site]:
         n, k, h, w = static_shape(b.value.args[0])
         m = static_shape(b.value.args[1])[0]
         reason = kept.get(b.var)
-        if reason is None and not profitable(m, k, h, w):
-            reason = LARGE_MAP_REASON
         out.append(Site(index=len(out), var=b.var, shape=(n, m, k, h, w), kept=reason, weight=b.value.args[1]))
     return out
 

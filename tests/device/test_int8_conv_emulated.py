@@ -1,7 +1,7 @@
 """kernels.int8_conv on the emulated AArch64 device: the sdot build for the Snapdragon 8 Elite (qemu -cpu
 max,sve=off,sme=off) and the generic build for the aarch64-linux board (qemu -cpu cortex-a76), each inside a
 one-call Relax module cross-linked for Linux, give numpy's exact integers (scale 1, bias 0) and the reference
-with real scales/bias."""
+with real scales/bias; the sdot build in both lane layouts."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ import pytest
 from edgeavs.device.isa import check_no_sve, disassemble
 from edgeavs.device.remote import DeviceSpec, open_session
 from edgeavs.targets import load_target
-from kernels.int8_conv import (Int8ConvWorkload, int8_conv_kernel, prepare_weights, quantize_reference, reference,
-                               wpack_shape)
+from kernels.int8_conv import (Int8ConvConfig, Int8ConvWorkload, int8_conv_kernel, prepare_weights,
+                               quantize_reference, reference, wpack_shape)
 
 from .conftest import cross_build
 
-SHAPES = [(1, 24, 15, 7, 7), (2, 40, 64, 1, 1), (1, 64, 96, 6, 6)]
-"""(n, m, k, h, w): odd k and m not a multiple of 16, h*w = 1, a full tile."""
+SHAPES = [(1, 24, 15, 7, 7), (2, 40, 64, 1, 1), (1, 64, 96, 6, 6), (1, 16, 32, 4, 8)]
+"""(n, m, k, h, w): odd k and m not a multiple of 16, h*w = 1, a full tile, whole vectors of pixels."""
+PIXEL_LANES = Int8ConvConfig(co_blocks=4, pixel_tile=2, lanes="pixel")
+"""The sdot build's pixel-lane layout, forced on every shape (padded tiles on all but the last)."""
 
 
-def call_module(wl: Int8ConvWorkload, target):
+def call_module(wl: Int8ConvWorkload, target, config=None):
     """``main(x, qparams, wpack, comp, scale, bias) -> y``: one ``R.call_tir`` of the kernel."""
     from edgeavs.tvm_api import relax
 
-    func = int8_conv_kernel(wl, target)
+    func = int8_conv_kernel(wl, target, config)
     params = [("x", (wl.n, wl.k, wl.h, wl.w), "float32"), ("qparams", (2,), "float32"),
               ("wpack", wpack_shape(wl.m, wl.k, wl.isa), "int8"), ("comp", (wl.m,), "int32"),
               ("scale", (wl.m,), "float32"), ("bias", (wl.m,), "float32")]
@@ -52,9 +54,11 @@ def cases(wl: Int8ConvWorkload, seed: int):
 def test_emulated_matches_numpy(emulator, tmp_path, target_name, isa):
     target = load_target(target_name)
     libs = []
-    for i, shape in enumerate(SHAPES):
+    configs = [None, PIXEL_LANES] if isa == "sdot" else [None]  # the default, and the other layout
+    for i, (shape, config) in enumerate((s, c) for s in SHAPES for c in configs):
         wl = Int8ConvWorkload(*shape, isa=isa)
-        path = cross_build(call_module(wl, target.to_tvm()), target.tvm_dict(), tmp_path / f"int8_conv{i}.so")
+        path = cross_build(call_module(wl, target.to_tvm(), config), target.tvm_dict(),
+                           tmp_path / f"int8_conv{i}.so")
         assert check_no_sve(path) > 0
         if isa == "sdot":
             assert any(ins.split()[0] == "sdot" for _, ins in disassemble(path) if ins.split())

@@ -14,8 +14,9 @@ from edgeavs.errors import EdgeAVSError
 from edgeavs.targets import load_target
 from edgeavs.tvm_api import build_prim_func, host_target, make_target, to_tvm, tvm
 from kernels import registry
-from kernels.int8_conv import (ISAS, Int8ConvConfig, Int8ConvWorkload, fallback_config, int8_conv_kernel, isa_for,
-                               knob_space, prepare_weights, quantize_reference, reference, wpack_shape)
+from kernels.int8_conv import (ISAS, PIXEL_LANES, Int8ConvConfig, Int8ConvWorkload, fallback_config,
+                               int8_conv_kernel, isa_for, knob_space, prepare_weights, quantize_reference, reference,
+                               wpack_shape)
 
 NATIVE = host_target(2)
 HOST_ISA = isa_for(NATIVE)
@@ -65,6 +66,57 @@ def test_exact_integers(rng, isa, shape):
     want = exact_acc(x, wq, inv, zp)
     assert np.abs(want).max() < 2**24 and np.abs(want).max() > 1000
     np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+PIXEL_CASES = [  # (n, m, k, h, w), (co_blocks, pixel_tile): padded and whole tiles, odd k, m not a multiple of 16
+    ((1, 24, 15, 7, 7), (4, 1)),
+    ((2, 40, 64, 4, 8), (8, 2)),
+    ((1, 10, 33, 5, 3), (2, 1)),
+    ((1, 48, 128, 16, 16), (4, 4)),
+    ((1, 32, 20, 12, 12), (1, 3)),
+]
+
+
+@pytest.mark.parametrize("shape,tile", PIXEL_CASES, ids=lambda s: "x".join(map(str, s)))
+def test_pixel_lanes_exact_integers(rng, shape, tile):
+    """``lanes="pixel"`` on this host's dot product (vnni here): the words' bytes, the broadcast weights and the
+    whole-row epilogue give numpy's exact integers, padded tiles included."""
+    assert HOST_ISA in PIXEL_LANES, "this suite's host has AVX-512 VNNI"
+    wl = Int8ConvWorkload(*shape, isa=HOST_ISA)
+    x, wq, inv, zp = case(rng, wl)
+    cfg = Int8ConvConfig(co_blocks=tile[0], pixel_tile=tile[1], lanes="pixel")
+    got = run(wl, x, inv, zp, *prepare_weights(wq, zp, HOST_ISA), np.ones(wl.m, np.float32),
+              np.zeros(wl.m, np.float32), cfg)
+    want = exact_acc(x, wq, inv, zp)
+    assert 1000 < np.abs(want).max() < 2**24
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("act", ["none", "relu6"])
+def test_pixel_lanes_scales_bias_and_activation(rng, act):
+    wl = Int8ConvWorkload(n=1, m=32, k=40, h=8, w=8, isa=HOST_ISA, act=act)
+    x, wq, inv, zp = case(rng, wl, zero_point=3, inv_scale=25.0)
+    scale = np.full(wl.m, 2e-3, np.float32)
+    bias = rng.standard_normal(wl.m).astype(np.float32)
+    cfg = Int8ConvConfig(co_blocks=4, pixel_tile=4, lanes="pixel")
+    got = run(wl, x, inv, zp, *prepare_weights(wq, zp, HOST_ISA), scale, bias, cfg)
+    want = reference(x, wq, inv, zp, scale, bias, act=act)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+def test_default_lanes_follow_the_map():
+    """The measured rule (``_pixel_lanes_config``): pixel lanes from 14x14 up on vnni and sdot, channel lanes on
+    7x7 and 4x4 (padding, one tile) and always on the generic path."""
+    def lanes(h, isa="vnni", m=256, facts=NATIVE):
+        return fallback_config(Int8ConvWorkload(n=1, m=m, k=128, h=h, w=h, isa=isa), facts)
+
+    big = lanes(56)
+    assert (big.lanes, big.pixel_tile, big.co_blocks) == ("pixel", 4, 4)
+    assert (lanes(28).lanes, lanes(28).pixel_tile, lanes(28).co_blocks) == ("pixel", 1, 8)
+    assert lanes(14).lanes == "pixel" and lanes(7).lanes == "channel" and lanes(4).lanes == "channel"
+    assert lanes(56, isa="generic").lanes == "channel"
+    assert lanes(28, isa="sdot", facts=SDOT).lanes == "pixel"
+    assert lanes(28, m=30).co_blocks == 2  # a divisor of m
 
 
 def test_host_with_avx512_vnni_runs_the_vnni_path():
@@ -149,21 +201,28 @@ def test_prepare_weights_refuses_bad_input():
         int8_conv_kernel(Int8ConvWorkload(n=1, m=0, k=4, h=1, w=1))
 
 
-def test_knob_space_configs_build_and_agree(rng):
-    wl = Int8ConvWorkload(n=2, m=48, k=20, h=5, w=5, isa=HOST_ISA)
+@pytest.mark.parametrize("isa", ISAS_HERE)
+def test_knob_space_configs_build_and_agree(rng, isa):
+    wl = Int8ConvWorkload(n=2, m=48, k=20, h=5, w=5, isa=isa)
     space = knob_space(wl, NATIVE)
-    # 48 channels: 3 blocks of 16 (vnni) or 6 of 8 (generic); 25 pixels: every tile up to 12
-    assert space["co_blocks"] == {"vnni": [1, 3], "generic": [1, 2, 3, 6]}[HOST_ISA]
+    # 48 channels: 3 blocks of 16 (vnni; pixel lanes: any divisor of 48 up to 16) or 6 of 8 (generic); 25
+    # pixels: every tile up to 12
+    assert space["co_blocks"] == {"vnni": [1, 2, 3, 4, 6, 8, 12, 16], "generic": [1, 2, 3, 6]}[isa]
     assert space["pixel_tile"] == [1, 2, 3, 4, 5, 6, 7, 8, 12] and space["parallel"] == ["pixel", "channel"]
+    assert list(space) == ["co_blocks", "pixel_tile", "parallel"] + (["lanes"] if isa in PIXEL_LANES else [])
     x, wq, inv, zp = case(rng, wl)
     wpack, comp = prepare_weights(wq, zp, wl.isa)
     want = exact_acc(x, wq, inv, zp).astype(np.float32)
-    assert list(space) == ["co_blocks", "pixel_tile", "parallel"]
-    tiles = list(itertools.product(space["co_blocks"], space["pixel_tile"]))
-    picks = [(*tiles[i], par) for par in space["parallel"] for i in rng.choice(len(tiles), size=3, replace=False)]
-    picks.append(tuple(registry.config_to_dict(fallback_config(wl, NATIVE)).values()))
-    for values in picks:
-        cfg = Int8ConvConfig(**dict(zip(space, values)))
+    blocks = -(-wl.m // {"vnni": 16, "generic": 8}[isa])
+    picks = [Int8ConvConfig(**registry.config_to_dict(fallback_config(wl, NATIVE)))]
+    for lanes, parallel in [("channel", "pixel"), ("channel", "channel"), ("pixel", "pixel")]:
+        if lanes not in space.get("lanes", ["channel"]):
+            continue
+        tiles = [(c, p) for c, p in itertools.product(space["co_blocks"], space["pixel_tile"])
+                 if (blocks % c == 0 if lanes == "channel" else wl.m % c == 0)]
+        picks += [Int8ConvConfig(*tiles[i], parallel=parallel, lanes=lanes)
+                  for i in rng.choice(len(tiles), size=3, replace=False)]
+    for cfg in picks:
         got = run(wl, x, inv, zp, wpack, comp, np.ones(wl.m, np.float32), np.zeros(wl.m, np.float32), cfg)
         np.testing.assert_array_equal(got, want, err_msg=str(cfg))
 
@@ -172,6 +231,14 @@ def test_a_config_that_does_not_tile_m_is_refused():
     wl = Int8ConvWorkload(n=1, m=48, k=8, h=2, w=2, isa="vnni")
     with pytest.raises(ValueError, match="co_blocks=2 does not divide the 3 weight blocks"):
         int8_conv_kernel(wl, config=Int8ConvConfig(co_blocks=2, pixel_tile=2))
+    with pytest.raises(ValueError, match="co_blocks=5 channels per tile overrun"):
+        int8_conv_kernel(wl, config=Int8ConvConfig(co_blocks=5, pixel_tile=1, lanes="pixel"))
+    with pytest.raises(ValueError, match="threads over pixel tiles"):
+        int8_conv_kernel(wl, config=Int8ConvConfig(co_blocks=4, pixel_tile=1, lanes="pixel", parallel="channel"))
+    with pytest.raises(ValueError, match="needs vnni or sdot, not generic"):
+        int8_conv_kernel(Int8ConvWorkload(n=1, m=48, k=8, h=2, w=2), config=Int8ConvConfig(lanes="pixel"))
+    with pytest.raises(ValueError, match="lanes='rows' is not one of"):
+        int8_conv_kernel(wl, config=Int8ConvConfig(lanes="rows"))
 
 
 def test_isa_for_named_targets():
@@ -183,19 +250,23 @@ def test_isa_for_named_targets():
     assert isa_for({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}) == "generic"
 
 
-def _asm(wl, target) -> str:
-    lib = tvm.compile(int8_conv_kernel(wl, target).with_attr("global_symbol", "main"), target=target)
+def _asm(wl, target, config=None) -> str:
+    lib = tvm.compile(int8_conv_kernel(wl, target, config).with_attr("global_symbol", "main"), target=target)
     return "\n".join(m.inspect_source("s") for m in [lib.mod, *lib.mod.imports] if m.kind == "llvm")
 
 
-def test_vnni_build_runs_vpdpbusd():
+@pytest.mark.parametrize("lanes", ["channel", "pixel"])
+def test_vnni_build_runs_vpdpbusd(lanes):
     target = make_target({"kind": "llvm", "mcpu": "icelake-server", "num-cores": 2})
-    asm = _asm(Int8ConvWorkload(n=1, m=64, k=32, h=8, w=8, isa="vnni"), target)
+    asm = _asm(Int8ConvWorkload(n=1, m=64, k=32, h=8, w=8, isa="vnni"), target,
+               Int8ConvConfig(co_blocks=4, pixel_tile=1 if lanes == "pixel" else 4, lanes=lanes))
     assert "vpdpbusd" in asm
 
 
-def test_sdot_build_runs_sdot():
-    asm = _asm(Int8ConvWorkload(n=1, m=64, k=32, h=8, w=8, isa="sdot"), SDOT)
+@pytest.mark.parametrize("lanes", ["channel", "pixel"])
+def test_sdot_build_runs_sdot(lanes):
+    asm = _asm(Int8ConvWorkload(n=1, m=64, k=32, h=8, w=8, isa="sdot"), SDOT,
+               Int8ConvConfig(co_blocks=4, pixel_tile=4, lanes=lanes))
     assert "sdot\tv" in asm
 
 
