@@ -51,7 +51,8 @@ class DepthwiseConfig:
 
 
 def fallback_config(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -> DepthwiseConfig:
-    """Vector = the SIMD width (or a half/quarter of it when that wastes less padding of the output width);
+    """Vector = the SIMD width (or a half/quarter of it when that wastes less padding of the output width; on a
+    narrow map no power of two tiles, :func:`_narrow_vector`);
     as many vectors per row as cover the width up to 4; rows so that accumulators use about half the registers."""
     f = as_facts(facts)
     lanes = f.lanes_for(w.dtype)
@@ -65,7 +66,10 @@ def fallback_config(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -
             break
         v //= 2
     vec = best[1]
-    nv = min(4, -(-w.out_w // vec))
+    narrow = _narrow_vector(w, lanes) if w.out_w % vec else None
+    if narrow is not None:
+        vec = narrow
+    nv = 1 if narrow is not None else min(4, -(-w.out_w // vec))  # narrow: two 7-lane vectors measured 2x slower
     while nv > 1 and ceil_to(w.out_w, vec * nv) > ceil_to(w.out_w, vec):
         nv -= 1
     budget = max(1, (f.vector_registers // 2) // nv)
@@ -78,13 +82,27 @@ def fallback_config(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -
     # the register tile (56->28: 2.1 -> 1.3 ms, 14->7: 164 -> 81 us); 3x3 taps lose with it (112->56: 1.3 ->
     # 3.7 ms) and keep channel threads over the plain plane
     split = w.stride == 2 and w.k >= 5
-    return DepthwiseConfig(rows=rows, vector=vec, vectors=nv, tile=w.stride == 1 or split, parity=split)
+    return DepthwiseConfig(rows=rows, vector=vec, vectors=nv, tile=w.stride == 1 or split or narrow is not None,
+                           parity=split)
+
+
+def _narrow_vector(w: DepthwiseWorkload, lanes: int) -> int | None:
+    """On a map narrower than the SIMD width that no power-of-two vector tiles (14, 7: the tile would degrade
+    to the untiled loops), one vector of the width's largest divisor from 5 up to half the SIMD width, e.g. 7
+    lanes. Measured (AVX-512, Zen 4, 2 threads, LightAVSeg-L's fused functions at 224, nine alternating rounds
+    against the untiled loops): 3x3 s2 to 14^2 266 -> 87 us, 3x3 s1 at 14^2 112 -> 65 and 77 -> 41 us, 3x3 at
+    7^2 43 -> 31 us; 5x5 s2 to 7^2 the same within the noise (54-75 vs 57-59 us); two 7-lane vectors per row
+    lost to one (150 vs 87 us). None elsewhere (NEON's 4 lanes have no such divisor)."""
+    if w.out_w > lanes:
+        return None
+    return next((d for d in range(lanes // 2, 4, -1) if w.out_w % d == 0), None)
 
 
 def knob_space(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -> dict:
     lanes = as_facts(facts).lanes_for(w.dtype)
+    narrow = _narrow_vector(w, lanes)
     return {"rows": [r for r in (1, 2, 4, 7, 8, 14) if w.out_h % r == 0],
-            "vector": sorted({lanes, max(4, lanes // 2), 4}), "vectors": [1, 2, 4], "unroll_taps": [True, False],
+            "vector": sorted({lanes, max(4, lanes // 2), 4} | ({narrow} if narrow else set())), "vectors": [1, 2, 4], "unroll_taps": [True, False],
             "tile": [True, False], "parity": [True, False] if w.stride == 2 else [True]}
 
 

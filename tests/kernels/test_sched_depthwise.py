@@ -100,3 +100,23 @@ def test_3x3_rows_capped_at_8():
         assert c.rows <= 8 and hw % c.rows == 0
     c5 = fallback_config(DepthwiseWorkload(channels=512, out_h=28, out_w=28, k=5, stride=1), avx512)
     assert c5.rows == 14  # 5x5: the register budget (16 rows) decides
+
+
+@pytest.mark.parametrize("case", [ConvCase(24, 24, 14, 14, k=3, groups=24, act="relu"),
+                                  ConvCase(20, 20, 14, 14, k=3, stride=2, groups=20, act="relu"),   # 14 -> 7
+                                  ConvCase(16, 16, 7, 7, k=3, groups=16, act="relu6"),
+                                  ConvCase(12, 12, 28, 28, k=3, stride=2, groups=12, act=None)],   # 28 -> 14
+                         ids=lambda c: c.label)
+def test_narrow_maps_tile_with_a_7_lane_vector(case):
+    """AVX-512 (16 lanes): widths 14 and 7 take one 7-lane vector per row instead of the untiled loops, and
+    compute what numpy does."""
+    avx512 = {"kind": "llvm", "mcpu": "skylake-avx512", "num-cores": 2}
+    ow = (case.w + 2 * case.pad - case.k) // case.stride + 1
+    c = fallback_config(DepthwiseWorkload(channels=case.cout, out_h=ow, out_w=ow, k=case.k, stride=case.stride),
+                        avx512)
+    assert (c.vector, c.vectors, c.tile) == (7, 1, True)
+    _, _, _, cfg = check_case(case, NATIVE, {"depthwise": c}, expect_schedule="depthwise")
+    assert cfg.tile and cfg.vector == 7
+    neon = fallback_config(DepthwiseWorkload(channels=16, out_h=7, out_w=7, k=3, stride=1),
+                           {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a76"})
+    assert neon.vector == 4  # 4 lanes: no 5..2 divisor, unchanged
