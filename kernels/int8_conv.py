@@ -246,6 +246,15 @@ def wpack_shape(m: int, k: int, isa: str) -> tuple[int, int, int, int]:
     return (mb, kb, KGROUP, b) if isa == "generic" else (mb, kb, b, KGROUP)
 
 
+def _inputs(wl: Int8ConvWorkload):
+    """The kernel's input placeholders ``x, qparams, wpack, comp, scale, bias`` (the module docstring)."""
+    n, m, k, h, w = wl.n, wl.m, wl.k, wl.h, wl.w
+    return (te.placeholder((n, k, h, w), "float32", name="x"), te.placeholder((2,), "float32", name="qparams"),
+            te.placeholder(wpack_shape(m, k, wl.isa), "int8", name="wpack"),
+            te.placeholder((m,), "int32", name="comp"), te.placeholder((m,), "float32", name="scale"),
+            te.placeholder((m,), "float32", name="bias"))
+
+
 def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
     """The TE stages ``pack`` -> ``conv`` -> ``y``; returns ``[x, qparams, wpack, comp, scale, bias, y]``."""
     b_ = BLOCK[wl.isa]
@@ -254,12 +263,7 @@ def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
     mp = _blocks(wl) * b_
     pixels = h * w
     pp = ceil_to(pixels, cfg.pixel_tile)
-    x = te.placeholder((n, k, h, w), "float32", name="x")
-    qp = te.placeholder((2,), "float32", name="qparams")
-    wp = te.placeholder(wpack_shape(m, k, wl.isa), "int8", name="wpack")
-    comp = te.placeholder((m,), "int32", name="comp")
-    scale = te.placeholder((m,), "float32", name="scale")
-    bias = te.placeholder((m,), "float32", name="bias")
+    x, qp, wp, comp, scale, bias = _inputs(wl)
     vnni = wl.isa == "vnni"
     ddtype = "uint8" if vnni else "int8"
     shift, lo, hi = (128.0, 0.0, 255.0) if vnni else (0.0, -128.0, 127.0)
@@ -291,18 +295,23 @@ def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
         lambda b, p, mm: te.sum(panel[b, rkb, rki, p].astype("int32") * weight(mm, rkb, rki).astype("int32"),
                                 axis=[rkb, rki]),
         name="conv")
+    y = _epilogue(wl, lambda b, c, p: conv[b, p, c], comp, scale, bias)
+    return [x, qp, wp, comp, scale, bias, y]
+
+
+def _epilogue(wl: Int8ConvWorkload, acc, comp, scale, bias):
+    """The output stage ``y``: ``float32(acc(b, c, pixel) - comp[c]) * scale[c] + bias[c]``, then ``act``."""
     act_lo, act_hi = ACTS[wl.act]
 
     def epilogue(b, c, i, j):
-        v = (conv[b, i * w + j, c] - comp[c]).astype("float32") * scale[c] + bias[c]
+        v = (acc(b, c, i * wl.w + j) - comp[c]).astype("float32") * scale[c] + bias[c]
         if act_lo is not None:
             v = te.max(v, tirx.const(act_lo, "float32"))
         if act_hi is not None:
             v = te.min(v, tirx.const(act_hi, "float32"))
         return v
 
-    y = te.compute((n, m, h, w), epilogue, name="y")
-    return [x, qp, wp, comp, scale, bias, y]
+    return te.compute((wl.n, wl.m, wl.h, wl.w), epilogue, name="y")
 
 
 def schedule(wl: Int8ConvWorkload, cfg: Int8ConvConfig) -> PrimFunc:
@@ -370,12 +379,7 @@ def compute_pixel_lanes(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
     pixels = h * w
     pp = ceil_to(pixels, cfg.pixel_tile * lanes)
     mq = ceil_to(m, cfg.co_blocks)
-    x = te.placeholder((n, k, h, w), "float32", name="x")
-    qp = te.placeholder((2,), "float32", name="qparams")
-    wp = te.placeholder(wpack_shape(m, k, wl.isa), "int8", name="wpack")
-    comp = te.placeholder((m,), "int32", name="comp")
-    scale = te.placeholder((m,), "float32", name="scale")
-    bias = te.placeholder((m,), "float32", name="bias")
+    x, qp, wp, comp, scale, bias = _inputs(wl)
     signed = wl.isa != "vnni"
     shift, lo, hi = (0.0, -128.0, 127.0) if signed else (128.0, 0.0, 255.0)
 
@@ -405,17 +409,7 @@ def compute_pixel_lanes(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
         lambda b, mm, p: te.sum(word_byte(panel[b, rkb, p], rki, signed)
                                 * wp[mm // b_, rkb, mm % b_, rki].astype("int32"), axis=[rkb, rki]),
         name="conv")
-    act_lo, act_hi = ACTS[wl.act]
-
-    def epilogue(b, c, i, j):
-        v = (conv[b, c, i * w + j] - comp[c]).astype("float32") * scale[c] + bias[c]
-        if act_lo is not None:
-            v = te.max(v, tirx.const(act_lo, "float32"))
-        if act_hi is not None:
-            v = te.min(v, tirx.const(act_hi, "float32"))
-        return v
-
-    y = te.compute((n, m, h, w), epilogue, name="y")
+    y = _epilogue(wl, lambda b, c, p: conv[b, c, p], comp, scale, bias)
     return [x, qp, wp, comp, scale, bias, y]
 
 
