@@ -166,7 +166,7 @@ def _pixel_lanes_config(wl: Int8ConvWorkload, f: CpuFacts) -> Int8ConvConfig | N
     return None
 
 
-def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None,
+def fallback_config(wl: Int8ConvWorkload, facts: CpuFacts | TargetLike = None, *,
                     lanes: str | None = None) -> Int8ConvConfig:
     """Pixel lanes where :func:`_pixel_lanes_config` expects them to win; else (and on the generic path) the
     channel-lane register tile with the most dot products per load x useful fraction (pixel padding; a tile that
