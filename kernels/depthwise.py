@@ -102,7 +102,8 @@ def knob_space(w: DepthwiseWorkload, facts: CpuFacts | TargetLike = None) -> dic
     lanes = as_facts(facts).lanes_for(w.dtype)
     narrow = _narrow_vector(w, lanes)
     return {"rows": [r for r in (1, 2, 4, 7, 8, 14) if w.out_h % r == 0],
-            "vector": sorted({lanes, max(4, lanes // 2), 4} | ({narrow} if narrow else set())), "vectors": [1, 2, 4], "unroll_taps": [True, False],
+            "vector": sorted({lanes, max(4, lanes // 2), 4} | ({narrow} if narrow else set())),
+            "vectors": [1, 2, 4], "unroll_taps": [True, False],
             "tile": [True, False], "parity": [True, False] if w.stride == 2 else [True]}
 
 

@@ -255,26 +255,38 @@ def _inputs(wl: Int8ConvWorkload):
             te.placeholder((m,), "float32", name="bias"))
 
 
+def _quantizer(wl: Int8ConvWorkload, x, qp, dtype: str):
+    """``q(b, kk, p)``: the pack's quantisation of ``x[b, kk, pixel p]`` as ``dtype``, ``clip(rint(x * inv_scale) +
+    zero_point, -128, 127)``, fed as ``q + 128`` (uint8 range) to vnni and as ``q`` to sdot / generic. One
+    definition for both layouts: their integers must agree with :func:`quantize_reference`."""
+    shift, lo, hi = (128.0, 0.0, 255.0) if wl.isa == "vnni" else (0.0, -128.0, 127.0)
+    w = wl.w
+
+    def q(b, kk, p):
+        # + (zp + 128) in one add: the same as (+ zp) + 128 wherever the clip lets a value through (both exact
+        # below 2^23)
+        zp = qp[1] + tirx.const(shift, "float32") if shift else qp[1]
+        v = tirx.nearbyint(x[b, kk, p // w, p % w] * qp[0]) + zp
+        return te.max(te.min(v, tirx.const(hi, "float32")), tirx.const(lo, "float32")).astype(dtype)
+
+    return q
+
+
 def compute(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
     """The TE stages ``pack`` -> ``conv`` -> ``y``; returns ``[x, qparams, wpack, comp, scale, bias, y]``."""
     b_ = BLOCK[wl.isa]
-    n, m, k, h, w = wl.n, wl.m, wl.k, wl.h, wl.w
+    n, k, h, w = wl.n, wl.k, wl.h, wl.w
     kb_n = -(-k // KGROUP)
     mp = _blocks(wl) * b_
     pixels = h * w
     pp = ceil_to(pixels, cfg.pixel_tile)
     x, qp, wp, comp, scale, bias = _inputs(wl)
-    vnni = wl.isa == "vnni"
-    ddtype = "uint8" if vnni else "int8"
-    shift, lo, hi = (128.0, 0.0, 255.0) if vnni else (0.0, -128.0, 127.0)
+    ddtype = "uint8" if wl.isa == "vnni" else "int8"
+    quantized = _quantizer(wl, x, qp, ddtype)
 
     def quantize(b, kb, ki, p):
         kk = kb * KGROUP + ki
-        # + (zp + 128) in one add: the same as (+ zp) + 128 wherever the clip lets a value through (both exact
-        # below 2^23)
-        zp = qp[1] + tirx.const(shift, "float32") if shift else qp[1]
-        v = tirx.nearbyint(x[b, kk, p // w, p % w] * qp[0]) + zp
-        v = te.max(te.min(v, tirx.const(hi, "float32")), tirx.const(lo, "float32")).astype(ddtype)
+        v = quantized(b, kk, p)
         conds = ([p < pixels] if pp != pixels else []) + ([kk < k] if kb_n * KGROUP != k else [])
         if not conds:
             return v
@@ -381,12 +393,7 @@ def compute_pixel_lanes(wl: Int8ConvWorkload, cfg: Int8ConvConfig):
     mq = ceil_to(m, cfg.co_blocks)
     x, qp, wp, comp, scale, bias = _inputs(wl)
     signed = wl.isa != "vnni"
-    shift, lo, hi = (0.0, -128.0, 127.0) if signed else (128.0, 0.0, 255.0)
-
-    def quantized(b, kk, p):
-        zp = qp[1] + tirx.const(shift, "float32") if shift else qp[1]
-        v = tirx.nearbyint(x[b, kk, p // w, p % w] * qp[0]) + zp
-        return te.max(te.min(v, tirx.const(hi, "float32")), tirx.const(lo, "float32")).astype("int32")
+    quantized = _quantizer(wl, x, qp, "int32")
 
     def word(b, kb, p):
         out = None
